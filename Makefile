@@ -1,0 +1,26 @@
+# Set-up lives here, not in anyone's shell: `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --quiet --constraint constraints.txt
+
+.PHONY: install demo test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) "torch==2.13.0"
+	$(PIP) -e ".[dev]"
+	@$(BIN)/python -c "import torch, sys; sys.exit('refusing a CUDA build of torch: ' + torch.__version__ if torch.version.cuda else 0)"
+	@! $(BIN)/python -m pip list 2>/dev/null | grep -qi '^nvidia-' || (echo 'CUDA packages were installed; remove $(VENV)'; exit 1)
+	touch $@
+
+demo: install  ## install, then run the straggler scenario end to end
+	$(BIN)/mhd-sim run scenarios/straggler.yaml --out runs/straggler --overwrite
+
+test: install  ## install, then run the whole test suite
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,334 @@
+"""Learners: one class per algorithm behind the interface the world drives.
+
+The world asks a learner to ``begin_step`` (read a private batch and the teacher cache),
+``end_step`` (apply the gradient update), ``make_message`` (predictions for peers),
+``absorb`` (a peer's message) and ``evaluate``. Each reports its cost in FLOPs; the world
+turns FLOPs into simulated time. Nothing here knows about time except the timestamps
+that messages carry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pydantic
+import torch
+import torch.nn.functional as F
+
+from . import messages
+from .data import DATASETS, Dataset, Split, split
+from .models import HeadedModel, build, forward_flops, step_flops
+from .registry import Registry, settings
+from .seeds import stream, torch_generator
+
+ALGORITHMS = Registry("algorithm")
+AGGREGATIONS = ("max_confidence", "mean", "confidence_weighted")
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What every agent can see: the public inputs (never their labels) and the test set."""
+
+    public_x: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: int
+
+
+@dataclass
+class Step:
+    """The inputs of one local step, read when it starts; applied by ``end_step``."""
+
+    batch: torch.Tensor  # private sample indices
+    flops: float
+    public: torch.Tensor | None = None  # public sample ids
+    teachers: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (head, T, valid)
+    ages: np.ndarray = field(default_factory=lambda: np.empty(0))  # staleness of the predictions used
+
+
+def aggregate(cands: torch.Tensor, mask: torch.Tensor, how: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Combine candidate teacher distributions per sample.
+
+    ``cands`` is [K, B, C] probabilities, ``mask`` [K, B] marks which candidates exist.
+    Returns the teacher [B, C] and which samples have one at all [B].
+
+    >>> c = torch.tensor([[[0.6, 0.4]], [[0.1, 0.9]]]); m = torch.tensor([[True], [True]])
+    >>> aggregate(c, m, "max_confidence")[0].tolist()
+    [[0.10000000149011612, 0.8999999761581128]]
+    """
+    valid = mask.any(0)
+    conf = cands.max(-1).values
+    if how == "max_confidence":
+        best = conf.masked_fill(~mask, -1.0).argmax(0)
+        teacher = cands[best, torch.arange(cands.shape[1])]
+    elif how in ("mean", "confidence_weighted"):
+        w = mask.to(cands.dtype) * (conf if how == "confidence_weighted" else 1.0)
+        teacher = (cands * w[..., None]).sum(0) / w.sum(0).clamp_min(1e-12)[..., None]
+    else:
+        raise ValueError(f"unknown aggregation {how!r}; choose from {', '.join(AGGREGATIONS)}")
+    return teacher, valid
+
+
+def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """softmax(z/τ) from softmax(z): p^(1/τ), renormalised (identity at τ = 1)."""
+    if temperature == 1.0:
+        return probs
+    logp = torch.log(probs.clamp_min(1e-12)) / temperature
+    return torch.softmax(logp, -1)
+
+
+class Learner:
+    """An agent trained on its private data alone; the base every algorithm extends."""
+
+    sends = False
+
+    @classmethod
+    def heads_for(cls, algo: pydantic.BaseModel) -> int:
+        return 1
+
+    def __init__(self, agent: int, model: HeadedModel, x: torch.Tensor, y: torch.Tensor,
+                 label_dist: torch.Tensor, shared: Shared, algo: pydantic.BaseModel,
+                 training: pydantic.BaseModel, rng: np.random.Generator) -> None:
+        self.agent, self.model, self.x, self.y = agent, model, x, y
+        self.label_dist, self.shared, self.algo, self.training, self.rng = label_dist, shared, algo, training, rng
+        self.input_shape = tuple(x.shape[1:])
+        params = model.parameters()
+        if training.optimizer == "adam":
+            self.opt = torch.optim.Adam(params, lr=training.lr, weight_decay=training.weight_decay)
+        else:
+            self.opt = torch.optim.SGD(params, lr=training.lr, momentum=training.momentum,
+                                       weight_decay=training.weight_decay)
+
+    @property
+    def heads(self) -> int:
+        return self.model.heads
+
+    def begin_step(self, now: float) -> Step:
+        batch = torch.from_numpy(self.rng.integers(len(self.y), size=self.training.batch_size))
+        return Step(batch, step_flops(self.model, self.input_shape, len(batch)))
+
+    def end_step(self, step: Step) -> float:
+        """One SGD step: cross-entropy on head 0, plus the distillation terms of ``step``."""
+        xb = self.x[step.batch]
+        if step.public is not None:
+            xb = torch.cat([xb, self.shared.public_x[step.public]])
+        self.model.train()
+        logits, _ = self.model(xb)
+        n = len(step.batch)
+        loss = F.cross_entropy(logits[0, :n], self.y[step.batch])
+        tau = self.algo.temperature
+        for head, teacher, valid in step.teachers:
+            if valid.any():
+                student = F.log_softmax(logits[head, n:][valid] / tau, -1)
+                kl = F.kl_div(student, teacher[valid], reduction="batchmean")
+                loss = loss + self.weights[head] * tau**2 * kl
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.item()
+
+    def message_flops(self) -> float:
+        return 0.0
+
+    def make_message(self, now: float) -> bytes | None:
+        return None
+
+    def absorb(self, payload: bytes, now: float) -> None:
+        pass
+
+    def teacher_ages(self) -> dict[int, tuple[float, int]]:
+        """Per peer: (sum, count) of the ages of its predictions this agent distilled from."""
+        return {}
+
+    @torch.no_grad()
+    def evaluate(self, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Shared and private accuracy per head on the whole test set.
+
+        Private accuracy is Σ_c π_i(c)·acc_c: exact, weighting the global per-class accuracy
+        by this agent's own label distribution instead of resampling a private test set.
+        """
+        self.model.eval()
+        x, y, classes = self.shared.test_x, self.shared.test_y, self.shared.classes
+        correct = torch.cat([self.model(x[i : i + chunk])[0].argmax(-1) == y[i : i + chunk]
+                             for i in range(0, len(y), chunk)], dim=1).float()  # [H, N]
+        per_class = torch.zeros(self.heads, classes, device=y.device).index_add_(1, y, correct)
+        per_class /= torch.bincount(y, minlength=classes).clamp_min(1)
+        private = per_class @ self.label_dist
+        return correct.mean(1).cpu().numpy(), private.cpu().numpy()
+
+
+@ALGORITHMS.register("isolated")
+class Isolated(Learner):
+    """No communication: the lower reference line."""
+
+
+@ALGORITHMS.register("mhd")
+class MHD(Learner):
+    """Multi-headed distillation: head m ≥ 1 distils from the peers' head m−1 on public data.
+
+    Peers' predictions live in a tensor cache ``[peers, public, heads_sent, classes]`` with
+    the time each was produced, so a step's teacher is a gather plus an aggregation.
+    """
+
+    sends = True
+
+    @classmethod
+    def heads_for(cls, algo: pydantic.BaseModel) -> int:
+        return algo.heads
+
+    def head_weights(self) -> list[float]:
+        w = self.algo.distill_weight
+        return list(w) if isinstance(w, list) else [0.0] + [float(w)] * (self.heads - 1)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        H, algo = self.heads, self.algo
+        self.weights = self.head_weights()
+        self.sources: dict[int, list[int]] = {}  # student head -> peer heads it learns from
+        for m in range(H):
+            if self.weights[m] > 0:
+                src = [0] if m == 0 else [m - 1]
+                if algo.last_head_loop and m == H - 1 and m > 0:
+                    src.append(m)
+                self.sources[m] = src
+        self.sent = np.array(sorted({h for s in self.sources.values() for h in s}), dtype=np.uint8)
+        P, S, C = len(self.shared.public_x), len(self.sent), self.shared.classes
+        device = self.shared.public_x.device
+        self.cache_p = torch.zeros(0, P, S, C, device=device)
+        self.cache_t = torch.full((0, P, S), float("nan"), dtype=torch.float64, device=device)
+        self.slots: dict[int, int] = {}
+        self.have = torch.zeros(P, dtype=torch.bool, device=device)
+        self.order = torch.from_numpy(self.rng.permutation(P)).to(device)
+        self.cursor = 0
+        self.age_sum = np.zeros(0)
+        self.age_count = np.zeros(0, dtype=np.int64)
+
+    def begin_step(self, now: float) -> Step:
+        step = super().begin_step(now)
+        if not self.sources or not (self.have.any() or self.algo.include_self):
+            return step
+        pool = self.have.nonzero()[:, 0] if self.have.any() else self.order
+        u = pool[torch.from_numpy(self.rng.integers(len(pool), size=self.training.public_batch_size)).to(pool.device)]
+        born = self.cache_t[:, u]  # [K, B, S]
+        probs = self.cache_p[:, u]  # [K, B, S, C]
+        age = (now - born).nan_to_num(0.0)
+        self.age_sum += age.sum((1, 2)).cpu().numpy()
+        self.age_count += (~torch.isnan(born)).sum((1, 2)).cpu().numpy()
+        own = None
+        if self.algo.include_self:
+            with torch.no_grad():
+                self.model.eval()
+                own = torch.softmax(self.model(self.shared.public_x[u])[0], -1)  # [H, B, C]
+        ages = []
+        for m, src in self.sources.items():
+            cands, masks = [], []
+            for h in src:
+                j = int(np.flatnonzero(self.sent == h)[0])
+                ok = ~torch.isnan(born[:, :, j])
+                cands.append(probs[:, :, j])
+                masks.append(ok)
+                ages.append((now - born[:, :, j][ok]).cpu().numpy())
+            if own is not None and m > 0:
+                cands.append(own[m - 1][None])
+                masks.append(torch.ones(1, len(u), dtype=torch.bool, device=u.device))
+            teacher, valid = aggregate(torch.cat(cands), torch.cat(masks), self.algo.aggregation)
+            step.teachers.append((m, sharpen(teacher, self.algo.temperature), valid))
+        step.public, step.ages = u, np.concatenate(ages)
+        step.flops = step_flops(self.model, self.input_shape, len(step.batch) + len(u))
+        if own is not None:
+            step.flops += forward_flops(self.model, self.input_shape, len(u))
+        return step
+
+    def _chunk(self) -> torch.Tensor:
+        n, P = self.algo.share_size, len(self.order)
+        ids = self.order[(self.cursor + torch.arange(min(n, P), device=self.order.device)) % P]
+        self.cursor = (self.cursor + len(ids)) % P
+        return ids
+
+    def message_flops(self) -> float:
+        return forward_flops(self.model, self.input_shape, min(self.algo.share_size, len(self.order)))
+
+    def message_size(self) -> int:
+        n = min(self.algo.share_size, len(self.order))
+        return messages.encoded_size(n, len(self.sent), self.shared.classes, self.algo.encoding)
+
+    @torch.no_grad()
+    def make_message(self, now: float) -> bytes | None:
+        if len(self.sent) == 0:
+            return None
+        ids = self._chunk()
+        self.model.eval()
+        logits, _ = self.model(self.shared.public_x[ids])
+        probs = torch.softmax(logits[torch.from_numpy(self.sent).long()], -1).permute(1, 0, 2)
+        return messages.encode(self.agent, now, self.sent, ids.cpu().numpy(), probs.cpu().numpy(),
+                               self.algo.encoding)
+
+    def _slot(self, sender: int) -> int:
+        if sender not in self.slots:
+            self.slots[sender] = len(self.slots)
+            self.cache_p = torch.cat([self.cache_p, self.cache_p.new_zeros(1, *self.cache_p.shape[1:])])
+            self.cache_t = torch.cat([self.cache_t, self.cache_t.new_full((1, *self.cache_t.shape[1:]), float("nan"))])
+            self.age_sum = np.append(self.age_sum, 0.0)
+            self.age_count = np.append(self.age_count, 0)
+        return self.slots[sender]
+
+    def teacher_ages(self) -> dict[int, tuple[float, int]]:
+        return {p: (float(self.age_sum[k]), int(self.age_count[k])) for p, k in self.slots.items()}
+
+    def absorb(self, payload: bytes, now: float) -> None:
+        """Store a peer's predictions, keeping whichever of old and new was produced later."""
+        msg = messages.decode(payload)
+        k = self._slot(msg.sender)
+        device = self.cache_p.device
+        ids = torch.from_numpy(msg.ids.astype(np.int64)).to(device)
+        probs = torch.from_numpy(msg.probs).to(device)
+        for j, h in enumerate(self.sent):
+            col = np.flatnonzero(msg.heads == h)
+            if len(col) == 0:
+                continue
+            newer = ~(self.cache_t[k, ids, j] > msg.produced)  # NaN (empty) counts as older
+            self.cache_p[k, ids[newer], j] = probs[newer, int(col[0])]
+            self.cache_t[k, ids[newer], j] = msg.produced
+        self.have[ids] = True
+
+
+@ALGORITHMS.register("distill")
+class Distill(MHD):
+    """Single-head distillation: the main head also distils from the peers' main heads (ν₀ > 0)."""
+
+    @classmethod
+    def heads_for(cls, algo: pydantic.BaseModel) -> int:
+        return 1
+
+    def head_weights(self) -> list[float]:
+        w = self.algo.distill_weight
+        return [max(w) if isinstance(w, list) else float(w)]
+
+
+def build_learners(data: pydantic.BaseModel, models: list[pydantic.BaseModel], algo: pydantic.BaseModel,
+                   training: pydantic.BaseModel, seed: int, device: str = "cpu"
+                   ) -> tuple[list[Learner], Dataset, Split]:
+    """The population: load the dataset, split it, and give every agent its model and shard."""
+    dataset = DATASETS.get(data.dataset.kind)(stream(seed, "dataset"), **settings(data.dataset))
+    parts = split(dataset, len(models), data.public_fraction, data.partition, stream(seed, "partition"),
+                  data.samples_per_agent)
+    empty = [i for i, p in enumerate(parts.private) if len(p) == 0]
+    if empty:
+        raise ValueError(f"data.partition: agents {empty} get no private samples; use fewer agents "
+                         "or a milder partition")
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(device)
+
+    shared = Shared(tensor(dataset.x_train[parts.public]), tensor(dataset.x_test), tensor(dataset.y_test),
+                    dataset.classes)
+    dist = tensor(parts.label_distribution(dataset.y_train, dataset.classes).astype(np.float32))
+    cls = ALGORITHMS.get(algo.name)
+    learners = []
+    for i, spec in enumerate(models):
+        model = build(spec, dataset.input_shape, cls.heads_for(algo), dataset.classes,
+                      torch_generator(seed, "model", i)).to(device)
+        own = parts.private[i]
+        learners.append(cls(i, model, tensor(dataset.x_train[own]), tensor(dataset.y_train[own]), dist[i],
+                            shared, algo, training, stream(seed, "agent", i)))
+    return learners, dataset, parts

@@ -1,0 +1,139 @@
+"""The ``mhd-sim`` command line. Exit codes: 0 done, 2 bad input, 1 anything else."""
+from __future__ import annotations
+
+import datetime
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .scenario import ScenarioError, load
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Discrete-event simulator of decentralized learning with multi-headed distillation.")
+out = Console()
+err = Console(stderr=True)
+
+BUNDLED = Path(__file__).resolve().parent.parent / "scenarios"
+
+SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting: KEY=VALUE, e.g. network.loss=0.1.")]
+SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Override the scenario's seed.")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _scenario_path(name: str) -> Path:
+    """A path as given, or the name of a bundled scenario (``straggler`` → scenarios/straggler.yaml)."""
+    path = Path(name)
+    if not path.exists() and (BUNDLED / f"{name}.yaml").is_file():
+        return BUNDLED / f"{name}.yaml"
+    return path
+
+
+def _load(scenario: str, overrides: Optional[list[str]], seed: Optional[int]):
+    try:
+        return load(_scenario_path(scenario), overrides or [], seed)
+    except ScenarioError as e:
+        for line in e.problems:
+            err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="Scenario file, or the name of a bundled scenario.")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default runs/<name>-<time>).")] = None,
+    seed: SeedOption = None,
+    overrides: SetOption = None,
+    overwrite: Annotated[bool, typer.Option(help="Reuse a run directory that already holds a run.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run one scenario and write its run directory (metrics, events, summary, plots)."""
+    from .plots import plot_run
+    from .record import RunDirectory
+    from .world import Simulation
+
+    sc = _load(scenario, overrides, seed)
+    if out_dir is None:
+        out_dir = Path("runs") / f"{sc.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    if (out_dir / "metrics.csv").exists() and not overwrite:
+        raise _fail(f"--out {out_dir}: already holds a run; pass --overwrite or choose another directory", 2)
+    try:
+        record = RunDirectory(out_dir)
+    except OSError as e:
+        raise _fail(f"--out {out_dir}: cannot create the run directory ({e.strerror})", 2)
+    try:
+        sim = Simulation(sc, record)
+    except (ValueError, KeyError) as e:  # inputs the schema cannot check alone (e.g. an empty shard)
+        record.close()
+        raise _fail(str(e).strip("'\""), 2)
+    for w in sim.warnings:
+        err.print(f"[yellow]warning:[/] {w}")
+    start = time.perf_counter()
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("t={task.completed:.0f}/{task.total:.0f} s"), TextColumn("{task.fields[info]}"),
+                      TimeElapsedColumn(), console=err, disable=quiet, transient=False) as bar:
+            task = bar.add_task(sc.name, total=sc.duration, info="")
+            summary = sim.run(lambda now, events, msgs: bar.update(
+                task, completed=now, info=f"{events:,} events, {msgs:,} messages"))
+    except KeyboardInterrupt:
+        record.write_summary(sim.summary(time.perf_counter() - start, interrupted=True))
+        record.close()
+        raise _fail(f"interrupted at t={sim.env.now:.1f} s; what was recorded is in {out_dir}", 1)
+    except Exception as e:
+        record.close()
+        raise _fail(f"run failed at t={sim.env.now:.1f} s: {type(e).__name__}: {e}", 1)
+    record.close()
+    plot_run(out_dir)
+    _print_summary(summary, out_dir)
+
+
+def _print_summary(s: dict, out_dir: Path) -> None:
+    table = Table(title=f"{s['name']} ({s['algorithm']}, seed {s['seed']}): final accuracy, mean over agents")
+    table.add_column("head")
+    table.add_column("private acc", justify="right")
+    table.add_column("shared acc", justify="right")
+    final = s["final"]
+    for h, (p, sh) in enumerate(zip(final["mean_private_acc"], final["mean_shared_acc"])):
+        mark = " (best)" if h == final["best_head"] and len(final["mean_shared_acc"]) > 1 else ""
+        table.add_row(f"{h}{mark}", f"{p:.3f}", f"{sh:.3f}")
+    out.print(table)
+    m = s["messages"]
+    drops = ", ".join(f"{k} {v}" for k, v in m["dropped_by_reason"].items()) or "none"
+    out.print(f"simulated {s['sim_time']:.0f} s in {s['wall_time_s']:.1f} s wall; {s['events']:,} events, "
+              f"{s['steps']:,} steps; messages sent {m['sent']:,}, delivered {m['delivered']:,}, dropped "
+              f"{m['dropped']:,} ({drops}); {s['bytes_sent'] / 1e6:.2f} MB sent", highlight=False)
+    out.print(f"run directory: {out_dir}", highlight=False)
+
+
+@app.command()
+def validate(
+    scenario: Annotated[str, typer.Argument(help="Scenario file, or the name of a bundled scenario.")],
+    seed: SeedOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Check a scenario and print it with every default filled in."""
+    sc = _load(scenario, overrides, seed)
+    out.print(yaml.safe_dump(sc.resolved(), sort_keys=False, default_flow_style=None), end="", highlight=False)
+
+
+@app.command()
+def scenarios() -> None:
+    """List the bundled scenarios, one line each."""
+    for path in sorted(BUNDLED.glob("**/*.yaml")):
+        first = path.read_text().splitlines()[0] if path.stat().st_size else ""
+        about = first.lstrip("# ").strip() if first.startswith("#") else ""
+        out.print(f"[bold]{path.relative_to(BUNDLED).with_suffix('')}[/]  {about}", highlight=False)
+
+
+def main() -> None:
+    app()

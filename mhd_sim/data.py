@@ -1,0 +1,257 @@
+"""Datasets and how they are split into a public pool and private agent shards.
+
+Every dataset is a registered function ``fn(rng, *, settings) -> Dataset`` that works
+offline; every partition a function ``fn(labels, agents, classes, rng, *, settings)``
+returning one index array per agent. Both draw only from the generator they are given.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pydantic
+
+from .registry import Registry, settings
+
+DATASETS = Registry("dataset")
+PARTITIONS = Registry("partition")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Arrays of one dataset: float32 inputs (samples first), int64 labels."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which training samples are public (labels hidden) and which belong to each agent."""
+
+    public: np.ndarray
+    private: list[np.ndarray]
+
+    def label_distribution(self, labels: np.ndarray, classes: int) -> np.ndarray:
+        """π_i(c): each agent's private label frequencies, shape [agents, classes]."""
+        counts = np.stack([np.bincount(labels[p], minlength=classes) for p in self.private])
+        return counts / np.maximum(counts.sum(1, keepdims=True), 1)
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("MHD_SIM_CACHE", Path.home() / ".cache" / "mhd-sim"))
+
+
+def _existing_file(path: Path) -> Path:
+    if not Path(path).is_file():
+        raise ValueError(
+            f"no file at '{path}': expected an .npz with arrays x_train, y_train, x_test, y_test"
+        )
+    return Path(path)
+
+
+ExistingFile = Annotated[Path, pydantic.AfterValidator(_existing_file)]
+Fraction = Annotated[float, pydantic.Field(gt=0, lt=1)]
+
+
+def _standardize(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = x_train.mean(), x_train.std() + 1e-8
+    return ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
+
+
+def _split_train_test(x: np.ndarray, y: np.ndarray, test_fraction: float, rng: np.random.Generator):
+    order = rng.permutation(len(y))
+    cut = int(round(len(y) * (1 - test_fraction)))
+    tr, te = order[:cut], order[cut:]
+    x_tr, x_te = _standardize(x[tr], x[te])
+    return x_tr, y[tr].astype(np.int64), x_te, y[te].astype(np.int64)
+
+
+@DATASETS.register("synthetic")
+def synthetic(
+    rng: np.random.Generator,
+    *,
+    classes: Annotated[int, pydantic.Field(ge=2)] = 10,
+    dim: Annotated[int, pydantic.Field(ge=1)] = 32,
+    train_size: Annotated[int, pydantic.Field(ge=10)] = 6000,
+    test_size: Annotated[int, pydantic.Field(ge=10)] = 2000,
+    clusters_per_class: Annotated[int, pydantic.Field(ge=1)] = 2,
+    noise: Annotated[float, pydantic.Field(gt=0)] = 1.0,
+) -> Dataset:
+    """Gaussian clusters (a few per class) seen through a random tanh layer; seeded, instant."""
+    centers = rng.normal(0, 2.0, size=(classes * clusters_per_class, dim))
+    mixing = rng.normal(0, 1 / np.sqrt(dim), size=(dim, dim))
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        cluster = rng.integers(0, len(centers), size=n)
+        x = np.tanh((centers[cluster] + rng.normal(0, noise, size=(n, dim))) @ mixing)
+        return x, (cluster % classes).astype(np.int64)
+
+    (x_tr, y_tr), (x_te, y_te) = draw(train_size), draw(test_size)
+    x_tr, x_te = _standardize(x_tr, x_te)
+    return Dataset("synthetic", x_tr, y_tr, x_te, y_te, classes)
+
+
+@DATASETS.register("digits")
+def digits(rng: np.random.Generator, *, test_fraction: Fraction = 0.25) -> Dataset:
+    """scikit-learn's 8×8 handwritten digits (1,797 images, shipped with the package)."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x_tr, y_tr, x_te, y_te = _split_train_test(bunch.data, bunch.target, test_fraction, rng)
+    return Dataset("digits", x_tr.reshape(-1, 1, 8, 8), y_tr, x_te.reshape(-1, 1, 8, 8), y_te, 10)
+
+
+@DATASETS.register("mnist1d")
+def mnist1d(
+    rng: np.random.Generator,
+    *,
+    samples: Annotated[int, pydantic.Field(ge=100)] = 12000,
+    test_fraction: Fraction = 0.2,
+) -> Dataset:
+    """MNIST-1D (Greydanus 2020), generated locally by the mnist1d package and cached.
+
+    The generator's own seed is drawn from the scenario seed; the arrays are cached under
+    ``$MHD_SIM_CACHE`` (default ``~/.cache/mhd-sim``) because generation loops in Python.
+    """
+    seed = int(rng.integers(2**31 - 1))
+    path = _cache_dir() / f"mnist1d-{samples}-{seed}.npz"
+    if path.is_file():
+        with np.load(path) as f:
+            x, y = f["x"], f["y"]
+    else:
+        from mnist1d.data import get_dataset_args, make_dataset
+
+        args = get_dataset_args()
+        args.num_samples, args.seed, args.train_split = samples, seed, 1.0
+        state = np.random.get_state()  # the package seeds numpy's global generator
+        try:
+            made = make_dataset(args)
+        finally:
+            np.random.set_state(state)
+        x, y = made["x"].astype(np.float32), made["y"].astype(np.int64)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, x=x, y=y)
+        tmp.replace(path)
+    x_tr, y_tr, x_te, y_te = _split_train_test(x, y, test_fraction, rng)
+    return Dataset("mnist1d", x_tr, y_tr, x_te, y_te, 10)
+
+
+@DATASETS.register("npz")
+def npz(rng: np.random.Generator, *, path: ExistingFile) -> Dataset:
+    """Your own arrays: an .npz holding x_train, y_train, x_test, y_test (labels 0..C-1)."""
+    try:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except KeyError as e:
+        raise ValueError(f"{path}: missing array {e}; expected x_train, y_train, x_test, y_test") from None
+    except Exception as e:  # a corrupt or non-npz file
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    y_tr, y_te = arrays["y_train"].astype(np.int64), arrays["y_test"].astype(np.int64)
+    classes = int(max(y_tr.max(), y_te.max())) + 1
+    x_tr = arrays["x_train"].astype(np.float32)
+    x_te = arrays["x_test"].astype(np.float32)
+    return Dataset(Path(path).stem, x_tr, y_tr, x_te, y_te, classes)
+
+
+# --- partitions -------------------------------------------------------------------------
+
+
+@PARTITIONS.register("iid")
+def iid(labels: np.ndarray, agents: int, classes: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Equal random shards."""
+    return [np.sort(p) for p in np.array_split(rng.permutation(len(labels)), agents)]
+
+
+def primary_classes(agent: int, classes: int, per_agent: int) -> np.ndarray:
+    """C_i: consecutive classes starting at agent·k, wrapping, so that all classes are covered.
+
+    >>> primary_classes(3, 10, 2).tolist()
+    [6, 7]
+    """
+    return (agent * per_agent + np.arange(per_agent)) % classes
+
+
+@PARTITIONS.register("label_skew")
+def label_skew(
+    labels: np.ndarray,
+    agents: int,
+    classes: int,
+    rng: np.random.Generator,
+    *,
+    skew: Annotated[float, pydantic.Field(ge=0, le=1)] = 0.9,
+    classes_per_agent: Annotated[int, pydantic.Field(ge=1)] = 2,
+) -> list[np.ndarray]:
+    """Agent i draws label c with probability s·1[c∈C_i]/|C_i| + (1−s)/C (s=0 iid, s=1 disjoint)."""
+    k = min(classes_per_agent, classes)
+    target = np.full((agents, classes), (1 - skew) / classes)
+    for i in range(agents):
+        target[i, primary_classes(i, classes, k)] += skew / k
+    by_class = [rng.permutation(np.flatnonzero(labels == c)) for c in range(classes)]
+    demand = target * (len(labels) // agents)
+    supply = np.array([len(b) for b in by_class], dtype=float)
+    demand *= np.minimum(1.0, supply / np.maximum(demand.sum(0), 1e-12))  # scale scarce classes
+    counts = np.floor(demand).astype(int)
+    shards: list[list[np.ndarray]] = [[] for _ in range(agents)]
+    for c in range(classes):
+        bounds = np.concatenate([[0], np.cumsum(counts[:, c])])
+        for i in range(agents):
+            shards[i].append(by_class[c][bounds[i] : bounds[i + 1]])
+    return [np.sort(np.concatenate(s)) for s in shards]
+
+
+@PARTITIONS.register("dirichlet")
+def dirichlet(
+    labels: np.ndarray,
+    agents: int,
+    classes: int,
+    rng: np.random.Generator,
+    *,
+    alpha: Annotated[float, pydantic.Field(gt=0)] = 0.5,
+) -> list[np.ndarray]:
+    """Each class is split among agents in proportions drawn from Dirichlet(α); small α = skewed."""
+    shards: list[list[np.ndarray]] = [[] for _ in range(agents)]
+    for c in range(classes):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        cuts = (np.cumsum(rng.dirichlet(np.full(agents, alpha)))[:-1] * len(idx)).astype(int)
+        for i, part in enumerate(np.split(idx, cuts)):
+            shards[i].append(part)
+    return [np.sort(np.concatenate(s)) for s in shards]
+
+
+def split(
+    dataset: Dataset,
+    agents: int,
+    public_fraction: float,
+    partition: pydantic.BaseModel,
+    rng: np.random.Generator,
+    samples_per_agent: int | None = None,
+) -> Split:
+    """Take the public pool off the training set, then partition the rest among agents.
+
+    Private sets are disjoint from the public pool and from each other by construction.
+    """
+
+    order = rng.permutation(len(dataset.y_train))
+    n_public = int(round(len(order) * public_fraction))
+    public, pool = np.sort(order[:n_public]), np.sort(order[n_public:])
+    fn = PARTITIONS.get(partition.kind)
+    shards = fn(dataset.y_train[pool], agents, dataset.classes, rng, **settings(partition))
+    private = []
+    for s in shards:
+        if samples_per_agent is not None and len(s) > samples_per_agent:
+            s = np.sort(rng.choice(s, samples_per_agent, replace=False))
+        private.append(pool[s])
+    return Split(public, private)

@@ -1,0 +1,115 @@
+"""Multi-headed models: a registered backbone → embedding → H linear heads.
+
+A backbone is ``fn(input_shape, *, settings) -> (module, embedding_size)``. Weights are
+initialised from an explicit ``torch.Generator`` so every agent's model is seeded from its
+own stream, never from torch's global generator.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Annotated
+
+import pydantic
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .registry import Registry, settings
+
+BACKBONES = Registry("model")
+
+Width = Annotated[int, pydantic.Field(ge=1)]
+
+
+@BACKBONES.register("mlp")
+def mlp(input_shape: tuple[int, ...], *, hidden: list[Width] = [128, 128]) -> tuple[nn.Module, int]:
+    """Fully connected ReLU layers; the last hidden layer is the embedding."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = math.prod(input_shape)
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    return nn.Sequential(*layers), width
+
+
+@BACKBONES.register("cnn1d")
+def cnn1d(
+    input_shape: tuple[int, ...],
+    *,
+    channels: list[Width] = [32, 32],
+    kernel: Annotated[int, pydantic.Field(ge=1)] = 5,
+    embedding: Width = 64,
+) -> tuple[nn.Module, int]:
+    """1-D convolutions (stride 2) over a signal, then a linear embedding; for mnist1d."""
+    length = input_shape[-1]
+    in_ch = input_shape[0] if len(input_shape) == 2 else 1
+    layers: list[nn.Module] = [nn.Unflatten(1, (in_ch, length))] if len(input_shape) == 1 else []
+    for ch in channels:
+        layers += [nn.Conv1d(in_ch, ch, kernel, stride=2, padding=kernel // 2), nn.ReLU()]
+        in_ch, length = ch, (length + 2 * (kernel // 2) - kernel) // 2 + 1
+    layers += [nn.Flatten(), nn.Linear(in_ch * length, embedding), nn.ReLU()]
+    return nn.Sequential(*layers), embedding
+
+
+class HeadedModel(nn.Module):
+    """Backbone plus H heads stored as one linear layer, so all heads cost one matmul."""
+
+    def __init__(self, backbone: nn.Module, embedding: int, heads: int, classes: int) -> None:
+        super().__init__()
+        self.backbone, self.heads, self.classes = backbone, heads, classes
+        self.head = nn.Linear(embedding, heads * classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of shape [heads, batch, classes] and the embedding [batch, embedding]."""
+        emb = self.backbone(x)
+        logits = self.head(emb).view(len(x), self.heads, self.classes).transpose(0, 1)
+        return logits, emb
+
+
+def build(spec: pydantic.BaseModel, input_shape: tuple[int, ...], heads: int, classes: int,
+          generator: torch.Generator) -> HeadedModel:
+    """A model from its scenario spec, initialised from ``generator`` like torch's defaults."""
+    backbone, embedding = BACKBONES.get(spec.kind)(input_shape, **settings(spec))
+    model = HeadedModel(backbone, embedding, heads, classes)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+                bound = 1 / math.sqrt(m.weight[0].numel())
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+    return model
+
+
+_FLOPS: dict[tuple, float] = {}
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def step_flops(model: HeadedModel, input_shape: tuple[int, ...], batch: int) -> float:
+    """FLOPs of one forward + backward pass on ``batch`` samples, counted once per shape.
+
+    The count comes from torch's FLOP counter run on a throw-away copy of the model, so a
+    step's simulated duration depends on the architecture and batch only, never on weights.
+    """
+    key = ("train", repr(model), input_shape, batch)
+    if key not in _FLOPS:
+        clone = copy.deepcopy(model)
+        with FlopCounterMode(display=False) as counter:
+            logits, _ = clone(torch.zeros(batch, *input_shape, device=_device(model)))
+            F.log_softmax(logits, -1).sum().backward()
+        _FLOPS[key] = float(counter.get_total_flops())
+    return _FLOPS[key]
+
+
+def forward_flops(model: HeadedModel, input_shape: tuple[int, ...], batch: int) -> float:
+    """FLOPs of one forward pass on ``batch`` samples (producing predictions for peers)."""
+    key = ("forward", repr(model), input_shape, batch)
+    if key not in _FLOPS:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(torch.zeros(batch, *input_shape, device=_device(model)))
+        _FLOPS[key] = float(counter.get_total_flops())
+    return _FLOPS[key]

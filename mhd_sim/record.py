@@ -1,0 +1,71 @@
+"""The run directory, written as the run goes so an interrupted run keeps what it had.
+
+| file | content |
+| --- | --- |
+| scenario.yaml | the resolved scenario |
+| metrics.csv | one row per evaluation × agent × head |
+| events.csv | one row per event |
+| summary.json | totals and final figures, written at the end (or on interruption) |
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+METRIC_COLUMNS = ("time", "agent", "head", "step", "private_acc", "shared_acc", "bytes_sent", "bytes_received")
+EVENT_COLUMNS = ("time", "event", "agent", "peer", "bytes", "staleness", "reason")
+
+
+def _cell(v: Any) -> Any:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+class RunDirectory:
+    """Appends metrics and events to CSV files; flushes them at every evaluation."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "plots").mkdir(exist_ok=True)
+        self._files = []
+        self._metrics = self._open("metrics.csv", METRIC_COLUMNS)
+        self._events = self._open("events.csv", EVENT_COLUMNS)
+        self.events = 0
+
+    def _open(self, name: str, columns: tuple[str, ...]):
+        f = open(self.path / name, "w", newline="")
+        self._files.append(f)
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        return writer
+
+    def write_scenario(self, resolved: dict[str, Any]) -> None:
+        (self.path / "scenario.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, default_flow_style=None))
+
+    def event(self, time: float, event: str, agent: int, peer: int | None = None, bytes: int | None = None,
+              staleness: float | None = None, reason: str | None = None) -> None:
+        self.events += 1
+        self._events.writerow((time, event, agent, _cell(peer), _cell(bytes), _cell(staleness), _cell(reason)))
+
+    def metric(self, time: float, agent: int, head: int, step: int, private_acc: float, shared_acc: float,
+               bytes_sent: int, bytes_received: int) -> None:
+        self._metrics.writerow((time, agent, head, step, private_acc, shared_acc, bytes_sent, bytes_received))
+
+    def flush(self) -> None:
+        for f in self._files:
+            f.flush()
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        tmp = self.path / "summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(self.path / "summary.json")
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        self._files = []

@@ -1,0 +1,78 @@
+"""Named pieces (datasets, partitions, models, topologies, algorithms) found by name.
+
+A scenario names a piece by ``kind`` and passes it keyword parameters. Each piece is a
+function (or class) whose keyword-only parameters *are* its scenario settings: their type
+hints and defaults become a pydantic model, so a new piece needs no schema code.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Literal
+
+import pydantic
+
+
+class Registry:
+    """A name → callable table for one kind of piece.
+
+    >>> shapes = Registry("shape")
+    >>> @shapes.register("square")
+    ... def square(n: int, *, side: float = 1.0) -> float:
+    ...     return side * side
+    >>> shapes.get("square")(0, side=2.0)
+    4.0
+    """
+
+    def __init__(self, what: str, tag: str = "kind") -> None:
+        self.what = what
+        self.tag = tag
+        self._entries: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def add(fn: Callable[..., Any]) -> Callable[..., Any]:
+            if name in self._entries:
+                raise ValueError(f"{self.what} {name!r} is registered twice")
+            self._entries[name] = fn
+            return fn
+
+        return add
+
+    def get(self, name: str) -> Callable[..., Any]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise KeyError(f"unknown {self.what} {name!r}; choose from {', '.join(self.names())}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def params_model(self, name: str) -> type[pydantic.BaseModel]:
+        """A pydantic model of ``name``'s settings: ``kind`` plus its keyword-only parameters."""
+        fn = self.get(name)
+        target = fn.__init__ if inspect.isclass(fn) else fn
+        fields: dict[str, Any] = {self.tag: (Literal[name], ...)}
+        for p in inspect.signature(target, eval_str=True).parameters.values():
+            if p.kind is p.KEYWORD_ONLY:
+                default = ... if p.default is p.empty else p.default
+                fields[p.name] = (p.annotation, default)
+        doc = (inspect.getdoc(fn) or "").split("\n")[0]
+        return pydantic.create_model(
+            f"{self.what}:{name}",
+            __config__=pydantic.ConfigDict(extra="forbid", frozen=True),
+            __doc__=doc,
+            **fields,
+        )
+
+    def union(self) -> Any:
+        """The tagged union of every entry's settings model, discriminated by the tag field."""
+        from typing import Annotated, Union
+
+        models = tuple(self.params_model(n) for n in self.names())
+        if len(models) == 1:
+            return models[0]
+        return Annotated[Union[models], pydantic.Field(discriminator=self.tag)]
+
+
+def settings(spec: pydantic.BaseModel, tag: str = "kind") -> dict[str, Any]:
+    """The keyword arguments a spec passes to its registered piece (everything but its tag)."""
+    return {k: getattr(spec, k) for k in type(spec).model_fields if k != tag}

@@ -1,0 +1,322 @@
+"""The scenario file: schema, defaults, ``--set`` overrides and one-line validation errors.
+
+Pieces named by ``kind`` (dataset, partition, model, topology, latency ``dist``) take their
+settings from the registered function's keyword parameters, so the schema grows with the
+registries and never drifts from them.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from .algorithms import AGGREGATIONS, ALGORITHMS
+from .data import DATASETS, PARTITIONS
+from .messages import ENCODINGS
+from .models import BACKBONES
+from .network import LATENCIES
+from .topology import TOPOLOGIES
+
+
+class ScenarioError(ValueError):
+    """Bad input: one line per problem, each naming the field and the reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _shorthand(tag: str):
+    """Let ``dataset: mnist1d`` stand for ``dataset: {kind: mnist1d}``."""
+    return pydantic.BeforeValidator(lambda v: {tag: v} if isinstance(v, str) else v)
+
+
+def _spec(registry) -> Any:
+    return Annotated[registry.union(), _shorthand(registry.tag)]
+
+
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Count = Annotated[int, Field(ge=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(Strict):
+    dataset: _spec(DATASETS) = "mnist1d"
+    public_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    partition: _spec(PARTITIONS) = "iid"
+    samples_per_agent: Count | None = None
+
+
+class Churn(Strict):
+    """Two-state Markov churn: exponential up and down times with these means (seconds)."""
+
+    up_mean: Positive
+    down_mean: Positive
+
+
+class Group(Strict):
+    """Overrides for a named subset of agents (a straggler is just a slow group)."""
+
+    name: str
+    agents: list[Annotated[int, Field(ge=0)]]
+    speed: Positive | None = None
+    jitter: NonNegative | None = None
+    model: _spec(BACKBONES) | None = None
+
+
+class AgentSettings(Strict):
+    """One agent's resolved settings, after its group overrides."""
+
+    group: str
+    speed: float
+    jitter: float
+    model: Any
+
+
+class AgentsSpec(Strict):
+    count: Count = 8
+    model: _spec(BACKBONES) = "mlp"
+    speed: Positive = 2.0e9
+    jitter: NonNegative = 0.1
+    groups: list[Group] = []
+    churn: Churn | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _groups_exist(self) -> "AgentsSpec":
+        seen: dict[int, str] = {}
+        for g in self.groups:
+            for a in g.agents:
+                if a >= self.count:
+                    raise ValueError(f"group {g.name!r} names agent {a}, but agents are 0..{self.count - 1}")
+                if a in seen:
+                    raise ValueError(f"agent {a} is in groups {seen[a]!r} and {g.name!r}")
+                seen[a] = g.name
+        return self
+
+    def per_agent(self) -> list[AgentSettings]:
+        out = [AgentSettings(group="default", speed=self.speed, jitter=self.jitter, model=self.model)
+               for _ in range(self.count)]
+        for g in self.groups:
+            for a in g.agents:
+                out[a] = AgentSettings(
+                    group=g.name,
+                    speed=g.speed if g.speed is not None else self.speed,
+                    jitter=g.jitter if g.jitter is not None else self.jitter,
+                    model=g.model if g.model is not None else self.model,
+                )
+        return out
+
+
+class NetworkSpec(Strict):
+    topology: _spec(TOPOLOGIES) = "ring"
+    latency: NonNegative | _spec(LATENCIES) = 0.05
+    bandwidth: Positive = 1.0e6
+    loss: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+
+class AlgorithmSpec(Strict):
+    name: str = "mhd"
+    heads: Count = 3
+    temperature: Positive = 1.0
+    distill_weight: NonNegative | list[NonNegative] = 1.0
+    aggregation: Literal[AGGREGATIONS] = "max_confidence"
+    include_self: bool = False
+    last_head_loop: bool = False
+    share_every: Count = 5
+    share_size: Count = 256
+    encoding: Literal[tuple(ENCODINGS)] = "float16"
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in ALGORITHMS.names():
+            raise ValueError(f"unknown algorithm {v!r}; choose from {', '.join(ALGORITHMS.names())}")
+        return v
+
+    @pydantic.model_validator(mode="after")
+    def _weights_per_head(self) -> "AlgorithmSpec":
+        w = self.distill_weight
+        if isinstance(w, list) and self.name == "mhd" and len(w) != self.heads:
+            raise ValueError(f"distill_weight lists {len(w)} weights for {self.heads} heads")
+        return self
+
+
+class TrainingSpec(Strict):
+    batch_size: Count = 32
+    public_batch_size: Count = 64
+    lr: Positive = 0.05
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    weight_decay: NonNegative = 0.0
+
+
+class EvalSpec(Strict):
+    every: Positive = 30.0
+
+
+class Scenario(Strict):
+    name: str = "scenario"
+    seed: Annotated[int, Field(ge=0)] = 0
+    duration: Positive = 600.0
+    device: Literal["cpu", "cuda"] = "cpu"
+    data: DataSpec = DataSpec()
+    agents: AgentsSpec = AgentsSpec()
+    network: NetworkSpec = NetworkSpec()
+    algorithm: AlgorithmSpec = AlgorithmSpec()
+    training: TrainingSpec = TrainingSpec()
+    eval: EvalSpec = EvalSpec()
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain data with every default filled in: what ``scenario.yaml`` of a run holds."""
+        return self.model_dump(mode="json")
+
+
+# --- loading, overrides and errors ---------------------------------------------------------
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` assignments (value parsed as YAML) to a raw scenario dict.
+
+    Setting a ``kind`` (or ``dist``) replaces that piece's settings with the new kind's
+    defaults, so ``--set network.topology.kind=complete`` works whatever the file had.
+    Kinds are applied first, then everything else, in the order given.
+    """
+    raw = copy.deepcopy(raw)
+    pairs = []
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ScenarioError([f"--set {item!r}: expected KEY=VALUE, for example network.loss=0.1"])
+        pairs.append((key.strip().split("."), _parse_value(value)))
+    pairs.sort(key=lambda kv: kv[0][-1] not in ("kind", "dist"))
+    for path, value in pairs:
+        node: Any = raw
+        for i, part in enumerate(path[:-1]):
+            where = ".".join(path[: i + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ScenarioError([f"{where}: no list item {part!r}"])
+                node = node[int(part)]
+                continue
+            child = node.get(part)
+            if isinstance(child, str) and path[i + 1] in ("kind", "dist"):
+                child = {path[i + 1]: child}
+            if child is None:
+                child = {}
+            if not isinstance(child, (dict, list)):
+                raise ScenarioError([f"{where}: is {child!r}, not a section with settings"])
+            node[part] = child
+            node = child
+        last = path[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise ScenarioError([f"{'.'.join(path)}: no list item {last!r}"])
+            node[int(last)] = value
+        elif last in ("kind", "dist"):
+            node.clear()
+            node[last] = value
+        else:
+            node[last] = value
+    return raw
+
+
+def _walk(raw: Any, loc: tuple) -> tuple[str, ...]:
+    """The user's path of a pydantic error: the union tags pydantic inserts are dropped."""
+    out, node = [], raw
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part not in node and any(
+            node.get(t) == part for t in ("kind", "dist")
+        ):
+            continue  # a discriminated-union tag, not a key the user wrote
+        if isinstance(node, str) and isinstance(part, str):
+            continue  # shorthand 'dataset: mnist1d' expanded to {kind: mnist1d}
+        if isinstance(node, (dict, list)) and not isinstance(part, int) or isinstance(part, int):
+            out.append(str(part))
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(out)
+
+
+_MESSAGES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "extra_forbidden": "unknown key",
+    "missing": "required",
+    "literal_error": "must be one of {expected}",
+}
+
+
+def _describe(err: dict[str, Any]) -> str:
+    kind, ctx = err["type"], err.get("ctx", {})
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tags = ctx.get("expected_tags", "")
+        return f"unknown kind {ctx.get('tag')!r}; choose from {tags.replace(chr(39), '')}" if kind.endswith(
+            "invalid") else f"needs a kind, one of {tags.replace(chr(39), '')}"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    text = _MESSAGES[kind].format(**ctx) if kind in _MESSAGES else err["msg"][0].lower() + err["msg"][1:]
+    if kind not in ("extra_forbidden", "missing"):
+        text += f", got {err['input']!r}"
+    return text
+
+
+def validate(raw: Any) -> Scenario:
+    """Validate raw scenario data; raise :class:`ScenarioError` listing every problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError([f"scenario: expected a mapping of settings, got {type(raw).__name__}"])
+    try:
+        return Scenario.model_validate(raw)
+    except pydantic.ValidationError as e:
+        problems, seen = [], set()
+        for err in e.errors(include_url=False):
+            path = ".".join(_walk(raw, err["loc"])) or "scenario"
+            # a value that fits neither branch of `number | {dist: ...}` reports both; keep one
+            line = f"{path}: {_describe(err)}"
+            if path in seen and err["type"] in ("float_type", "float_parsing", "model_attributes_type"):
+                continue
+            seen.add(path)
+            problems.append(line)
+        raise ScenarioError(problems) from None
+
+
+def load(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> Scenario:
+    """Read a scenario file, apply ``--set`` overrides and ``--seed``, and validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError([f"{path}: no such scenario file"])
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ScenarioError([f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}"]) from None
+    raw = raw if raw is not None else {}
+    if not isinstance(raw, dict):
+        raise ScenarioError([f"{path}: expected a mapping of settings at the top level"])
+    raw = apply_overrides(raw, list(overrides))
+    if seed is not None:
+        raw["seed"] = seed
+    return validate(raw)
