@@ -52,9 +52,11 @@ def aggregate(cands: torch.Tensor, mask: torch.Tensor, how: str) -> tuple[torch.
     ``cands`` is [K, B, C] probabilities, ``mask`` [K, B] marks which candidates exist.
     Returns the teacher [B, C] and which samples have one at all [B].
 
-    >>> c = torch.tensor([[[0.6, 0.4]], [[0.1, 0.9]]]); m = torch.tensor([[True], [True]])
+    >>> c = torch.tensor([[[0.75, 0.25]], [[0.125, 0.875]]]); m = torch.tensor([[True], [True]])
     >>> aggregate(c, m, "max_confidence")[0].tolist()
-    [[0.10000000149011612, 0.8999999761581128]]
+    [[0.125, 0.875]]
+    >>> aggregate(c, m, "mean")[0].tolist()
+    [[0.4375, 0.5625]]
     """
     valid = mask.any(0)
     conf = cands.max(-1).values
@@ -309,6 +311,8 @@ def build_learners(data: pydantic.BaseModel, models: list[pydantic.BaseModel], a
                    training: pydantic.BaseModel, seed: int, device: str = "cpu"
                    ) -> tuple[list[Learner], Dataset, Split]:
     """The population: load the dataset, split it, and give every agent its model and shard."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: cuda was asked for, but this torch build sees no CUDA device")
     dataset = DATASETS.get(data.dataset.kind)(stream(seed, "dataset"), **settings(data.dataset))
     parts = split(dataset, len(models), data.public_fraction, data.partition, stream(seed, "partition"),
                   data.samples_per_agent)

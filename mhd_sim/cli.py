@@ -55,12 +55,17 @@ def run(
     overrides: SetOption = None,
     overwrite: Annotated[bool, typer.Option(help="Reuse a run directory that already holds a run.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads. Small models run fastest on one; "
+                                         "run several scenarios side by side to use more cores.")] = 1,
 ) -> None:
     """Run one scenario and write its run directory (metrics, events, summary, plots)."""
+    import torch
+
     from .plots import plot_run
     from .record import RunDirectory
     from .world import Simulation
 
+    torch.set_num_threads(threads)
     sc = _load(scenario, overrides, seed)
     if out_dir is None:
         out_dir = Path("runs") / f"{sc.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"

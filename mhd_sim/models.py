@@ -42,10 +42,16 @@ def cnn1d(
     kernel: Annotated[int, pydantic.Field(ge=1)] = 5,
     embedding: Width = 64,
 ) -> tuple[nn.Module, int]:
-    """1-D convolutions (stride 2) over a signal, then a linear embedding; for mnist1d."""
-    length = input_shape[-1]
-    in_ch = input_shape[0] if len(input_shape) == 2 else 1
-    layers: list[nn.Module] = [nn.Unflatten(1, (in_ch, length))] if len(input_shape) == 1 else []
+    """1-D convolutions (stride 2), then a linear embedding; for signals such as mnist1d.
+
+    Input ``[length]`` or ``[channels, length]``; anything else is flattened to one channel.
+    """
+    if len(input_shape) == 2:
+        in_ch, length = input_shape
+        layers: list[nn.Module] = []
+    else:
+        in_ch, length = 1, math.prod(input_shape)
+        layers = [nn.Flatten(), nn.Unflatten(1, (1, length))]
     for ch in channels:
         layers += [nn.Conv1d(in_ch, ch, kernel, stride=2, padding=kernel // 2), nn.ReLU()]
         in_ch, length = ch, (length + 2 * (kernel // 2) - kernel) // 2 + 1

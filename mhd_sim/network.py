@@ -44,11 +44,8 @@ def exponential(rng: np.random.Generator, *, mean: Annotated[float, pydantic.Fie
     return float(rng.exponential(mean))
 
 
-def latency_sampler(spec: float | pydantic.BaseModel) -> Callable[[np.random.Generator], float]:
-    """A function drawing one latency from a link's generator, for a constant or a ``dist`` spec."""
-    if isinstance(spec, (int, float)):
-        value = float(spec)
-        return lambda rng: value
+def latency_sampler(spec: pydantic.BaseModel) -> Callable[[np.random.Generator], float]:
+    """A function drawing one latency from a link's generator."""
     fn, kwargs = LATENCIES.get(spec.dist), settings(spec, "dist")
     return lambda rng: fn(rng, **kwargs)
 
@@ -70,7 +67,7 @@ class Network:
     """Uplink queues and lossy, delayed links; counts every byte and every drop."""
 
     def __init__(self, env: simpy.Environment, agents: int, *, bandwidth: float,
-                 latency: float | pydantic.BaseModel, loss: float, seed: int,
+                 latency: pydantic.BaseModel, loss: float, seed: int,
                  online: Callable[[int], bool], deliver: Callable[[Message], None], log: Log) -> None:
         self.env, self.bandwidth, self.loss, self.seed = env, bandwidth, loss, seed
         self.latency = latency_sampler(latency)

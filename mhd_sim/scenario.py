@@ -19,6 +19,8 @@ from .data import DATASETS, PARTITIONS
 from .messages import ENCODINGS
 from .models import BACKBONES
 from .network import LATENCIES
+from .registry import settings
+from .seeds import stream
 from .topology import TOPOLOGIES
 
 
@@ -30,13 +32,18 @@ class ScenarioError(ValueError):
         self.problems = problems
 
 
-def _shorthand(tag: str):
-    """Let ``dataset: mnist1d`` stand for ``dataset: {kind: mnist1d}``."""
-    return pydantic.BeforeValidator(lambda v: {tag: v} if isinstance(v, str) else v)
+def _spec(registry, number: str | None = None) -> Any:
+    """A registry's settings union. ``dataset: mnist1d`` stands for ``{kind: mnist1d}``, and
+    with ``number`` set, ``latency: 0.05`` for ``{dist: <number>, value: 0.05}``."""
 
+    def expand(v: Any) -> Any:
+        if isinstance(v, str):
+            return {registry.tag: v}
+        if number and isinstance(v, (int, float)) and not isinstance(v, bool):
+            return {registry.tag: number, "value": v}
+        return v
 
-def _spec(registry) -> Any:
-    return Annotated[registry.union(), _shorthand(registry.tag)]
+    return Annotated[registry.union(), pydantic.BeforeValidator(expand)]
 
 
 Positive = Annotated[float, Field(gt=0)]
@@ -45,7 +52,7 @@ Count = Annotated[int, Field(ge=1)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class DataSpec(Strict):
@@ -117,7 +124,7 @@ class AgentsSpec(Strict):
 
 class NetworkSpec(Strict):
     topology: _spec(TOPOLOGIES) = "ring"
-    latency: NonNegative | _spec(LATENCIES) = 0.05
+    latency: _spec(LATENCIES, number="constant") = 0.05
     bandwidth: Positive = 1.0e6
     loss: Annotated[float, Field(ge=0, lt=1)] = 0.0
 
@@ -173,6 +180,15 @@ class Scenario(Strict):
     algorithm: AlgorithmSpec = AlgorithmSpec()
     training: TrainingSpec = TrainingSpec()
     eval: EvalSpec = EvalSpec()
+
+    @pydantic.model_validator(mode="after")
+    def _topology_fits(self) -> "Scenario":
+        topo = self.network.topology
+        try:
+            TOPOLOGIES.get(topo.kind)(self.agents.count, stream(self.seed, "topology"), **settings(topo))
+        except ValueError as e:
+            raise ValueError(f"network.topology: {e}") from None
+        return self
 
     def resolved(self) -> dict[str, Any]:
         """Plain data with every default filled in: what ``scenario.yaml`` of a run holds."""
@@ -236,17 +252,15 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def _walk(raw: Any, loc: tuple) -> tuple[str, ...]:
-    """The user's path of a pydantic error: the union tags pydantic inserts are dropped."""
+    """The user's path of a pydantic error: drop the union tags pydantic inserts into it."""
     out, node = [], raw
     for part in loc:
-        if isinstance(node, dict) and isinstance(part, str) and part not in node and any(
-            node.get(t) == part for t in ("kind", "dist")
-        ):
-            continue  # a discriminated-union tag, not a key the user wrote
-        if isinstance(node, str) and isinstance(part, str):
-            continue  # shorthand 'dataset: mnist1d' expanded to {kind: mnist1d}
-        if isinstance(node, (dict, list)) and not isinstance(part, int) or isinstance(part, int):
-            out.append(str(part))
+        if isinstance(node, (str, int, float)) and isinstance(part, str):
+            node = {}  # shorthand (`ring`, `0.05`) expanded to a spec: this part is its tag
+            continue
+        if isinstance(node, dict) and part not in node and part in (node.get("kind"), node.get("dist")):
+            continue  # `{kind: ring}` shows up as a path step 'ring'
+        out.append(str(part))
         if isinstance(node, dict):
             node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
@@ -275,6 +289,7 @@ def _describe(err: dict[str, Any]) -> str:
             "invalid") else f"needs a kind, one of {tags.replace(chr(39), '')}"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
+    ctx = {k: f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else v for k, v in ctx.items()}
     text = _MESSAGES[kind].format(**ctx) if kind in _MESSAGES else err["msg"][0].lower() + err["msg"][1:]
     if kind not in ("extra_forbidden", "missing"):
         text += f", got {err['input']!r}"
@@ -290,15 +305,10 @@ def validate(raw: Any) -> Scenario:
     try:
         return Scenario.model_validate(raw)
     except pydantic.ValidationError as e:
-        problems, seen = [], set()
+        problems = []
         for err in e.errors(include_url=False):
-            path = ".".join(_walk(raw, err["loc"])) or "scenario"
-            # a value that fits neither branch of `number | {dist: ...}` reports both; keep one
-            line = f"{path}: {_describe(err)}"
-            if path in seen and err["type"] in ("float_type", "float_parsing", "model_attributes_type"):
-                continue
-            seen.add(path)
-            problems.append(line)
+            path = ".".join(_walk(raw, err["loc"]))
+            problems.append(f"{path}: {_describe(err)}" if path else _describe(err))
         raise ScenarioError(problems) from None
 
 

@@ -1,0 +1,33 @@
+import copy
+
+import pytest
+import torch
+
+torch.set_num_threads(1)  # tiny models: one thread is fastest, and CI may run other work beside us
+
+TINY = {
+    "name": "tiny",
+    "seed": 3,
+    "duration": 20.0,
+    "data": {
+        "dataset": {"kind": "synthetic", "classes": 4, "dim": 8, "train_size": 600, "test_size": 200},
+        "public_fraction": 0.3,
+        "partition": {"kind": "label_skew", "skew": 0.9, "classes_per_agent": 1},
+    },
+    "agents": {
+        "count": 4,
+        "model": {"kind": "mlp", "hidden": [16]},
+        "speed": 2.0e6,
+        "groups": [{"name": "slow", "agents": [0], "speed": 5.0e5}],
+    },
+    "network": {"topology": {"kind": "ring"}, "latency": 0.01, "bandwidth": 2.0e5, "loss": 0.1},
+    "algorithm": {"name": "mhd", "heads": 3, "share_every": 2, "share_size": 32},
+    "training": {"batch_size": 8, "public_batch_size": 16, "lr": 0.1},
+    "eval": {"every": 5.0},
+}
+
+
+@pytest.fixture
+def tiny() -> dict:
+    """A scenario small enough to run in about a second, exercising every layer."""
+    return copy.deepcopy(TINY)

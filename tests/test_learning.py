@@ -1,0 +1,165 @@
+import numpy as np
+import pytest
+import torch
+
+from mhd_sim import messages
+from mhd_sim.algorithms import MHD, aggregate, build_learners, sharpen
+from mhd_sim.data import DATASETS, label_skew, primary_classes
+from mhd_sim.scenario import validate
+
+
+def test_max_confidence_picks_the_most_confident_available_candidate():
+    cands = torch.tensor([
+        [[0.7, 0.3], [0.5, 0.5], [0.2, 0.8]],
+        [[0.1, 0.9], [0.6, 0.4], [0.0, 1.0]],
+    ])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    teacher, valid = aggregate(cands, mask, "max_confidence")
+    assert valid.tolist() == [True, True, True]
+    # sample 0 and 1: the second candidate is surer; sample 2: the second is absent
+    torch.testing.assert_close(teacher, torch.tensor([[0.1, 0.9], [0.6, 0.4], [0.2, 0.8]]))
+
+
+def test_mean_and_confidence_weighted_use_only_available_candidates():
+    cands = torch.tensor([[[0.8, 0.2], [1.0, 0.0]], [[0.4, 0.6], [0.0, 1.0]]])
+    mask = torch.tensor([[True, True], [True, False]])
+    mean, _ = aggregate(cands, mask, "mean")
+    torch.testing.assert_close(mean, torch.tensor([[0.6, 0.4], [1.0, 0.0]]))
+    weighted, _ = aggregate(cands, mask, "confidence_weighted")
+    w0, w1 = 0.8, 0.6  # the candidates' top probabilities
+    assert weighted[0].tolist() == pytest.approx([(w0 * 0.8 + w1 * 0.4) / (w0 + w1), (w0 * 0.2 + w1 * 0.6) / (w0 + w1)])
+    assert weighted[1].tolist() == pytest.approx([1.0, 0.0])
+
+
+def test_samples_without_candidates_are_invalid():
+    _, valid = aggregate(torch.rand(2, 3, 4), torch.tensor([[False, True, False], [False, False, False]]), "mean")
+    assert valid.tolist() == [False, True, False]
+
+
+def test_temperature_sharpens_like_logits_over_tau():
+    logits = torch.tensor([[2.0, 0.5, -1.0]])
+    assert sharpen(torch.softmax(logits, -1), 2.0) == pytest.approx(torch.softmax(logits / 2.0, -1), abs=1e-6)
+
+
+@pytest.mark.parametrize("encoding", ["float32", "float16"])
+def test_encoded_size_is_exact_and_round_trips(encoding):
+    probs = torch.softmax(torch.randn(37, 2, 10), -1).numpy()
+    payload = messages.encode(5, 12.5, np.array([0, 1]), np.arange(37) * 3, probs, encoding)
+    assert len(payload) == messages.encoded_size(37, 2, 10, encoding)
+    msg = messages.decode(payload)
+    assert (msg.sender, msg.produced, msg.heads.tolist()) == (5, 12.5, [0, 1])
+    assert msg.ids.tolist() == (np.arange(37) * 3).tolist()
+    np.testing.assert_allclose(msg.probs, probs, atol=1e-3 if encoding == "float16" else 0)
+
+
+def test_label_skew_follows_the_target_distribution():
+    labels = np.random.default_rng(0).integers(0, 10, size=20000)
+    parts = label_skew(labels, 5, 10, np.random.default_rng(1), skew=0.8, classes_per_agent=2)
+    for i, p in enumerate(parts):
+        freq = np.bincount(labels[p], minlength=10) / len(p)
+        target = np.full(10, 0.2 / 10)
+        target[primary_classes(i, 10, 2)] += 0.4
+        np.testing.assert_allclose(freq, target, atol=0.01)
+    allidx = np.concatenate(parts)
+    assert len(np.unique(allidx)) == len(allidx)  # disjoint
+
+
+def population(tiny, **algorithm):
+    tiny["algorithm"].update(algorithm)
+    sc = validate(tiny)
+    learners, dataset, split = build_learners(sc.data, [a.model for a in sc.agents.per_agent()], sc.algorithm,
+                                              sc.training, sc.seed)
+    return learners, dataset, split
+
+
+def test_public_and_private_sets_are_disjoint(tiny):
+    _, dataset, split = population(tiny)
+    sets = [set(split.public.tolist())] + [set(p.tolist()) for p in split.private]
+    assert sum(len(s) for s in sets) == len(set().union(*sets))
+
+
+def test_head_m_learns_from_peers_head_m_minus_1(tiny):
+    learners, dataset, _ = population(tiny, heads=3)
+    me = learners[0]
+    P, C = len(me.shared.public_x), dataset.classes
+    assert me.sent.tolist() == [0, 1]  # peers use our heads 0 and 1, never the last
+    # a peer whose head 0 says class 2 and head 1 says class 3 on every public sample
+    probs = np.zeros((P, 2, C), dtype=np.float32)
+    probs[:, 0, 2] = probs[:, 1, 3] = 1.0
+    me.absorb(messages.encode(1, 4.0, np.array([0, 1]), np.arange(P), probs, "float32"), now=5.0)
+    step = me.begin_step(now=7.0)
+    teachers = {head: (t, valid) for head, t, valid in step.teachers}
+    assert sorted(teachers) == [1, 2]  # head 0 learns from labels only (ν₀ = 0)
+    assert teachers[1][0].argmax(-1).unique().tolist() == [2]  # head 1 ← peer's head 0
+    assert teachers[2][0].argmax(-1).unique().tolist() == [3]  # head 2 ← peer's head 1
+    assert step.ages.tolist() == [3.0] * len(step.ages)
+    # and a step moves head 1 towards the peer's head-0 answer
+    before = torch.softmax(me.model(me.shared.public_x)[0][1], -1)[:, 2].mean()
+    for _ in range(20):
+        me.end_step(me.begin_step(now=7.0))
+    after = torch.softmax(me.model(me.shared.public_x)[0][1], -1)[:, 2].mean()
+    assert after > before + 0.2
+
+
+def test_older_predictions_never_overwrite_newer(tiny):
+    learners, dataset, _ = population(tiny)
+    me, C = learners[0], dataset.classes
+    ids = np.arange(4)
+
+    def msg(t, cls):
+        p = np.zeros((4, 2, C), dtype=np.float32)
+        p[:, :, cls] = 1
+        return messages.encode(2, t, np.array([0, 1]), ids, p, "float32")
+
+    me.absorb(msg(10.0, 1), now=11.0)
+    me.absorb(msg(8.0, 0), now=12.0)  # arrives later but was made earlier
+    assert me.cache_t[0, :4, 0].tolist() == [10.0] * 4
+    assert me.cache_p[0, :4, 0].argmax(-1).tolist() == [1] * 4
+
+
+def test_isolated_has_one_head_and_sends_nothing(tiny):
+    learners, _, _ = population(tiny, name="isolated")
+    assert all(l.heads == 1 and not l.sends and l.make_message(0.0) is None for l in learners)
+
+
+def test_private_accuracy_weights_per_class_accuracy_by_own_label_mix(tiny):
+    learners, dataset, split = population(tiny)
+    me = learners[1]
+    shared, private = me.evaluate()
+    with torch.no_grad():
+        pred = me.model(me.shared.test_x)[0].argmax(-1)
+    y = me.shared.test_y
+    for h in range(me.heads):
+        acc_c = torch.stack([(pred[h][y == c] == c).float().mean() for c in range(dataset.classes)])
+        assert private[h] == pytest.approx(float(acc_c @ me.label_dist), abs=1e-6)
+        assert shared[h] == pytest.approx(float((pred[h] == y).float().mean()), abs=1e-6)
+
+
+def test_digits_and_synthetic_load_offline():
+    d = DATASETS.get("digits")(np.random.default_rng(0))
+    assert d.x_train.shape[1:] == (1, 8, 8) and d.classes == 10 and len(d.y_test) > 0
+    s = DATASETS.get("synthetic")(np.random.default_rng(0), classes=3, dim=5, train_size=50, test_size=20)
+    assert s.x_train.shape == (50, 5) and set(s.y_train.tolist()) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize("kind, shape", [("mlp", (40,)), ("cnn1d", (40,)), ("cnn1d", (1, 8, 8)), ("cnn1d", (2, 16))])
+def test_models_give_logits_per_head_and_count_flops(kind, shape):
+    from mhd_sim.models import build, forward_flops, step_flops
+
+    spec = validate({"agents": {"model": {"kind": kind}}}).agents.model
+    model = build(spec, shape, heads=3, classes=10, generator=torch.Generator().manual_seed(0))
+    logits, emb = model(torch.randn(5, *shape))
+    assert logits.shape == (3, 5, 10) and emb.shape[0] == 5
+    assert step_flops(model, shape, 8) > 2 * forward_flops(model, shape, 8) > 0
+    assert forward_flops(model, shape, 16) == pytest.approx(2 * forward_flops(model, shape, 8))
+
+
+def test_weight_init_is_seeded_per_generator():
+    from mhd_sim.models import build
+
+    spec = validate({}).agents.model
+
+    def weights(seed):
+        return build(spec, (40,), 2, 10, torch.Generator().manual_seed(seed)).head.weight
+
+    assert torch.equal(weights(1), weights(1)) and not torch.equal(weights(1), weights(2))

@@ -1,0 +1,111 @@
+import json
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mhd_sim import messages
+from mhd_sim.cli import app
+from mhd_sim.record import EVENT_COLUMNS, METRIC_COLUMNS
+
+
+def run(tmp_path, scenario: dict, name: str = "run", *args: str):
+    f = tmp_path / f"{name}.yaml"
+    f.write_text(yaml.safe_dump(scenario))
+    out = tmp_path / name
+    result = CliRunner().invoke(app, ["run", str(f), "--out", str(out), "--quiet", *args])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_tiny_run_writes_the_run_directory_contract(tmp_path, tiny):
+    out = run(tmp_path, tiny)
+    for name in ("scenario.yaml", "metrics.csv", "events.csv", "summary.json",
+                 "plots/accuracy_vs_time.png", "plots/accuracy_vs_bytes.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    metrics, events = pd.read_csv(out / "metrics.csv"), pd.read_csv(out / "events.csv")
+    assert tuple(metrics.columns) == METRIC_COLUMNS and tuple(events.columns) == EVENT_COLUMNS
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sim_time"] == tiny["duration"] and summary["seed"] == tiny["seed"]
+    assert summary["events"] == len(events)
+    # one evaluation at t = 0, every 5 s and at the end, for each agent and head
+    assert sorted(metrics.time.unique()) == [0.0, 5.0, 10.0, 15.0, 20.0]
+    assert len(metrics) == 5 * 4 * 3
+    assert set(events.event) >= {"send", "deliver", "drop", "step", "distill"}
+    resolved = yaml.safe_load((out / "scenario.yaml").read_text())
+    assert resolved["algorithm"]["aggregation"] == "max_confidence"  # defaults are written out
+
+
+def test_bytes_are_the_encoded_sizes_and_add_up(tmp_path, tiny):
+    out = run(tmp_path, tiny)
+    events = pd.read_csv(out / "events.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    sends = events[events.event == "send"]
+    classes, heads_sent = tiny["data"]["dataset"]["classes"], tiny["algorithm"]["heads"] - 1
+    assert (sends.bytes == messages.encoded_size(32, heads_sent, classes, "float16")).all()
+    assert summary["bytes_sent"] == sends.bytes.sum()
+    assert summary["messages"]["sent"] == len(sends)
+    m = summary["messages"]
+    in_flight = m["sent"] - m["delivered"] - m["dropped"]
+    assert 0 <= in_flight <= 4 * 2  # at most a few messages still on the wire at the end
+    assert m["dropped_by_reason"]["loss"] == (events.reason == "loss").sum() > 0
+    last = pd.read_csv(out / "metrics.csv").query("time == time.max() and head == 0")
+    assert last.bytes_sent.sum() == summary["bytes_sent"]
+    assert last.bytes_received.sum() == events[events.event == "deliver"].bytes.sum()
+
+
+def test_same_seed_same_files_other_seed_other_files(tmp_path, tiny):
+    a, b = run(tmp_path, tiny, "a"), run(tmp_path, tiny, "b")
+    c = run(tmp_path, tiny, "c", "--seed", "4")
+    for name in ("metrics.csv", "events.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+        assert (a / name).read_bytes() != (c / name).read_bytes()
+
+
+def test_straggler_steps_and_shares_less(tmp_path, tiny):
+    summary = json.loads((run(tmp_path, tiny) / "summary.json").read_text())
+    slow, fast = summary["agents"][0], summary["agents"][1:]
+    assert slow["group"] == "slow"
+    assert all(slow["steps"] * 2 < a["steps"] for a in fast)
+    assert all(slow["messages_sent"] < a["messages_sent"] for a in fast)
+
+
+def test_churn_takes_agents_offline_and_they_receive_nothing_meanwhile(tmp_path, tiny):
+    tiny["agents"]["churn"] = {"up_mean": 4.0, "down_mean": 2.0}
+    tiny["network"]["loss"] = 0.0
+    out = run(tmp_path, tiny)
+    events = pd.read_csv(out / "events.csv")
+    assert (events.event == "offline").sum() > 0 and (events.event == "online").sum() > 0
+    for agent, ev in events.groupby("agent"):
+        online, rows = True, ev.itertuples()
+        for r in rows:
+            if r.event == "offline":
+                online = False
+            elif r.event == "online":
+                online = True
+            elif r.event in ("deliver", "step", "send"):
+                assert online, f"agent {agent} had a {r.event} at t={r.time} while offline"
+    assert json.loads((out / "summary.json").read_text())["messages"]["dropped_by_reason"].get("offline", 0) > 0
+
+
+def test_isolated_sends_nothing(tmp_path, tiny):
+    out = run(tmp_path, tiny, "iso", "--set", "algorithm.name=isolated")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["messages"]["sent"] == 0 and len(summary["final"]["mean_shared_acc"]) == 1
+
+
+def test_run_refuses_to_overwrite_a_run(tmp_path, tiny):
+    run(tmp_path, tiny, "x")
+    f = tmp_path / "x.yaml"
+    result = CliRunner().invoke(app, ["run", str(f), "--out", str(tmp_path / "x"), "-q"])
+    assert result.exit_code == 2 and "already holds a run" in result.output
+
+
+def test_setup_errors_are_bad_input(tmp_path, tiny):
+    tiny["network"]["topology"] = {"kind": "random_regular", "degree": 3}  # 4·3 fine; 5 agents would not be
+    tiny["agents"]["count"] = 5
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(tiny))
+    result = CliRunner().invoke(app, ["run", str(f), "--out", str(tmp_path / "bad"), "-q"])
+    assert result.exit_code == 2 and "regular" in result.output and "Traceback" not in result.output

@@ -1,0 +1,113 @@
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mhd_sim.cli import app
+from mhd_sim.scenario import ScenarioError, apply_overrides, load, validate
+
+
+def problems(raw) -> list[str]:
+    with pytest.raises(ScenarioError) as e:
+        validate(raw)
+    return e.value.problems
+
+
+def test_defaults_fill_every_section():
+    sc = validate({})
+    assert sc.algorithm.name == "mhd" and sc.network.topology.kind == "ring"
+    assert sc.resolved()["data"]["dataset"] == {"kind": "mnist1d", "samples": 12000, "test_fraction": 0.2}
+
+
+def test_bound_violation_names_field_and_value():
+    assert problems({"network": {"bandwidth": -3}}) == ["network.bandwidth: must be > 0, got -3"]
+
+
+def test_unknown_key_is_named():
+    assert problems({"network": {"bandwith": 1e6}}) == ["network.bandwith: unknown key"]
+
+
+def test_wrong_type_is_named():
+    (line,) = problems({"agents": {"count": "many"}})
+    assert line.startswith("agents.count: ") and "'many'" in line
+
+
+def test_unknown_kind_lists_choices():
+    (line,) = problems({"network": {"topology": {"kind": "hypercube"}}})
+    assert line.startswith("network.topology: unknown kind 'hypercube'") and "ring" in line
+
+
+def test_params_of_a_kind_are_checked_with_their_path():
+    assert problems({"network": {"topology": {"kind": "erdos_renyi", "p": 3}}}) == [
+        "network.topology.p: must be <= 1, got 3"]
+    assert problems({"data": {"partition": {"kind": "iid", "skew": 0.5}}}) == ["data.partition.skew: unknown key"]
+
+
+def test_latency_accepts_number_or_distribution():
+    assert validate({"network": {"latency": 0.2}}).resolved()["network"]["latency"] == {
+        "dist": "constant", "value": 0.2}
+    assert validate({"network": {"latency": {"dist": "lognormal", "median": 0.1}}}).network.latency.sigma == 0.5
+    (line,) = problems({"network": {"latency": -1}})
+    assert line == "network.latency.value: must be >= 0, got -1"
+
+
+def test_missing_dataset_file_says_what_to_provide(tmp_path):
+    (line,) = problems({"data": {"dataset": {"kind": "npz", "path": str(tmp_path / "nope.npz")}}})
+    assert line.startswith("data.dataset.path: no file at") and "x_train" in line
+
+
+def test_groups_must_name_existing_agents():
+    (line,) = problems({"agents": {"count": 4, "groups": [{"name": "slow", "agents": [7]}]}})
+    assert line.startswith("agents: ") and "agent 7" in line
+
+
+def test_overrides_are_typed_and_kind_resets_settings():
+    raw = {"network": {"topology": {"kind": "erdos_renyi", "p": 0.3}}}
+    out = apply_overrides(raw, ["network.topology.kind=complete", "network.loss=0.25", "seed=4"])
+    assert out == {"network": {"topology": {"kind": "complete"}, "loss": 0.25}, "seed": 4}
+    assert validate(out).network.loss == 0.25
+    with pytest.raises(ScenarioError, match="expected KEY=VALUE"):
+        apply_overrides({}, ["network.loss"])
+
+
+def test_override_into_a_list_item():
+    raw = {"agents": {"groups": [{"name": "slow", "agents": [0], "speed": 1.0}]}}
+    assert apply_overrides(raw, ["agents.groups.0.speed=5"])["agents"]["groups"][0]["speed"] == 5
+
+
+def test_load_reports_bad_yaml_with_line(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("name: x\nnetwork: [unclosed\n")
+    with pytest.raises(ScenarioError, match="not valid YAML"):
+        load(f)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "network.bandwidth=-3"], "network.bandwidth: must be > 0, got -3"),
+    (["--set", "algorithm.name=fedavg"], "unknown algorithm 'fedavg'"),
+    (["--set", "nonsense"], "expected KEY=VALUE"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, tiny, args, message):
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(tiny))
+    result = CliRunner().invoke(app, ["validate", str(f), *args])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_cli_missing_scenario_file_exit_2(tmp_path):
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "no such scenario file" in result.output
+
+
+def test_bundled_scenarios_validate():
+    from mhd_sim.cli import BUNDLED
+
+    files = sorted(BUNDLED.glob("**/*.yaml"))
+    assert files, "no bundled scenarios found"
+    for f in files:
+        load(f)
+
+
+def test_cli_lists_bundled_scenarios_with_their_first_comment():
+    result = CliRunner().invoke(app, ["scenarios"])
+    assert result.exit_code == 0 and "straggler" in result.output and "Stragglers:" in result.output
