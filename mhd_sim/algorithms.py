@@ -94,6 +94,7 @@ class Learner:
         self.agent, self.model, self.x, self.y = agent, model, x, y
         self.label_dist, self.shared, self.algo, self.training, self.rng = label_dist, shared, algo, training, rng
         self.input_shape = tuple(x.shape[1:])
+        self._flops: dict[tuple[str, int], float] = {}
         params = model.parameters()
         if training.optimizer == "adam":
             self.opt = torch.optim.Adam(params, lr=training.lr, weight_decay=training.weight_decay)
@@ -105,9 +106,17 @@ class Learner:
     def heads(self) -> int:
         return self.model.heads
 
+    def flops(self, kind: str, batch: int) -> float:
+        """FLOPs of a ``"train"`` step or a ``"forward"`` pass on ``batch`` samples (memoised)."""
+        key = (kind, batch)
+        if key not in self._flops:
+            count = step_flops if kind == "train" else forward_flops
+            self._flops[key] = count(self.model, self.input_shape, batch)
+        return self._flops[key]
+
     def begin_step(self, now: float) -> Step:
         batch = torch.from_numpy(self.rng.integers(len(self.y), size=self.training.batch_size))
-        return Step(batch, step_flops(self.model, self.input_shape, len(batch)))
+        return Step(batch, self.flops("train", len(batch)))
 
     def end_step(self, step: Step) -> float:
         """One SGD step: cross-entropy on head 0, plus the distillation terms of ``step``."""
@@ -236,9 +245,9 @@ class MHD(Learner):
             teacher, valid = aggregate(torch.cat(cands), torch.cat(masks), self.algo.aggregation)
             step.teachers.append((m, sharpen(teacher, self.algo.temperature), valid))
         step.public, step.ages = u, np.concatenate(ages)
-        step.flops = step_flops(self.model, self.input_shape, len(step.batch) + len(u))
+        step.flops = self.flops("train", len(step.batch) + len(u))
         if own is not None:
-            step.flops += forward_flops(self.model, self.input_shape, len(u))
+            step.flops += self.flops("forward", len(u))
         return step
 
     def _chunk(self) -> torch.Tensor:
@@ -248,11 +257,7 @@ class MHD(Learner):
         return ids
 
     def message_flops(self) -> float:
-        return forward_flops(self.model, self.input_shape, min(self.algo.share_size, len(self.order)))
-
-    def message_size(self) -> int:
-        n = min(self.algo.share_size, len(self.order))
-        return messages.encoded_size(n, len(self.sent), self.shared.classes, self.algo.encoding)
+        return self.flops("forward", min(self.algo.share_size, len(self.order)))
 
     @torch.no_grad()
     def make_message(self, now: float) -> bytes | None:

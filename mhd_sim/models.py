@@ -88,7 +88,7 @@ def build(spec: pydantic.BaseModel, input_shape: tuple[int, ...], heads: int, cl
     return model
 
 
-_FLOPS: dict[tuple, float] = {}
+_FLOPS: dict[tuple, float] = {}  # per architecture (its repr), input shape and batch
 
 
 def _device(model: nn.Module) -> torch.device:

@@ -36,14 +36,42 @@ def _panel(ax, stats: pd.DataFrame, x: str, metric: str) -> None:
     ax.grid(alpha=0.3)
 
 
+def plot_agents(run_dir: Path, summary: dict) -> Path:
+    """Per-agent bars: steps, messages sent, age of its predictions when peers used them, and
+    final shared accuracy of the best head — where stragglers and isolated nodes show up."""
+    agents = pd.DataFrame(summary["agents"])
+    best = summary["final"]["best_head"]
+    agents["best_head_shared_acc"] = agents["shared_acc"].map(lambda accs: accs[best])
+    panels = (("steps", "local steps"), ("messages_sent", "messages sent\n(one per neighbour)"),
+              ("staleness_as_teacher", "age of its predictions\nwhen used by peers (s)"),
+              ("best_head_shared_acc", f"final shared accuracy\n(head {best})"))
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), constrained_layout=True)
+    groups = list(dict.fromkeys(agents["group"]))
+    colors = {g: f"C{k}" for k, g in enumerate(groups)}
+    for ax, (col, label) in zip(axes, panels):
+        ax.bar(agents["agent"], agents[col].fillna(0), color=[colors[g] for g in agents["group"]])
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("agent")
+        ax.set_xticks(agents["agent"])
+        ax.grid(axis="y", alpha=0.3)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[g]) for g in groups]
+    fig.legend(handles, groups, title="group", loc="upper right", fontsize=8, title_fontsize=8)
+    fig.suptitle(f"{summary['name']}: per agent")
+    path = run_dir / "plots" / "agents.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """Write ``plots/accuracy_vs_time.png`` and ``plots/accuracy_vs_bytes.png``; return their paths."""
+    """Write the run's figures into ``plots/``; return their paths."""
     run_dir = Path(run_dir)
     stats = per_head(load_metrics(run_dir))
     stats["total_mb_sent"] = stats["total_bytes_sent"] / 1e6
-    name = json.loads((run_dir / "summary.json").read_text()).get("name", run_dir.name) \
-        if (run_dir / "summary.json").is_file() else run_dir.name
-    out = []
+    summary_file = run_dir / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
+    name = summary["name"] if summary else run_dir.name
+    out = [plot_agents(run_dir, summary)] if summary else []
     for x, xlabel, fname in (("time", "simulated time (s)", "accuracy_vs_time.png"),
                              ("total_mb_sent", "total bytes sent by all agents (MB)", "accuracy_vs_bytes.png")):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
