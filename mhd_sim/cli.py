@@ -80,6 +80,9 @@ def run(
     except (ValueError, KeyError) as e:  # inputs the schema cannot check alone (e.g. an empty shard)
         record.close()
         raise _fail(str(e).strip("'\""), 2)
+    except Exception as e:
+        record.close()
+        raise _fail(f"setting up the run failed: {type(e).__name__}: {e}", 1)
     for w in sim.warnings:
         err.print(f"[yellow]warning:[/] {w}")
     start = time.perf_counter()

@@ -109,3 +109,22 @@ def test_setup_errors_are_bad_input(tmp_path, tiny):
     f.write_text(yaml.safe_dump(tiny))
     result = CliRunner().invoke(app, ["run", str(f), "--out", str(tmp_path / "bad"), "-q"])
     assert result.exit_code == 2 and "regular" in result.output and "Traceback" not in result.output
+
+
+def test_npz_dataset_runs_and_a_malformed_one_is_bad_input(tmp_path, tiny):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    good, bad = tmp_path / "mine.npz", tmp_path / "broken.npz"
+    np.savez(good, x_train=rng.normal(size=(300, 6)), y_train=rng.integers(0, 3, 300),
+             x_test=rng.normal(size=(60, 6)), y_test=rng.integers(0, 3, 60))
+    np.savez(bad, x=rng.normal(size=(10, 6)))
+    tiny["duration"] = 5.0
+    tiny["data"]["dataset"] = {"kind": "npz", "path": str(good)}
+    summary = json.loads((run(tmp_path, tiny, "npz") / "summary.json").read_text())
+    assert summary["steps"] > 0
+    tiny["data"]["dataset"]["path"] = str(bad)
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(tiny))
+    result = CliRunner().invoke(app, ["run", str(f), "--out", str(tmp_path / "bad"), "-q"])
+    assert result.exit_code == 2 and "missing array 'x_train'" in result.output
