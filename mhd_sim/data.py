@@ -152,13 +152,15 @@ def mnist1d(
 @DATASETS.register("npz")
 def npz(rng: np.random.Generator, *, path: ExistingFile) -> Dataset:
     """Your own arrays: an .npz holding x_train, y_train, x_test, y_test (labels 0..C-1)."""
+    names = ("x_train", "y_train", "x_test", "y_test")
     try:
         with np.load(path) as f:
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except KeyError as e:
-        raise ValueError(f"{path}: missing array {e}; expected x_train, y_train, x_test, y_test") from None
+            missing = [k for k in names if k not in f.files]
+            arrays = {k: f[k] for k in names if k in f.files}
     except Exception as e:  # a corrupt or non-npz file
         raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    if missing:
+        raise ValueError(f"{path}: missing array(s) {', '.join(missing)}; expected {', '.join(names)}")
     y_tr, y_te = arrays["y_train"].astype(np.int64), arrays["y_test"].astype(np.int64)
     classes = int(max(y_tr.max(), y_te.max())) + 1
     x_tr = arrays["x_train"].astype(np.float32)

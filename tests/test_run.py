@@ -127,4 +127,4 @@ def test_npz_dataset_runs_and_a_malformed_one_is_bad_input(tmp_path, tiny):
     f = tmp_path / "bad.yaml"
     f.write_text(yaml.safe_dump(tiny))
     result = CliRunner().invoke(app, ["run", str(f), "--out", str(tmp_path / "bad"), "-q"])
-    assert result.exit_code == 2 and "missing array 'x_train'" in result.output
+    assert result.exit_code == 2 and "missing array(s) x_train, y_train" in result.output
