@@ -128,3 +128,25 @@ def test_npz_dataset_runs_and_a_malformed_one_is_bad_input(tmp_path, tiny):
     f.write_text(yaml.safe_dump(tiny))
     result = CliRunner().invoke(app, ["run", str(f), "--out", str(tmp_path / "bad"), "-q"])
     assert result.exit_code == 2 and "missing array(s) x_train, y_train" in result.output
+
+
+def test_an_interrupted_run_keeps_what_it_recorded(tmp_path, tiny):
+    from mhd_sim.record import RunDirectory
+    from mhd_sim.scenario import validate
+    from mhd_sim.world import Simulation
+
+    record = RunDirectory(tmp_path / "cut")
+    sim = Simulation(validate(tiny), record)
+
+    def stop_after_12s(now, events, messages):
+        if now >= 12.0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sim.run(stop_after_12s)
+    # nothing closed the files: what is on disk is what the run flushed at its evaluations
+    metrics = pd.read_csv(tmp_path / "cut" / "metrics.csv")
+    assert sorted(metrics.time.unique()) == [0.0, 5.0, 10.0]
+    assert len(pd.read_csv(tmp_path / "cut" / "events.csv")) > 0
+    assert (tmp_path / "cut" / "scenario.yaml").is_file()
+    record.close()
