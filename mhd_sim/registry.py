@@ -1,13 +1,13 @@
 """Named pieces (datasets, partitions, models, topologies, algorithms) found by name.
 
 A scenario names a piece by ``kind`` and passes it keyword parameters. Each piece is a
-function (or class) whose keyword-only parameters *are* its scenario settings: their type
+function whose keyword-only parameters *are* its scenario settings: their type
 hints and defaults become a pydantic model, so a new piece needs no schema code.
 """
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal, Union
 
 import pydantic
 
@@ -49,9 +49,8 @@ class Registry:
     def params_model(self, name: str) -> type[pydantic.BaseModel]:
         """A pydantic model of ``name``'s settings: ``kind`` plus its keyword-only parameters."""
         fn = self.get(name)
-        target = fn.__init__ if inspect.isclass(fn) else fn
         fields: dict[str, Any] = {self.tag: (Literal[name], ...)}
-        for p in inspect.signature(target, eval_str=True).parameters.values():
+        for p in inspect.signature(fn, eval_str=True).parameters.values():
             if p.kind is p.KEYWORD_ONLY:
                 default = ... if p.default is p.empty else p.default
                 fields[p.name] = (p.annotation, default)
@@ -65,8 +64,6 @@ class Registry:
 
     def union(self) -> Any:
         """The tagged union of every entry's settings model, discriminated by the tag field."""
-        from typing import Annotated, Union
-
         models = tuple(self.params_model(n) for n in self.names())
         if len(models) == 1:
             return models[0]
