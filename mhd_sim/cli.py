@@ -106,7 +106,7 @@ def run(
 
 
 def _print_summary(s: dict, out_dir: Path) -> None:
-    table = Table(title=f"{s['name']} ({s['algorithm']}, seed {s['seed']}): final accuracy, mean over agents")
+    table = Table(title=f"{s['name']}: {s['algorithm']}, seed {s['seed']}", caption="final accuracy, mean over agents")
     table.add_column("head")
     table.add_column("private acc", justify="right")
     table.add_column("shared acc", justify="right")
