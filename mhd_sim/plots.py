@@ -55,7 +55,7 @@ def plot_agents(run_dir: Path, summary: dict) -> Path:
         ax.set_xticks(agents["agent"])
         ax.grid(axis="y", alpha=0.3)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[g]) for g in groups]
-    fig.legend(handles, groups, title="group", loc="upper right", fontsize=8, title_fontsize=8)
+    fig.legend(handles, [f"group: {g}" for g in groups], loc="outside lower center", ncol=len(groups), fontsize=9)
     fig.suptitle(f"{summary['name']}: per agent")
     path = run_dir / "plots" / "agents.png"
     fig.savefig(path, dpi=110)
