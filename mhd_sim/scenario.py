@@ -19,9 +19,11 @@ from .data import DATASETS, PARTITIONS
 from .messages import ENCODINGS
 from .models import BACKBONES
 from .network import LATENCIES
-from .registry import settings
-from .seeds import stream
 from .topology import TOPOLOGIES
+from .topology import build as build_topology
+
+
+TAGS = ("kind", "dist")  # the fields that name a registered piece
 
 
 class ScenarioError(ValueError):
@@ -183,9 +185,8 @@ class Scenario(Strict):
 
     @pydantic.model_validator(mode="after")
     def _topology_fits(self) -> "Scenario":
-        topo = self.network.topology
         try:
-            TOPOLOGIES.get(topo.kind)(self.agents.count, stream(self.seed, "topology"), **settings(topo))
+            build_topology(self.network.topology, self.agents.count, self.seed)
         except ValueError as e:
             raise ValueError(f"network.topology: {e}") from None
         return self
@@ -219,7 +220,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if not eq or not key.strip():
             raise ScenarioError([f"--set {item!r}: expected KEY=VALUE, for example network.loss=0.1"])
         pairs.append((key.strip().split("."), _parse_value(value)))
-    pairs.sort(key=lambda kv: kv[0][-1] not in ("kind", "dist"))
+    pairs.sort(key=lambda kv: kv[0][-1] not in TAGS)
     for path, value in pairs:
         node: Any = raw
         for i, part in enumerate(path[:-1]):
@@ -230,7 +231,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 node = node[int(part)]
                 continue
             child = node.get(part)
-            if isinstance(child, str) and path[i + 1] in ("kind", "dist"):
+            if isinstance(child, str) and path[i + 1] in TAGS:
                 child = {path[i + 1]: child}
             if child is None:
                 child = {}
@@ -243,7 +244,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not last.isdigit() or int(last) >= len(node):
                 raise ScenarioError([f"{'.'.join(path)}: no list item {last!r}"])
             node[int(last)] = value
-        elif last in ("kind", "dist"):
+        elif last in TAGS:
             node.clear()
             node[last] = value
         else:
@@ -258,7 +259,7 @@ def _walk(raw: Any, loc: tuple) -> tuple[str, ...]:
         if isinstance(node, (str, int, float)) and isinstance(part, str):
             node = {}  # shorthand (`ring`, `0.05`) expanded to a spec: this part is its tag
             continue
-        if isinstance(node, dict) and part not in node and part in (node.get("kind"), node.get("dist")):
+        if isinstance(node, dict) and part not in node and part in (node.get(t) for t in TAGS):
             continue  # `{kind: ring}` shows up as a path step 'ring'
         out.append(str(part))
         if isinstance(node, dict):

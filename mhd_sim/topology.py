@@ -11,7 +11,8 @@ import networkx as nx
 import numpy as np
 import pydantic
 
-from .registry import Registry
+from .registry import Registry, settings
+from .seeds import stream
 
 TOPOLOGIES = Registry("topology")
 Probability = Annotated[float, pydantic.Field(ge=0, le=1)]
@@ -88,3 +89,8 @@ def random_regular(n: int, rng: np.random.Generator, *, degree: Annotated[int, p
     if degree >= n or (n * degree) % 2:
         raise ValueError(f"no {degree}-regular graph on {n} agents (need degree < n and n·degree even)")
     return nx.random_regular_graph(degree, n, seed=_seed(rng))
+
+
+def build(spec: pydantic.BaseModel, agents: int, seed: int) -> nx.Graph:
+    """The graph a scenario's ``network.topology`` spec names, from the scenario's topology stream."""
+    return TOPOLOGIES.get(spec.kind)(agents, stream(seed, "topology"), **settings(spec))

@@ -16,9 +16,8 @@ import simpy
 from .algorithms import build_learners
 from .network import Message, Network
 from .record import RunDirectory
-from .registry import settings
 from .seeds import stream
-from .topology import TOPOLOGIES
+from .topology import build as build_topology
 
 Progress = Callable[[float, int, int], None]  # (simulated time, events so far, messages sent)
 
@@ -34,7 +33,7 @@ class Simulation:
             scenario.data, [a.model for a in self.agents], scenario.algorithm, scenario.training, seed,
             scenario.device)
         topo = scenario.network.topology
-        self.graph = TOPOLOGIES.get(topo.kind)(n, stream(seed, "topology"), **settings(topo))
+        self.graph = build_topology(topo, n, seed)
         self.neighbors = [sorted(self.graph.neighbors(i)) for i in range(n)]
         self.warnings: list[str] = []
         if n > 1 and not nx.is_connected(self.graph):
