@@ -221,6 +221,8 @@ class MHD(Learner):
         pool = self.have.nonzero()[:, 0] if self.have.any() else self.order
         u = pool[torch.from_numpy(self.rng.integers(len(pool), size=self.training.public_batch_size)).to(pool.device)]
         born = self.cache_t[:, u]  # [K, B, S]
+        if self.algo.max_staleness is not None:  # too old to trust: as if never received
+            born = born.masked_fill(now - born > self.algo.max_staleness, float("nan"))
         probs = self.cache_p[:, u]  # [K, B, S, C]
         age = (now - born).nan_to_num(0.0)
         self.age_sum += age.sum((1, 2)).cpu().numpy()

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 METRIC_COLUMNS = ("time", "agent", "head", "step", "private_acc", "shared_acc", "bytes_sent", "bytes_received")
-EVENT_COLUMNS = ("time", "event", "agent", "peer", "bytes", "staleness", "reason")
+EVENT_COLUMNS = ("time", "event", "agent", "peer", "bytes", "staleness", "staleness_max", "reason")
 
 
 def _cell(v: Any) -> Any:
@@ -44,13 +44,17 @@ class RunDirectory:
         writer.writerow(columns)
         return writer
 
+    def write_text(self, name: str, text: str) -> None:
+        (self.path / name).write_text(text)
+
     def write_scenario(self, resolved: dict[str, Any]) -> None:
         (self.path / "scenario.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, default_flow_style=None))
 
-    def event(self, time: float, event: str, agent: int, peer: int | None = None, bytes: int | None = None,
-              staleness: float | None = None, reason: str | None = None) -> None:
+    def event(self, time: float, event: str, agent: int | None, peer: int | None = None, bytes: int | None = None,
+              staleness: float | None = None, staleness_max: float | None = None, reason: str | None = None) -> None:
         self.events += 1
-        self._events.writerow((time, event, agent, _cell(peer), _cell(bytes), _cell(staleness), _cell(reason)))
+        self._events.writerow((time, event, _cell(agent), _cell(peer), _cell(bytes), _cell(staleness),
+                               _cell(staleness_max), _cell(reason)))
 
     def metric(self, time: float, agent: int, head: int, step: int, private_acc: float, shared_acc: float,
                bytes_sent: int, bytes_received: int) -> None:

@@ -18,7 +18,7 @@ from .algorithms import AGGREGATIONS, ALGORITHMS
 from .data import DATASETS, PARTITIONS
 from .messages import ENCODINGS
 from .models import BACKBONES
-from .network import LATENCIES
+from .seeds import DISTRIBUTIONS, sampler, stream
 from .topology import TOPOLOGIES
 from .topology import build as build_topology
 
@@ -39,6 +39,11 @@ def _spec(registry, number: str | None = None) -> Any:
     with ``number`` set, ``latency: 0.05`` for ``{dist: <number>, value: 0.05}``."""
 
     def expand(v: Any) -> Any:
+        if number and isinstance(v, str):
+            try:
+                v = float(v)  # YAML reads `3.0e8` (no sign in the exponent) as a string
+            except ValueError:
+                pass
         if isinstance(v, str):
             return {registry.tag: v}
         if number and isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -51,6 +56,8 @@ def _spec(registry, number: str | None = None) -> Any:
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 Count = Annotated[int, Field(ge=1)]
+Agent = Annotated[int, Field(ge=0)]
+Distribution = _spec(DISTRIBUTIONS, number="constant")  # a number, or {dist: lognormal, median: ...}
 
 
 class Strict(BaseModel):
@@ -64,36 +71,72 @@ class DataSpec(Strict):
     samples_per_agent: Count | None = None
 
 
-class Churn(Strict):
-    """Two-state Markov churn: exponential up and down times with these means (seconds)."""
+class MarkovChurn(Strict):
+    """Two-state Markov churn: exponential up and down times with these means (seconds).
 
+    Long-run fraction of time online: up_mean / (up_mean + down_mean).
+    """
+
+    kind: Literal["markov"] = "markov"
     up_mean: Positive
     down_mean: Positive
+    agents: list[Agent] | None = None  # which agents churn (default: all)
+
+
+class ScheduledChurn(Strict):
+    """Explicit offline intervals per agent: ``{3: [[100, 160]], 5: [[0, 30], [200, 260]]}``."""
+
+    kind: Literal["schedule"]
+    offline: dict[Agent, list[tuple[NonNegative, NonNegative]]]
+
+    @pydantic.field_validator("offline")
+    @classmethod
+    def _intervals(cls, v: dict[int, list[tuple[float, float]]]) -> dict[int, list[tuple[float, float]]]:
+        for agent, spans in v.items():
+            ordered = sorted(spans)
+            for (a, b), nxt in zip(ordered, ordered[1:] + [(float("inf"), 0)]):
+                if not a < b:
+                    raise ValueError(f"agent {agent}: offline interval [{a:g}, {b:g}] must end after it starts")
+                if b > nxt[0]:
+                    raise ValueError(f"agent {agent}: offline intervals overlap at t={nxt[0]:g}")
+        return {a: sorted(spans) for a, spans in v.items()}
+
+
+def _churn_kind(v: Any) -> Any:
+    return {"kind": "markov", **v} if isinstance(v, dict) and "kind" not in v else v
+
+
+Churn = Annotated[Annotated[MarkovChurn | ScheduledChurn, Field(discriminator="kind")],
+                  pydantic.BeforeValidator(_churn_kind)]
 
 
 class Group(Strict):
     """Overrides for a named subset of agents (a straggler is just a slow group)."""
 
     name: str
-    agents: list[Annotated[int, Field(ge=0)]]
-    speed: Positive | None = None
+    agents: list[Agent]
+    speed: Distribution | None = None
     jitter: NonNegative | None = None
     model: _spec(BACKBONES) | None = None
+    bandwidth: Positive | None = None  # this group's uplink, bytes/s
+    downlink: Positive | None = None  # this group's downlink, bytes/s
 
 
 class AgentSettings(Strict):
-    """One agent's resolved settings, after its group overrides."""
+    """One agent's resolved settings, after its group overrides and speed draw."""
 
     group: str
     speed: float
     jitter: float
     model: Any
+    bandwidth: float | None  # uplink; None = network.bandwidth
+    downlink: float | None  # None = network.downlink
 
 
 class AgentsSpec(Strict):
     count: Count = 8
     model: _spec(BACKBONES) = "mlp"
-    speed: Positive = 2.0e9
+    speed: Distribution = 2.0e9  # FLOP/s, or a distribution each agent draws its speed from
     jitter: NonNegative = 0.1
     groups: list[Group] = []
     churn: Churn | None = None
@@ -108,27 +151,120 @@ class AgentsSpec(Strict):
                 if a in seen:
                     raise ValueError(f"agent {a} is in groups {seen[a]!r} and {g.name!r}")
                 seen[a] = g.name
+        churn = self.churn
+        named = (churn.agents or []) if isinstance(churn, MarkovChurn) else list(churn.offline) if churn else []
+        if any(a >= self.count for a in named):
+            raise ValueError(f"churn names agent {max(named)}, but agents are 0..{self.count - 1}")
         return self
 
-    def per_agent(self) -> list[AgentSettings]:
-        out = [AgentSettings(group="default", speed=self.speed, jitter=self.jitter, model=self.model)
-               for _ in range(self.count)]
-        for g in self.groups:
-            for a in g.agents:
-                out[a] = AgentSettings(
-                    group=g.name,
-                    speed=g.speed if g.speed is not None else self.speed,
-                    jitter=g.jitter if g.jitter is not None else self.jitter,
-                    model=g.model if g.model is not None else self.model,
-                )
+    def per_agent(self, seed: int) -> list[AgentSettings]:
+        """Every agent's settings; speeds drawn from each agent's own stream."""
+        group = {a: g for g in self.groups for a in g.agents}
+        out = []
+        for i in range(self.count):
+            g = group.get(i)
+
+            def pick(field: str) -> Any:
+                value = getattr(g, field) if g is not None else None
+                return value if value is not None else getattr(self, field, None)
+
+            speed = sampler(pick("speed"))(stream(seed, "speed", i))
+            if not speed > 0:
+                raise ValueError(f"agent {i} drew a compute speed of {speed:g} FLOP/s; speeds must be > 0")
+            out.append(AgentSettings(group=g.name if g else "default", speed=speed, jitter=pick("jitter"),
+                                     model=pick("model"), bandwidth=pick("bandwidth"), downlink=pick("downlink")))
         return out
+
+
+Loss = Annotated[float, Field(ge=0, lt=1)]
+Pair = tuple[Agent, Agent]
+
+
+class Links(Strict):
+    """A set of links: explicit ``links: [[a, b], ...]`` or every pair ``between: [[A...], [B...]]``."""
+
+    links: list[Pair] = []
+    between: tuple[list[Agent], list[Agent]] | None = None
+
+    def pairs(self) -> list[tuple[int, int]]:
+        out = {tuple(sorted(p)) for p in self.links}
+        if self.between is not None:
+            out |= {tuple(sorted((a, b))) for a in self.between[0] for b in self.between[1] if a != b}
+        return sorted(out)
+
+    def agents(self) -> set[int]:
+        return {a for p in self.links for a in p} | {a for side in (self.between or ()) for a in side}
+
+
+class LinkOverride(Links):
+    """Own latency, bandwidth cap or loss for some links (a slow wide-area hop between islands)."""
+
+    latency: Distribution | None = None
+    bandwidth: Positive | None = None
+    loss: Loss | None = None
+
+
+class LinkFailure(Links):
+    """Links down from ``at`` until ``until`` (never back if null)."""
+
+    kind: Literal["link_down"]
+    at: NonNegative
+    until: NonNegative | None = None
+
+
+class Partition(Strict):
+    """Agents split into groups that cannot reach each other from ``at`` until ``until``.
+
+    Agents not listed form one more group.
+    """
+
+    kind: Literal["partition"]
+    at: NonNegative
+    until: NonNegative | None = None
+    groups: list[list[Agent]]
+
+    def labels(self, agents: int) -> list[int]:
+        label = [len(self.groups)] * agents
+        for k, members in enumerate(self.groups):
+            for a in members:
+                label[a] = k
+        return label
+
+    def agents(self) -> set[int]:
+        return {a for g in self.groups for a in g}
+
+
+class Switch(Strict):
+    """The whole topology replaced at ``at``."""
+
+    kind: Literal["switch"]
+    at: NonNegative
+    topology: _spec(TOPOLOGIES)
+
+    def agents(self) -> set[int]:
+        return set()
+
+
+NetworkEvent = Annotated[LinkFailure | Partition | Switch, Field(discriminator="kind")]
 
 
 class NetworkSpec(Strict):
     topology: _spec(TOPOLOGIES) = "ring"
-    latency: _spec(LATENCIES, number="constant") = 0.05
-    bandwidth: Positive = 1.0e6
-    loss: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    latency: Distribution = 0.05
+    bandwidth: Positive = 1.0e6  # each agent's uplink, bytes/s
+    downlink: Positive | None = None  # each agent's downlink, bytes/s (None: no downlink queue)
+    loss: Loss = 0.0
+    fanout: Count | None = None  # each share goes to this many neighbours drawn at random (None: all)
+    links: list[LinkOverride] = []
+    schedule: list[NetworkEvent] = []
+
+    @pydantic.model_validator(mode="after")
+    def _windows(self) -> "NetworkSpec":
+        for k, ev in enumerate(self.schedule):
+            until = getattr(ev, "until", None)
+            if until is not None and until <= ev.at:
+                raise ValueError(f"schedule.{k}: until ({until:g}) must be after at ({ev.at:g})")
+        return self
 
 
 class AlgorithmSpec(Strict):
@@ -142,6 +278,7 @@ class AlgorithmSpec(Strict):
     share_every: Count = 5
     share_size: Count = 256
     encoding: Literal[tuple(ENCODINGS)] = "float16"
+    max_staleness: Positive | None = None  # cached predictions older than this (s) are not used
 
     @pydantic.field_validator("name")
     @classmethod
@@ -184,11 +321,25 @@ class Scenario(Strict):
     eval: EvalSpec = EvalSpec()
 
     @pydantic.model_validator(mode="after")
-    def _topology_fits(self) -> "Scenario":
+    def _fits(self) -> "Scenario":
+        n, net = self.agents.count, self.network
+        tops = [("network.topology", net.topology)]
+        tops += [(f"network.schedule.{k}.topology", e.topology) for k, e in enumerate(net.schedule)
+                 if isinstance(e, Switch)]
+        for where, spec in tops:
+            try:
+                build_topology(spec, n, self.seed)
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
+        for where, items in (("network.links", net.links), ("network.schedule", net.schedule)):
+            for k, item in enumerate(items):
+                bad = sorted(a for a in item.agents() if a >= n)
+                if bad:
+                    raise ValueError(f"{where}.{k}: agent {bad[-1]} does not exist (agents are 0..{n - 1})")
         try:
-            build_topology(self.network.topology, self.agents.count, self.seed)
+            self.agents.per_agent(self.seed)
         except ValueError as e:
-            raise ValueError(f"network.topology: {e}") from None
+            raise ValueError(f"agents.speed: {e}") from None
         return self
 
     def resolved(self) -> dict[str, Any]:

@@ -1,14 +1,58 @@
-"""How one scenario seed becomes independent random streams, one per agent, link and purpose.
+"""How one scenario seed becomes independent random streams, and the distributions drawn from them.
 
 Streams are addressed by a key (``stream(seed, "link", 3, 5)``), not spawned in order, so
-adding a link or an agent never shifts the numbers any other stream draws.
+adding a link or an agent never shifts the numbers any other stream draws. Distributions
+(``{dist: lognormal, median: 0.05}``) are registered functions ``fn(rng, *, settings)``;
+scenarios use them for latencies, compute speeds and private-set sizes.
 """
 from __future__ import annotations
 
 import zlib
+from typing import Annotated, Callable
 
 import numpy as np
+import pydantic
 import torch
+
+from .registry import Registry, settings
+
+DISTRIBUTIONS = Registry("distribution", tag="dist")
+NonNegative = Annotated[float, pydantic.Field(ge=0)]
+Positive = Annotated[float, pydantic.Field(gt=0)]
+
+
+@DISTRIBUTIONS.register("constant")
+def constant(rng: np.random.Generator, *, value: NonNegative) -> float:
+    return value
+
+
+@DISTRIBUTIONS.register("uniform")
+def uniform(rng: np.random.Generator, *, low: NonNegative, high: NonNegative) -> float:
+    if high < low:
+        raise ValueError(f"uniform: high ({high:g}) is below low ({low:g})")
+    return float(rng.uniform(low, high))
+
+
+@DISTRIBUTIONS.register("lognormal")
+def lognormal(rng: np.random.Generator, *, median: Positive, sigma: NonNegative = 0.5) -> float:
+    """median · exp(σ·N(0,1)): a heavy right tail, as wide-area latencies and device speeds have."""
+    return float(median * np.exp(sigma * rng.standard_normal()))
+
+
+@DISTRIBUTIONS.register("exponential")
+def exponential(rng: np.random.Generator, *, mean: Positive) -> float:
+    return float(rng.exponential(mean))
+
+
+def sampler(spec: pydantic.BaseModel) -> Callable[[np.random.Generator], float]:
+    """A function drawing one value of a ``{dist: ...}`` spec from a given generator.
+
+    >>> spec = DISTRIBUTIONS.params_model("constant")(dist="constant", value=2.5)
+    >>> sampler(spec)(None)
+    2.5
+    """
+    fn, kwargs = DISTRIBUTIONS.get(spec.dist), settings(spec, "dist")
+    return lambda rng: fn(rng, **kwargs)
 
 
 def _key(part: str | int) -> int:

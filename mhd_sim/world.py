@@ -14,11 +14,14 @@ import numpy as np
 import simpy
 
 from .algorithms import build_learners
-from .network import Message, Network
+from .network import Link, Links, Message, Network
 from .record import RunDirectory
-from .seeds import stream
+from .scenario import LinkFailure, MarkovChurn, Partition, Switch
+from .seeds import sampler, stream
 from .topology import build as build_topology
+from .topology import edge_list
 
+DROP_REASONS = ("loss", "offline", "link_down", "sender_offline")
 Progress = Callable[[float, int, int], None]  # (simulated time, events so far, messages sent)
 
 
@@ -27,33 +30,60 @@ class Simulation:
 
     def __init__(self, scenario: Any, record: RunDirectory) -> None:
         self.sc, self.record = scenario, record
-        seed, n = scenario.seed, scenario.agents.count
-        self.agents = scenario.agents.per_agent()
+        seed, n, net = scenario.seed, scenario.agents.count, scenario.network
+        self.agents = scenario.agents.per_agent(seed)
         self.learners, self.dataset, self.split = build_learners(
             scenario.data, [a.model for a in self.agents], scenario.algorithm, scenario.training, seed,
             scenario.device)
-        topo = scenario.network.topology
-        self.graph = build_topology(topo, n, seed)
-        self.neighbors = [sorted(self.graph.neighbors(i)) for i in range(n)]
+        self.links = Links(build_topology(net.topology, n, seed))
         self.warnings: list[str] = []
-        if n > 1 and not nx.is_connected(self.graph):
-            self.warnings.append(f"topology {topo.kind} is disconnected: knowledge cannot reach every agent")
+        self._warn_if_disconnected(self.links.graph, net.topology.kind)
+        self.switches = {k: build_topology(e.topology, n, seed, "switch", k)
+                         for k, e in enumerate(net.schedule) if isinstance(e, Switch)}
+        for k, g in self.switches.items():
+            self._warn_if_disconnected(g, net.schedule[k].topology.kind, f" (switched to at t={net.schedule[k].at:g})")
 
         self.env = simpy.Environment()
         self.online = [True] * n
         self.came_online = [self.env.event() for _ in range(n)]
+        self.offline_since = [0.0] * n
+        self.offline_time = np.zeros(n)
         self.steps = np.zeros(n, dtype=np.int64)
         self.jitter_rng = [stream(seed, "compute", i) for i in range(n)]
+        self.fanout_rng = [stream(seed, "fanout", i) for i in range(n)]
         self.staleness: list[float] = []  # mean age of the predictions each distillation step used
-        net = scenario.network
-        self.network = Network(self.env, n, bandwidth=net.bandwidth, latency=net.latency, loss=net.loss,
+        self.staleness_max = 0.0
+        self._link_specs = {p: o for o in net.links for p in o.pairs()}  # later overrides win
+        self._link_cache: dict[tuple[int, int], Link] = {}
+        self.network = Network(self.env, self.links, uplink=[a.bandwidth or net.bandwidth for a in self.agents],
+                               downlink=[a.downlink or net.downlink for a in self.agents], link=self._link,
                                seed=seed, online=lambda i: self.online[i], deliver=self._deliver,
                                log=record.event)
         self.procs = [self.env.process(self._agent(i)) for i in range(n)]
-        if scenario.agents.churn is not None:
-            for i in range(n):
-                self.env.process(self._churn(i))
+        churn = scenario.agents.churn
+        if isinstance(churn, MarkovChurn):
+            for i in churn.agents if churn.agents is not None else range(n):
+                self.env.process(self._markov_churn(i, churn))
+        elif churn is not None:
+            for i, spans in churn.offline.items():
+                self.env.process(self._scheduled_churn(i, spans))
+        for k, event in enumerate(net.schedule):
+            self.env.process(self._network_event(k, event))
         self.last_eval: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _warn_if_disconnected(self, graph: nx.Graph, kind: str, when: str = "") -> None:
+        if graph.number_of_nodes() > 1 and not nx.is_connected(graph):
+            self.warnings.append(f"topology {kind}{when} is disconnected: knowledge cannot reach every agent")
+
+    def _link(self, sender: int, receiver: int) -> Link:
+        key = (sender, receiver)
+        if key not in self._link_cache:
+            net, o = self.sc.network, self._link_specs.get((min(key), max(key)))
+            pick = lambda field: getattr(o, field) if o is not None and getattr(o, field) is not None \
+                else getattr(net, field)  # noqa: E731
+            self._link_cache[key] = Link(sampler(pick("latency")), pick("loss"),
+                                         o.bandwidth if o is not None and o.bandwidth else float("inf"))
+        return self._link_cache[key]
 
     # --- processes ---------------------------------------------------------------------
 
@@ -73,33 +103,86 @@ class Simulation:
                 step = learner.begin_step(env.now)
                 if len(step.ages):
                     self.staleness.append(float(step.ages.mean()))
-                    log(env.now, "distill", i, staleness=self.staleness[-1])
+                    oldest = float(step.ages.max())
+                    self.staleness_max = max(self.staleness_max, oldest)
+                    log(env.now, "distill", i, staleness=self.staleness[-1], staleness_max=oldest)
                 yield env.timeout(self._duration(i, step.flops))
                 learner.end_step(step)
                 self.steps[i] += 1
                 log(env.now, "step", i)
-                if learner.sends and self.neighbors[i] and self.steps[i] % share_every == 0:
+                if learner.sends and self.links.neighbors(i) and self.steps[i] % share_every == 0:
                     yield env.timeout(self._duration(i, learner.message_flops()))
                     payload = learner.make_message(env.now)
                     if payload is not None:
-                        for j in self.neighbors[i]:
+                        for j in self._targets(i):
                             self.network.send(Message(i, j, len(payload), env.now, payload))
             except simpy.Interrupt:
                 pass  # went offline: the step or message in progress is lost
 
-    def _churn(self, i: int):
-        rng, churn = stream(self.sc.seed, "churn", i), self.sc.agents.churn
+    def _targets(self, i: int) -> list[int]:
+        """The neighbours a share goes to: all of them, or ``fanout`` drawn uniformly without replacement."""
+        nbrs, k = self.links.neighbors(i), self.sc.network.fanout
+        if k is None or len(nbrs) <= k:
+            return nbrs
+        return sorted(self.fanout_rng[i].choice(nbrs, k, replace=False).tolist())
+
+    def _go_offline(self, i: int) -> None:
+        self.online[i] = False
+        self.offline_since[i] = self.env.now
+        self.came_online[i] = self.env.event()
+        self.procs[i].interrupt()
+        self.network.sender_offline(i)
+        self.record.event(self.env.now, "offline", i)
+
+    def _go_online(self, i: int) -> None:
+        self.online[i] = True
+        self.offline_time[i] += self.env.now - self.offline_since[i]
+        self.came_online[i].succeed()
+        self.record.event(self.env.now, "online", i)
+
+    def _markov_churn(self, i: int, churn: MarkovChurn):
+        rng = stream(self.sc.seed, "churn", i)
         while True:
             yield self.env.timeout(rng.exponential(churn.up_mean))
-            self.online[i] = False
-            self.came_online[i] = self.env.event()
-            self.procs[i].interrupt()
-            self.network.sender_offline(i)
-            self.record.event(self.env.now, "offline", i)
+            self._go_offline(i)
             yield self.env.timeout(rng.exponential(churn.down_mean))
-            self.online[i] = True
-            self.came_online[i].succeed()
-            self.record.event(self.env.now, "online", i)
+            self._go_online(i)
+
+    def _scheduled_churn(self, i: int, spans: list[tuple[float, float]]):
+        for start, end in spans:
+            yield self.env.timeout(start - self.env.now)
+            self._go_offline(i)
+            yield self.env.timeout(end - self.env.now)
+            self._go_online(i)
+
+    def _log_links(self, change: tuple[list, list]) -> None:
+        lost, regained = change
+        for event, pairs in (("link_down", lost), ("link_up", regained)):
+            for a, b in pairs:
+                self.record.event(self.env.now, event, a, b)
+
+    def _network_event(self, k: int, ev: Any):
+        """A scheduled change of who can reach whom; messages in flight over a cut link are dropped."""
+        yield self.env.timeout(ev.at)
+        now, links = self.env.now, self.links
+        if isinstance(ev, Switch):
+            self.record.event(now, "switch", None)
+            self._log_links(links.switch(self.switches[k], now))
+            return
+        if isinstance(ev, LinkFailure):
+            pairs = ev.pairs()
+            self._log_links(links.fail(pairs, now))
+        else:
+            self.record.event(now, "partition", None)
+            self._log_links(links.partition(k, ev.labels(self.sc.agents.count), now))
+        if ev.until is None:
+            return
+        yield self.env.timeout(ev.until - now)
+        if isinstance(ev, LinkFailure):
+            self._log_links(links.restore(pairs, self.env.now))
+        else:
+            self.record.event(self.env.now, "heal", None)
+            self._log_links(links.heal(k, self.env.now))
 
     def _deliver(self, msg: Message) -> None:
         self.learners[msg.receiver].absorb(msg.payload, self.env.now)
@@ -118,6 +201,11 @@ class Simulation:
             self._evaluate()
             yield self.env.timeout(self.sc.eval.every)
 
+    def _online_fraction(self, i: int) -> float:
+        now = self.env.now
+        offline = self.offline_time[i] + (0.0 if self.online[i] else now - self.offline_since[i])
+        return 1.0 - offline / now if now > 0 else 1.0
+
     def _age_as_teacher(self, sender: int) -> float | None:
         """Mean age of ``sender``'s predictions at the moments peers distilled from them."""
         total = count = 0.0
@@ -132,6 +220,7 @@ class Simulation:
         """Run to ``duration`` (evaluating every ``eval.every`` and at the end); return the summary."""
         start = wallclock.perf_counter()
         self.record.write_scenario(self.sc.resolved())
+        self.record.write_text("topology.edges", edge_list(self.links.graph))
         self.env.process(self._evaluations())
         duration = self.sc.duration
         for k in range(1, ticks + 1):
@@ -162,11 +251,14 @@ class Simulation:
                 "sent": int(net.sent.sum()),
                 "delivered": int(net.delivered),
                 "dropped": int(sum(net.dropped.values())),
-                "dropped_by_reason": dict(sorted(net.dropped.items())),
+                "dropped_by_reason": {r: int(net.dropped[r]) for r in DROP_REASONS},
             },
             "bytes_sent": int(net.bytes_sent.sum()),
             "bytes_received": int(net.bytes_received.sum()),
-            "staleness": {"p50": q[0], "p90": q[1], "p99": q[2]},
+            "staleness": {"p50": q[0], "p90": q[1], "p99": q[2],
+                          "mean": float(np.mean(self.staleness)) if self.staleness else None,
+                          "max": self.staleness_max if self.staleness else None,
+                          "distill_steps": len(self.staleness)},
             "final": {
                 "mean_private_acc": private.mean(0).tolist() if len(private) else [],
                 "mean_shared_acc": shared.mean(0).tolist() if len(shared) else [],
@@ -179,6 +271,7 @@ class Simulation:
                     "group": a.group,
                     "speed": a.speed,
                     "steps": int(self.steps[i]),
+                    "online_fraction": self._online_fraction(i),
                     "messages_sent": int(net.sent[i]),
                     "bytes_sent": int(net.bytes_sent[i]),
                     "bytes_received": int(net.bytes_received[i]),

@@ -67,7 +67,7 @@ def test_label_skew_follows_the_target_distribution():
 def population(tiny, **algorithm):
     tiny["algorithm"].update(algorithm)
     sc = validate(tiny)
-    learners, dataset, split = build_learners(sc.data, [a.model for a in sc.agents.per_agent()], sc.algorithm,
+    learners, dataset, split = build_learners(sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm,
                                               sc.training, sc.seed)
     return learners, dataset, split
 

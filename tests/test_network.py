@@ -1,20 +1,36 @@
+import math
+
+import networkx as nx
 import numpy as np
 import pytest
 import simpy
 
-from mhd_sim.network import Message, Network
+from mhd_sim.network import Link, Links, Message, Network
 from mhd_sim.scenario import validate
+from mhd_sim.seeds import sampler
 
 
-def make_network(latency=0.05, bandwidth=1e6, loss=0.0, agents=3, online=None):
+def make_network(latency=0.05, bandwidth=1e6, loss=0.0, agents=3, online=None, downlink=None, link=None):
     env = simpy.Environment()
     rows, delivered = [], []
     spec = validate({"network": {"latency": latency}}).network.latency
-    net = Network(env, agents, bandwidth=bandwidth, latency=spec, loss=loss, seed=0,
+    links = Links(nx.complete_graph(agents))
+    net = Network(env, links, uplink=[bandwidth] * agents, downlink=[downlink] * agents,
+                  link=link or (lambda a, b: Link(sampler(spec), loss)), seed=0,
                   online=online or (lambda i: True), deliver=delivered.append,
-                  log=lambda t, e, a, peer=None, bytes=None, staleness=None, reason=None:
+                  log=lambda t, e, a, peer=None, bytes=None, staleness=None, staleness_max=None, reason=None:
                   rows.append((t, e, a, peer, bytes, reason)))
     return env, net, rows, delivered
+
+
+def binomial_interval(n: int, p: float, level: float = 0.99) -> tuple[int, int]:
+    """Central ``level`` interval of Binomial(n, p), from the exact pmf."""
+    k = np.arange(n + 1)
+    logpmf = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k]) \
+        + k * math.log(p) + (n - k) * math.log1p(-p)
+    cdf = np.cumsum(np.exp(logpmf))
+    tail = (1 - level) / 2
+    return int(np.searchsorted(cdf, tail)), int(np.searchsorted(cdf, 1 - tail))
 
 
 def times(rows, event):
@@ -52,16 +68,59 @@ def test_uplinks_are_independent():
     assert times(rows, "deliver") == pytest.approx([1.0, 1.0], abs=1e-12)
 
 
-def test_loss_rate_matches_probability():
-    n, p = 4000, 0.2
+@pytest.mark.parametrize("p", [0.01, 0.2, 0.5])
+def test_loss_rate_is_within_the_binomial_99_percent_interval(p):
+    n = 4000
     env, net, rows, _ = make_network(latency=0.0, bandwidth=1e9, loss=p)
     for k in range(n):
-        net.send(Message(0, 1, 100, 0.0, b""))
+        net.send(Message(0, 1 + k % 2, 100, 0.0, b""))
     env.run()
     lost = sum(1 for r in rows if r[1] == "drop" and r[5] == "loss")
-    sd = np.sqrt(n * p * (1 - p))
-    assert abs(lost - n * p) < 3.3 * sd
+    low, high = binomial_interval(n, p)
+    assert low <= lost <= high
     assert lost + len(times(rows, "deliver")) == n
+
+
+@pytest.mark.parametrize("up,down", [(2e5, 5e4), (5e4, 2e5), (1e5, 1e5)])
+def test_downlink_queue_makes_the_slower_side_the_bottleneck(up, down):
+    """Store and forward: message k (1..n) of a burst is delivered at
+    b/U + L + k·b/D when the downlink D is slower, at k·b/U + L + b/D when the uplink U is."""
+    size, lat, n = 5000, 0.3, 5
+    env, net, rows, _ = make_network(latency=lat, bandwidth=up, downlink=down)
+    for _ in range(n):
+        net.send(Message(0, 1, size, 0.0, b""))
+    env.run()
+    k = np.arange(1, n + 1)
+    expected = size / up + lat + k * size / down if down < up else k * size / up + lat + size / down
+    arrivals = np.array(times(rows, "deliver"))
+    np.testing.assert_allclose(arrivals, expected, atol=1e-9)
+    np.testing.assert_allclose(np.diff(arrivals), size / min(up, down), atol=1e-9)
+
+
+def test_per_link_bandwidth_cap_and_latency():
+    slow = Link(lambda rng: 0.5, 0.0, bandwidth=1e3)
+    fast = Link(lambda rng: 0.01, 0.0)
+    env, net, rows, _ = make_network(bandwidth=1e4, link=lambda a, b: slow if {a, b} == {0, 2} else fast)
+    net.send(Message(0, 2, 1000, 0.0, b""))  # 1 s on the capped link, then 0.5 s
+    net.send(Message(0, 1, 1000, 0.0, b""))  # waits for the uplink: 1 s, then 0.1 s + 0.01 s
+    env.run()
+    assert times(rows, "deliver") == pytest.approx([1.11, 1.5], abs=1e-9)
+
+
+def test_a_link_cut_while_a_message_is_in_flight_drops_it():
+    env, net, rows, delivered = make_network(latency=1.0, bandwidth=1e9)
+    net.send(Message(0, 1, 10, 0.0, b""))
+    net.send(Message(0, 2, 10, 0.0, b""))
+    env.run(until=0.4)
+    assert net.links.fail([(0, 1)], env.now) == ([(0, 1)], [])
+    env.run(until=0.6)
+    assert net.links.restore([(1, 0)], env.now) == ([], [(0, 1)])  # back before the message would arrive
+    env.run()
+    assert [m.receiver for m in delivered] == [2]
+    assert [r[5] for r in rows if r[1] == "drop"] == ["link_down"]
+    net.send(Message(0, 1, 10, env.now, b""))  # sent after the restore: goes through
+    env.run()
+    assert [m.receiver for m in delivered] == [2, 1]
 
 
 def test_messages_to_offline_agents_are_dropped_and_counted():
