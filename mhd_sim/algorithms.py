@@ -9,6 +9,7 @@ that messages carry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pydantic
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import messages
-from .data import DATASETS, Dataset, Split, split
+from .data import Dataset, Split, load
 from .models import HeadedModel, build, forward_flops, step_flops
 from .registry import Registry, settings
 from .seeds import stream, torch_generator
@@ -43,6 +44,7 @@ class Step:
     flops: float
     public: torch.Tensor | None = None  # public sample ids
     teachers: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (head, T, valid)
+    embedding: tuple[torch.Tensor, torch.Tensor] | None = None  # (peers' mean embedding [B, E], valid [B])
     ages: np.ndarray = field(default_factory=lambda: np.empty(0))  # staleness of the predictions used
 
 
@@ -83,6 +85,8 @@ class Learner:
     """An agent trained on its private data alone; the base every algorithm extends."""
 
     sends = False
+    weights: list[float] = []
+    degree: Callable[[], int] = staticmethod(lambda: 0)  # its current number of neighbours; set by the world
 
     @classmethod
     def heads_for(cls, algo: pydantic.BaseModel) -> int:
@@ -124,7 +128,7 @@ class Learner:
         if step.public is not None:
             xb = torch.cat([xb, self.shared.public_x[step.public]])
         self.model.train()
-        logits, _ = self.model(xb)
+        logits, emb = self.model(xb)
         n = len(step.batch)
         loss = F.cross_entropy(logits[0, :n], self.y[step.batch])
         tau = self.algo.temperature
@@ -133,6 +137,9 @@ class Learner:
                 student = F.log_softmax(logits[head, n:][valid] / tau, -1)
                 kl = F.kl_div(student, teacher[valid], reduction="batchmean")
                 loss = loss + self.weights[head] * tau**2 * kl
+        if step.embedding is not None and step.embedding[1].any():
+            target, valid = step.embedding
+            loss = loss + self.algo.embedding_weight * F.mse_loss(emb[n:][valid], target[valid])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -158,14 +165,19 @@ class Learner:
         Private accuracy is Σ_c π_i(c)·acc_c: exact, weighting the global per-class accuracy
         by this agent's own label distribution instead of resampling a private test set.
         """
+        shared, per_class = self._correct(chunk)
+        return shared.cpu().numpy(), (per_class @ self.label_dist).cpu().numpy()
+
+    @torch.no_grad()
+    def _correct(self, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+        """Accuracy [H] and per-class accuracy [H, C] of every head on the whole test set."""
         self.model.eval()
         x, y, classes = self.shared.test_x, self.shared.test_y, self.shared.classes
         correct = torch.cat([self.model(x[i : i + chunk])[0].argmax(-1) == y[i : i + chunk]
                              for i in range(0, len(y), chunk)], dim=1).float()  # [H, N]
         per_class = torch.zeros(self.heads, classes, device=y.device).index_add_(1, y, correct)
         per_class /= torch.bincount(y, minlength=classes).clamp_min(1)
-        private = per_class @ self.label_dist
-        return correct.mean(1).cpu().numpy(), private.cpu().numpy()
+        return correct.mean(1), per_class
 
 
 @ALGORITHMS.register("isolated")
@@ -207,6 +219,10 @@ class MHD(Learner):
         device = self.shared.public_x.device
         self.cache_p = torch.zeros(0, P, S, C, device=device)
         self.cache_t = torch.full((0, P, S), float("nan"), dtype=torch.float64, device=device)
+        self.embeds = algo.embedding_weight > 0
+        E = self.model.head.in_features if self.embeds else 0
+        self.cache_e = torch.zeros(0, P, E, device=device)
+        self.cache_et = torch.full((0, P), float("nan"), dtype=torch.float64, device=device)
         self.slots: dict[int, int] = {}
         self.have = torch.zeros(P, dtype=torch.bool, device=device)
         self.order = torch.from_numpy(self.rng.permutation(P)).to(device)
@@ -214,15 +230,19 @@ class MHD(Learner):
         self.age_sum = np.zeros(0)
         self.age_count = np.zeros(0, dtype=np.int64)
 
+    def _fresh(self, born: torch.Tensor, now: float) -> torch.Tensor:
+        """Production times, with entries too old to use (``max_staleness``) blanked to NaN."""
+        if self.algo.max_staleness is None:
+            return born
+        return born.masked_fill(now - born > self.algo.max_staleness, float("nan"))
+
     def begin_step(self, now: float) -> Step:
         step = super().begin_step(now)
-        if not self.sources or not (self.have.any() or self.algo.include_self):
+        if not (self.sources or self.embeds) or not (self.have.any() or self.algo.include_self):
             return step
         pool = self.have.nonzero()[:, 0] if self.have.any() else self.order
         u = pool[torch.from_numpy(self.rng.integers(len(pool), size=self.training.public_batch_size)).to(pool.device)]
-        born = self.cache_t[:, u]  # [K, B, S]
-        if self.algo.max_staleness is not None:  # too old to trust: as if never received
-            born = born.masked_fill(now - born > self.algo.max_staleness, float("nan"))
+        born = self._fresh(self.cache_t[:, u], now)  # [K, B, S]
         probs = self.cache_p[:, u]  # [K, B, S, C]
         age = (now - born).nan_to_num(0.0)
         self.age_sum += age.sum((1, 2)).cpu().numpy()
@@ -246,7 +266,11 @@ class MHD(Learner):
                 masks.append(torch.ones(1, len(u), dtype=torch.bool, device=u.device))
             teacher, valid = aggregate(torch.cat(cands), torch.cat(masks), self.algo.aggregation)
             step.teachers.append((m, sharpen(teacher, self.algo.temperature), valid))
-        step.public, step.ages = u, np.concatenate(ages)
+        if self.embeds:
+            ok = ~torch.isnan(self._fresh(self.cache_et[:, u], now))  # [K, B]
+            total = (self.cache_e[:, u] * ok[..., None]).sum(0)
+            step.embedding = (total / ok.sum(0).clamp_min(1)[:, None], ok.any(0))
+        step.public, step.ages = u, np.concatenate(ages) if ages else np.empty(0)
         step.flops = self.flops("train", len(step.batch) + len(u))
         if own is not None:
             step.flops += self.flops("forward", len(u))
@@ -263,20 +287,25 @@ class MHD(Learner):
 
     @torch.no_grad()
     def make_message(self, now: float) -> bytes | None:
-        if len(self.sent) == 0:
+        """Predictions on the next chunk of public samples: only the heads (and the embedding)
+        that peers learn from."""
+        if len(self.sent) == 0 and not self.embeds:
             return None
         ids = self._chunk()
         self.model.eval()
-        logits, _ = self.model(self.shared.public_x[ids])
+        logits, emb = self.model(self.shared.public_x[ids])
         probs = torch.softmax(logits[torch.from_numpy(self.sent).long()], -1).permute(1, 0, 2)
         return messages.encode(self.agent, now, self.sent, ids.cpu().numpy(), probs.cpu().numpy(),
-                               self.algo.encoding)
+                               self.algo.encoding, self.algo.topk,
+                               emb.cpu().numpy() if self.embeds else None)
 
     def _slot(self, sender: int) -> int:
         if sender not in self.slots:
             self.slots[sender] = len(self.slots)
             self.cache_p = torch.cat([self.cache_p, self.cache_p.new_zeros(1, *self.cache_p.shape[1:])])
             self.cache_t = torch.cat([self.cache_t, self.cache_t.new_full((1, *self.cache_t.shape[1:]), float("nan"))])
+            self.cache_e = torch.cat([self.cache_e, self.cache_e.new_zeros(1, *self.cache_e.shape[1:])])
+            self.cache_et = torch.cat([self.cache_et, self.cache_et.new_full((1, *self.cache_et.shape[1:]), float("nan"))])
             self.age_sum = np.append(self.age_sum, 0.0)
             self.age_count = np.append(self.age_count, 0)
         return self.slots[sender]
@@ -298,6 +327,10 @@ class MHD(Learner):
             newer = ~(self.cache_t[k, ids, j] > msg.produced)  # NaN (empty) counts as older
             self.cache_p[k, ids[newer], j] = probs[newer, int(col[0])]
             self.cache_t[k, ids[newer], j] = msg.produced
+        if self.embeds and msg.embeddings is not None:
+            newer = ~(self.cache_et[k, ids] > msg.produced)
+            self.cache_e[k, ids[newer]] = torch.from_numpy(msg.embeddings).to(device)[newer]
+            self.cache_et[k, ids[newer]] = msg.produced
         self.have[ids] = True
 
 
@@ -314,19 +347,71 @@ class Distill(MHD):
         return [max(w) if isinstance(w, list) else float(w)]
 
 
+@ALGORITHMS.register("gossip")
+class Gossip(Learner):
+    """Decentralized weight averaging: the parameter vector is the message. On arrival the
+    receiver i moves toward sender j's weights by the Metropolis weight 1 / (1 + max(d_i, d_j)),
+    which makes the averaging doubly stochastic on any undirected graph."""
+
+    sends = True
+
+    def make_message(self, now: float) -> bytes | None:
+        values = torch.nn.utils.parameters_to_vector(self.model.parameters()).detach().cpu().numpy()
+        return messages.encode_weights(self.agent, self.degree(), now, values, self.algo.encoding)
+
+    @torch.no_grad()
+    def absorb(self, payload: bytes, now: float) -> None:
+        msg = messages.decode_weights(payload)
+        w = 1.0 / (1 + max(self.degree(), msg.degree))
+        params = list(self.model.parameters())
+        mine = torch.nn.utils.parameters_to_vector(params)
+        theirs = torch.from_numpy(msg.values).to(mine.device)
+        torch.nn.utils.vector_to_parameters(mine + w * (theirs - mine), params)
+
+
+@ALGORITHMS.register("centralized")
+class Centralized(Learner):
+    """One model trained on the union of all private data, with every agent's compute and no
+    network: the upper reference line. All agents share the model and its optimizer; each
+    agent's private accuracy still weights per-class accuracy by its own label mix."""
+
+    shares_model = True
+
+    def end_step(self, step: Step) -> float:
+        self.model.version = getattr(self.model, "version", 0) + 1
+        return super().end_step(step)
+
+    def _correct(self, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+        """Test accuracy, computed once per model version for all the agents sharing it."""
+        version = getattr(self.model, "version", 0)
+        cached = getattr(self.model, "evaluated", None)
+        if cached is None or cached[0] != version:
+            cached = self.model.evaluated = (version, *super()._correct(chunk))
+        return cached[1], cached[2]
+
+
+def _check_population(cls: type[Learner], algo: pydantic.BaseModel, models: list[pydantic.BaseModel],
+                      built: list[HeadedModel]) -> None:
+    """Errors a population can only show once its models are built."""
+    if cls is Gossip and len({repr(m) for m in models}) > 1:
+        kinds = sorted({f"{m.kind} (agents {', '.join(str(i) for i, x in enumerate(models) if x == m)})"
+                        for m in models})
+        raise ValueError(f"algorithm gossip averages weights, so every agent needs the same model; "
+                         f"this population mixes {'; '.join(kinds)}")
+    if getattr(algo, "embedding_weight", 0) > 0:
+        dims = sorted({m.head.in_features for m in built})
+        if len(dims) > 1:
+            raise ValueError(f"algorithm.embedding_weight > 0 needs one embedding size, but the agents' "
+                             f"models have embedding sizes {', '.join(map(str, dims))}")
+
+
 def build_learners(data: pydantic.BaseModel, models: list[pydantic.BaseModel], algo: pydantic.BaseModel,
                    training: pydantic.BaseModel, seed: int, device: str = "cpu"
                    ) -> tuple[list[Learner], Dataset, Split]:
     """The population: load the dataset, split it, and give every agent its model and shard."""
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device: cuda was asked for, but this torch build sees no CUDA device")
-    dataset = DATASETS.get(data.dataset.kind)(stream(seed, "dataset"), **settings(data.dataset))
-    parts = split(dataset, len(models), data.public_fraction, data.partition, stream(seed, "partition"),
-                  data.samples_per_agent)
-    empty = [i for i, p in enumerate(parts.private) if len(p) == 0]
-    if empty:
-        raise ValueError(f"data.partition: agents {empty} get no private samples; use fewer agents "
-                         "or a milder partition")
+    dataset, parts = load(data, len(models), seed)
 
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(device)
@@ -335,11 +420,20 @@ def build_learners(data: pydantic.BaseModel, models: list[pydantic.BaseModel], a
                     dataset.classes)
     dist = tensor(parts.label_distribution(dataset.y_train, dataset.classes).astype(np.float32))
     cls = ALGORITHMS.get(algo.name)
-    learners = []
-    for i, spec in enumerate(models):
-        model = build(spec, dataset.input_shape, cls.heads_for(algo), dataset.classes,
-                      torch_generator(seed, "model", i)).to(device)
-        own = parts.private[i]
-        learners.append(cls(i, model, tensor(dataset.x_train[own]), tensor(dataset.y_train[own]), dist[i],
-                            shared, algo, training, stream(seed, "agent", i)))
+    if getattr(cls, "shares_model", False):
+        one = build(models[0], dataset.input_shape, cls.heads_for(algo), dataset.classes,
+                    torch_generator(seed, "model", 0)).to(device)
+        built = [one] * len(models)
+        union = np.sort(np.concatenate(parts.private))
+        data = [union] * len(models)
+    else:
+        built = [build(spec, dataset.input_shape, cls.heads_for(algo), dataset.classes,
+                       torch_generator(seed, "model", i)).to(device) for i, spec in enumerate(models)]
+        data = parts.private
+    _check_population(cls, algo, models, built)
+    learners = [cls(i, model, tensor(dataset.x_train[own]), tensor(dataset.y_train[own]), dist[i], shared, algo,
+                    training, stream(seed, "agent", i)) for i, (model, own) in enumerate(zip(built, data))]
+    if getattr(cls, "shares_model", False):
+        for learner in learners[1:]:
+            learner.opt = learners[0].opt
     return learners, dataset, parts

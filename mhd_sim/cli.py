@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 import yaml
 from rich.console import Console
@@ -128,10 +129,35 @@ def validate(
     scenario: Annotated[str, typer.Argument(help="Scenario file, or the name of a bundled scenario.")],
     seed: SeedOption = None,
     overrides: SetOption = None,
+    labels: Annotated[bool, typer.Option(help="Also load the data and print each agent's label counts.")] = True,
 ) -> None:
-    """Check a scenario and print it with every default filled in."""
+    """Check a scenario, print it with every default filled in, and each agent's private label counts."""
     sc = _load(scenario, overrides, seed)
     out.print(yaml.safe_dump(sc.resolved(), sort_keys=False, default_flow_style=None), end="", highlight=False)
+    if not labels:
+        return
+    from .data import histogram, load as load_data
+
+    try:
+        dataset, parts = load_data(sc.data, sc.agents.count, sc.seed)
+    except ValueError as e:
+        raise _fail(str(e), 2)
+    counts = histogram(dataset, parts)
+    out.print(f"\n# private label counts per agent ({dataset.name}: {len(dataset.y_train):,} training samples, "
+              f"{len(parts.public):,} public, {dataset.classes} classes)", highlight=False)
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    table.add_column("agent", justify="right")
+    table.add_column("samples", justify="right")
+    shown = range(dataset.classes) if dataset.classes <= 20 else []
+    for c in shown:
+        table.add_column(f"c{c}", justify="right")
+    if not shown:
+        table.add_column("main classes (count)")
+    for i, row in enumerate(counts):
+        cells = [str(v) for v in row] if shown else [
+            ", ".join(f"{c} ({row[c]})" for c in np.argsort(-row, kind="stable")[:5] if row[c])]
+        table.add_row(str(i), str(row.sum()), *cells)
+    out.print(table)
 
 
 @app.command()

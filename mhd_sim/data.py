@@ -7,14 +7,16 @@ returning one index array per agent. Both draw only from the generator they are 
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import pydantic
 
 from .registry import Registry, settings
+from .seeds import stream
 
 DATASETS = Registry("dataset")
 PARTITIONS = Registry("partition")
@@ -168,6 +170,66 @@ def npz(rng: np.random.Generator, *, path: ExistingFile) -> Dataset:
     return Dataset(Path(path).stem, x_tr, y_tr, x_te, y_te, classes)
 
 
+def _unpickle(path: Path, what: str, keys: tuple[bytes, ...]) -> dict:
+    if not path.is_file():
+        raise ValueError(f"{what}: no file '{path}'")
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+    except Exception as e:
+        raise ValueError(f"{what}: '{path}' is not a python pickle ({type(e).__name__})") from None
+    if not isinstance(batch, dict) or any(k not in batch for k in keys):
+        raise ValueError(f"{what}: '{path}' is not in the official python format "
+                         f"(a dict with keys {', '.join(k.decode() for k in keys)})")
+    data = np.asarray(batch[b"data"])
+    if data.ndim != 2 or data.shape[1] != 3072 or len(batch[keys[1]]) != len(data):
+        raise ValueError(f"{what}: '{path}' holds data of shape {data.shape}, expected [N, 3072] uint8 "
+                         f"with one label per row")
+    return batch
+
+
+def _cifar(name: str, path: Path, train_files: list[str], test_file: str, label_key: bytes, classes: int,
+           url: str, train_size: int | None, rng: np.random.Generator) -> Dataset:
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"{name}: no directory '{path}'; download {url} and extract it there "
+                         f"(it holds {', '.join(train_files[:2])}{', …' if len(train_files) > 2 else ''} "
+                         f"and {test_file}), or set data.dataset.path")
+    keys = (b"data", label_key)
+    train = [_unpickle(path / f, name, keys) for f in train_files]
+    test = _unpickle(path / test_file, name, keys)
+    x_tr = np.concatenate([np.asarray(b[b"data"]) for b in train])
+    y_tr = np.concatenate([np.asarray(b[label_key]) for b in train]).astype(np.int64)
+    x_te, y_te = np.asarray(test[b"data"]), np.asarray(test[label_key], dtype=np.int64)
+    if train_size is not None and train_size < len(y_tr):
+        keep = np.sort(rng.choice(len(y_tr), train_size, replace=False))
+        x_tr, y_tr = x_tr[keep], y_tr[keep]
+    x_tr = x_tr.reshape(-1, 3, 32, 32).astype(np.float32) / 255
+    x_te = x_te.reshape(-1, 3, 32, 32).astype(np.float32) / 255
+    mean, std = x_tr.mean((0, 2, 3), keepdims=True), x_tr.std((0, 2, 3), keepdims=True) + 1e-8
+    return Dataset(name, (x_tr - mean) / std, y_tr, (x_te - mean) / std, y_te, classes)
+
+
+@DATASETS.register("cifar10")
+def cifar10(rng: np.random.Generator, *, path: Path = Path("~/.cache/mhd-sim/cifar-10-batches-py"),
+            train_size: Annotated[int, pydantic.Field(ge=10)] | None = None) -> Dataset:
+    """CIFAR-10 from the official python pickles in ``path`` (data_batch_1..5, test_batch);
+    ``train_size`` keeps a seeded random subset of the 50,000 training images."""
+    return _cifar("cifar10", path, [f"data_batch_{i}" for i in range(1, 6)], "test_batch", b"labels", 10,
+                  "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", train_size, rng)
+
+
+@DATASETS.register("cifar100")
+def cifar100(rng: np.random.Generator, *, path: Path = Path("~/.cache/mhd-sim/cifar-100-python"),
+             labels: Literal["fine", "coarse"] = "fine",
+             train_size: Annotated[int, pydantic.Field(ge=10)] | None = None) -> Dataset:
+    """CIFAR-100 from the official python pickles in ``path`` (train, test); ``labels`` picks
+    the 100 fine classes or the 20 coarse superclasses."""
+    key, classes = (b"fine_labels", 100) if labels == "fine" else (b"coarse_labels", 20)
+    return _cifar("cifar100", path, ["train"], "test", key, classes,
+                  "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", train_size, rng)
+
+
 # --- partitions -------------------------------------------------------------------------
 
 
@@ -233,16 +295,34 @@ def dirichlet(
     return [np.sort(np.concatenate(s)) for s in shards]
 
 
+@PARTITIONS.register("shards")
+def shards(
+    labels: np.ndarray,
+    agents: int,
+    classes: int,
+    rng: np.random.Generator,
+    *,
+    shards_per_agent: Annotated[int, pydantic.Field(ge=1)] = 2,
+) -> list[np.ndarray]:
+    """McMahan et al.'s pathological non-iid split: sort by label, cut into equal shards,
+    give each agent ``shards_per_agent`` of them at random (so about that many classes each)."""
+    order = np.argsort(labels, kind="stable")
+    pieces = np.array_split(order, agents * shards_per_agent)
+    deal = rng.permutation(len(pieces)).reshape(agents, shards_per_agent)
+    return [np.sort(np.concatenate([pieces[k] for k in row])) for row in deal]
+
+
 def split(
     dataset: Dataset,
     agents: int,
     public_fraction: float,
     partition: pydantic.BaseModel,
     rng: np.random.Generator,
-    samples_per_agent: int | None = None,
+    samples_per_agent: list[int] | None = None,
 ) -> Split:
     """Take the public pool off the training set, then partition the rest among agents.
 
+    ``samples_per_agent`` caps each agent's private set (a seeded random subset of its shard).
     Private sets are disjoint from the public pool and from each other by construction.
     """
 
@@ -250,10 +330,28 @@ def split(
     n_public = int(round(len(order) * public_fraction))
     public, pool = np.sort(order[:n_public]), np.sort(order[n_public:])
     fn = PARTITIONS.get(partition.kind)
-    shards = fn(dataset.y_train[pool], agents, dataset.classes, rng, **settings(partition))
+    parts = fn(dataset.y_train[pool], agents, dataset.classes, rng, **settings(partition))
     private = []
-    for s in shards:
-        if samples_per_agent is not None and len(s) > samples_per_agent:
-            s = np.sort(rng.choice(s, samples_per_agent, replace=False))
+    for i, s in enumerate(parts):
+        cap = samples_per_agent[i] if samples_per_agent is not None else len(s)
+        if len(s) > cap:
+            s = np.sort(rng.choice(s, cap, replace=False))
         private.append(pool[s])
     return Split(public, private)
+
+
+def load(data: pydantic.BaseModel, agents: int, seed: int) -> tuple[Dataset, Split]:
+    """A scenario's dataset and its split, each from its own stream of the scenario seed."""
+    dataset = DATASETS.get(data.dataset.kind)(stream(seed, "dataset"), **settings(data.dataset))
+    parts = split(dataset, agents, data.public_fraction, data.partition, stream(seed, "partition"),
+                  data.sizes(agents, seed))
+    empty = [i for i, p in enumerate(parts.private) if len(p) == 0]
+    if empty:
+        raise ValueError(f"data.partition: agents {empty} get no private samples; use fewer agents "
+                         "or a milder partition")
+    return dataset, parts
+
+
+def histogram(dataset: Dataset, parts: Split) -> np.ndarray:
+    """Private label counts, [agents, classes]."""
+    return np.stack([np.bincount(dataset.y_train[p], minlength=dataset.classes) for p in parts.private])

@@ -59,6 +59,77 @@ def cnn1d(
     return nn.Sequential(*layers), embedding
 
 
+def _image_shape(input_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(input_shape) == 3:
+        return input_shape  # type: ignore[return-value]
+    if len(input_shape) == 2:
+        return (1, *input_shape)
+    raise ValueError(f"2-D models need image inputs [channels, height, width]; this dataset's inputs are "
+                     f"{list(input_shape)} (use mlp or cnn1d)")
+
+
+@BACKBONES.register("cnn2d")
+def cnn2d(
+    input_shape: tuple[int, ...],
+    *,
+    channels: list[Width] = [32, 64],
+    embedding: Width = 128,
+) -> tuple[nn.Module, int]:
+    """3×3 convolutions, each followed by ReLU and 2×2 max-pooling, then a linear embedding;
+    for small images (digits 8×8, CIFAR 32×32)."""
+    in_ch, h, w = _image_shape(input_shape)
+    layers: list[nn.Module] = [nn.Unflatten(1, (in_ch, h, w))] if len(input_shape) != 3 else []
+    for ch in channels:
+        layers += [nn.Conv2d(in_ch, ch, 3, padding=1), nn.ReLU()]
+        if min(h, w) >= 2:
+            layers.append(nn.MaxPool2d(2))
+            h, w = h // 2, w // 2
+        in_ch = ch
+    layers += [nn.Flatten(), nn.Linear(in_ch * h * w, embedding), nn.ReLU()]
+    return nn.Sequential(*layers), embedding
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions with a skip connection (He et al. 2016); GroupNorm instead of
+    BatchNorm, since batch statistics of non-iid agents disagree (Hsieh et al. 2020)."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.norm1 = nn.GroupNorm(min(8, cout), cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.norm2 = nn.GroupNorm(min(8, cout), cout)
+        self.skip = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.GroupNorm(min(8, cout), cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.norm1(self.conv1(x)))
+        return F.relu(self.norm2(self.conv2(out)) + self.skip(x))
+
+
+@BACKBONES.register("resnet")
+def resnet(
+    input_shape: tuple[int, ...],
+    *,
+    width: Width = 16,
+    blocks: Annotated[int, pydantic.Field(ge=1)] = 1,
+    embedding: Width = 64,
+) -> tuple[nn.Module, int]:
+    """A small ResNet for 32×32 images: a stem, then three stages of ``blocks`` residual blocks
+    with width, 2·width, 4·width channels (stride 2 between stages), global average pooling
+    and a linear embedding. ``blocks: 1`` is a ResNet-8, 3 a ResNet-20."""
+    in_ch, _, _ = _image_shape(input_shape)
+    layers: list[nn.Module] = [nn.Unflatten(1, _image_shape(input_shape))] if len(input_shape) != 3 else []
+    layers += [nn.Conv2d(in_ch, width, 3, 1, 1, bias=False), nn.GroupNorm(min(8, width), width), nn.ReLU()]
+    cin = width
+    for stage, cout in enumerate((width, 2 * width, 4 * width)):
+        for b in range(blocks):
+            layers.append(BasicBlock(cin, cout, 2 if stage > 0 and b == 0 else 1))
+            cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, embedding), nn.ReLU()]
+    return nn.Sequential(*layers), embedding
+
+
 class HeadedModel(nn.Module):
     """Backbone plus H heads stored as one linear layer, so all heads cost one matmul."""
 
@@ -83,8 +154,9 @@ def build(spec: pydantic.BaseModel, input_shape: tuple[int, ...], heads: int, cl
         for m in model.modules():
             if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
                 nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
-                bound = 1 / math.sqrt(m.weight[0].numel())
-                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+                if m.bias is not None:
+                    bound = 1 / math.sqrt(m.weight[0].numel())
+                    nn.init.uniform_(m.bias, -bound, bound, generator=generator)
     return model
 
 

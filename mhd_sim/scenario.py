@@ -68,7 +68,14 @@ class DataSpec(Strict):
     dataset: _spec(DATASETS) = "mnist1d"
     public_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3
     partition: _spec(PARTITIONS) = "iid"
-    samples_per_agent: Count | None = None
+    samples_per_agent: Distribution | None = None  # cap per agent: a number, or drawn per agent
+
+    def sizes(self, agents: int, seed: int) -> list[int] | None:
+        """Each agent's private-set cap, drawn from its own stream (at least one sample)."""
+        if self.samples_per_agent is None:
+            return None
+        draw = sampler(self.samples_per_agent)
+        return [max(1, int(round(draw(stream(seed, "size", i))))) for i in range(agents)]
 
 
 class MarkovChurn(Strict):
@@ -278,6 +285,8 @@ class AlgorithmSpec(Strict):
     share_every: Count = 5
     share_size: Count = 256
     encoding: Literal[tuple(ENCODINGS)] = "float16"
+    topk: Count = 3  # probabilities kept per sample and head with encoding topk
+    embedding_weight: NonNegative = 0.0  # weight of MSE to the peers' mean embedding on public samples
     max_staleness: Positive | None = None  # cached predictions older than this (s) are not used
 
     @pydantic.field_validator("name")
@@ -292,6 +301,8 @@ class AlgorithmSpec(Strict):
         w = self.distill_weight
         if isinstance(w, list) and self.name == "mhd" and len(w) != self.heads:
             raise ValueError(f"distill_weight lists {len(w)} weights for {self.heads} heads")
+        if self.name == "gossip" and self.encoding == "topk":
+            raise ValueError("gossip sends weights: encoding must be float32, float16 or bfloat16, not topk")
         return self
 
 

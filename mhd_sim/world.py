@@ -36,6 +36,8 @@ class Simulation:
             scenario.data, [a.model for a in self.agents], scenario.algorithm, scenario.training, seed,
             scenario.device)
         self.links = Links(build_topology(net.topology, n, seed))
+        for i, learner in enumerate(self.learners):
+            learner.degree = lambda i=i: len(self.links.neighbors(i))
         self.warnings: list[str] = []
         self._warn_if_disconnected(self.links.graph, net.topology.kind)
         self.switches = {k: build_topology(e.topology, n, seed, "switch", k)

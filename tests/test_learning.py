@@ -41,15 +41,45 @@ def test_temperature_sharpens_like_logits_over_tau():
     assert sharpen(torch.softmax(logits, -1), 2.0) == pytest.approx(torch.softmax(logits / 2.0, -1), abs=1e-6)
 
 
-@pytest.mark.parametrize("encoding", ["float32", "float16"])
-def test_encoded_size_is_exact_and_round_trips(encoding):
+@pytest.mark.parametrize("encoding,atol", [("float32", 0), ("float16", 1e-3), ("bfloat16", 4e-3)])
+@pytest.mark.parametrize("dim", [0, 6])
+def test_encoded_size_is_exact_and_round_trips(encoding, atol, dim):
     probs = torch.softmax(torch.randn(37, 2, 10), -1).numpy()
-    payload = messages.encode(5, 12.5, np.array([0, 1]), np.arange(37) * 3, probs, encoding)
-    assert len(payload) == messages.encoded_size(37, 2, 10, encoding)
+    emb = np.random.default_rng(0).normal(size=(37, dim)).astype(np.float32) if dim else None
+    payload = messages.encode(5, 12.5, np.array([0, 1]), np.arange(37) * 3, probs, encoding, embeddings=emb)
+    assert len(payload) == messages.encoded_size(37, 2, 10, encoding, embedding=dim)
     msg = messages.decode(payload)
     assert (msg.sender, msg.produced, msg.heads.tolist()) == (5, 12.5, [0, 1])
     assert msg.ids.tolist() == (np.arange(37) * 3).tolist()
-    np.testing.assert_allclose(msg.probs, probs, atol=1e-3 if encoding == "float16" else 0)
+    np.testing.assert_allclose(msg.probs, probs, atol=atol)
+    if dim:
+        np.testing.assert_allclose(msg.embeddings, emb, rtol=1e-2 if atol else 0, atol=atol * 10)
+    else:
+        assert msg.embeddings is None
+
+
+@pytest.mark.parametrize("classes", [10, 300])
+def test_topk_keeps_the_k_largest_and_spreads_the_rest(classes):
+    probs = torch.softmax(3 * torch.randn(20, 2, classes), -1).numpy()
+    payload = messages.encode(1, 0.0, np.array([0, 1]), np.arange(20), probs, "topk", k=3)
+    assert len(payload) == messages.encoded_size(20, 2, classes, "topk", k=3)
+    index_bytes = 1 if classes <= 256 else 2
+    assert len(payload) == messages.HEADER.size + 2 + 4 * 20 + 20 * 2 * 3 * (index_bytes + 2)
+    got = messages.decode(payload).probs
+    top = np.argsort(-probs, -1)[..., :3]
+    np.testing.assert_allclose(np.take_along_axis(got, top, -1), np.take_along_axis(probs, top, -1), atol=1e-3)
+    np.testing.assert_allclose(got.sum(-1), 1.0, atol=2e-3)
+    assert (np.argsort(-got, -1, kind="stable")[..., 0] == top[..., 0]).all()
+
+
+def test_weight_messages_round_trip_with_exact_size():
+    values = np.random.default_rng(1).normal(size=1234).astype(np.float32)
+    for encoding, atol in (("float32", 0), ("float16", 2e-3), ("bfloat16", 2e-2)):
+        payload = messages.encode_weights(3, 4, 9.5, values, encoding)
+        assert len(payload) == messages.weights_size(1234, encoding)
+        w = messages.decode_weights(payload)
+        assert (w.sender, w.degree, w.produced) == (3, 4, 9.5)
+        np.testing.assert_allclose(w.values, values, atol=atol, rtol=1e-2 if atol else 0)
 
 
 def test_label_skew_follows_the_target_distribution():
