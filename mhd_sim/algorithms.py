@@ -142,6 +142,8 @@ class Learner:
             loss = loss + self.algo.embedding_weight * F.mse_loss(emb[n:][valid], target[valid])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.training.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.training.clip_grad_norm)
         self.opt.step()
         return loss.item()
 

@@ -313,6 +313,7 @@ class TrainingSpec(Strict):
     optimizer: Literal["sgd", "adam"] = "sgd"
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
     weight_decay: NonNegative = 0.0
+    clip_grad_norm: Positive | None = None  # clip each step's gradient to this global norm
 
 
 class EvalSpec(Strict):

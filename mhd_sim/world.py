@@ -16,7 +16,7 @@ import simpy
 from .algorithms import build_learners
 from .network import Link, Links, Message, Network
 from .record import RunDirectory
-from .scenario import LinkFailure, MarkovChurn, Partition, Switch
+from .scenario import LinkFailure, MarkovChurn, Switch
 from .seeds import sampler, stream
 from .topology import build as build_topology
 from .topology import edge_list
@@ -78,13 +78,17 @@ class Simulation:
             self.warnings.append(f"topology {kind}{when} is disconnected: knowledge cannot reach every agent")
 
     def _link(self, sender: int, receiver: int) -> Link:
+        """A link's latency, loss and bandwidth cap: the network's, unless a ``links`` entry overrides them."""
         key = (sender, receiver)
         if key not in self._link_cache:
-            net, o = self.sc.network, self._link_specs.get((min(key), max(key)))
-            pick = lambda field: getattr(o, field) if o is not None and getattr(o, field) is not None \
-                else getattr(net, field)  # noqa: E731
-            self._link_cache[key] = Link(sampler(pick("latency")), pick("loss"),
-                                         o.bandwidth if o is not None and o.bandwidth else float("inf"))
+            override = self._link_specs.get((min(key), max(key)))
+
+            def pick(field: str) -> Any:
+                value = getattr(override, field, None)
+                return value if value is not None else getattr(self.sc.network, field, None)
+
+            cap = getattr(override, "bandwidth", None)
+            self._link_cache[key] = Link(sampler(pick("latency")), pick("loss"), cap or float("inf"))
         return self._link_cache[key]
 
     # --- processes ---------------------------------------------------------------------

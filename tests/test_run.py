@@ -22,7 +22,8 @@ def run(tmp_path, scenario: dict, name: str = "run", *args: str):
 def test_tiny_run_writes_the_run_directory_contract(tmp_path, tiny):
     out = run(tmp_path, tiny)
     for name in ("scenario.yaml", "metrics.csv", "events.csv", "summary.json",
-                 "plots/accuracy_vs_time.png", "plots/accuracy_vs_bytes.png", "plots/agents.png"):
+                 "plots/accuracy_vs_time.png", "plots/accuracy_vs_bytes.png", "plots/agents.png",
+                 "plots/topology.png", "topology.edges"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     metrics, events = pd.read_csv(out / "metrics.csv"), pd.read_csv(out / "events.csv")
     assert tuple(metrics.columns) == METRIC_COLUMNS and tuple(events.columns) == EVENT_COLUMNS

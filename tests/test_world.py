@@ -193,3 +193,12 @@ def test_network_schedule_errors_name_the_field(tiny, network, message):
     tiny["network"].update(network)
     with pytest.raises(ScenarioError, match=message):
         validate(tiny)
+
+
+def test_link_overrides_apply_to_the_named_links_only(tmp_path, tiny):
+    tiny["network"].update(topology={"kind": "islands", "islands": 2, "bridges": 1}, loss=0.0, links=[
+        {"between": [[0, 1], [2, 3]], "latency": {"dist": "constant", "value": 0.5}, "bandwidth": 1e3, "loss": 0.2}])
+    sim = Simulation(validate(tiny), RunDirectory(tmp_path / "run"))
+    wan, lan = sim._link(2, 0), sim._link(0, 1)
+    assert (wan.latency(None), wan.bandwidth, wan.loss) == (0.5, 1e3, 0.2)
+    assert (lan.latency(None), lan.bandwidth, lan.loss) == (0.01, float("inf"), 0.0)
