@@ -208,7 +208,7 @@ def ratio_table(reach: pd.DataFrame) -> str:
             for algo in [a for a in algos if a.startswith("mhd")]:
                 mhd = g.xs(algo, level="algorithm").iloc[0]
                 out.append(f"| {pop} | {skew:g} | gossip / {algo} | " + " | ".join(
-                    "–" if np.isnan(a) or np.isnan(b) else f"{a / b:.1f}×" for a, b in zip(gossip, mhd)) + " |")
+                    "–" if np.isnan(a) or np.isnan(b) or b <= 0 else f"{a / b:.1f}×" for a, b in zip(gossip, mhd)) + " |")
     return "\n".join(out)
 
 
@@ -254,7 +254,8 @@ def figures(df: pd.DataFrame, points: list[Point], runs: Path, out: Path) -> lis
         ax.set_xlabel("total bytes sent by all agents (MB, log)")
         ax.set_title(f"{pop}, skew {skew:g}", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     axes[0][0].set_ylabel("shared accuracy, best head\n(mean over agents and seeds)")
     fig.suptitle("Communication vs accuracy: MHD and gossip")
     paths.append(out / "bytes_vs_accuracy.png")

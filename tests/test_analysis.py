@@ -4,7 +4,7 @@ import pandas as pd
 from analysis import paper_claims
 
 TINY = ["--set", "data.dataset={kind: synthetic, classes: 4, dim: 8, train_size: 600, test_size: 200}",
-        "--set", "duration=6", "--set", "eval.every=2", "--set", "agents.speed=2e6"]
+        "--set", "duration=6", "--set", "eval.every=2"]
 
 
 def test_paper_claims_grid_writes_table_and_figures(tmp_path):
