@@ -8,6 +8,7 @@ that messages carry.
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import messages
-from .data import Dataset, Split, load
+from .data import DATASETS, Dataset, Split, load
 from .models import HeadedModel, build, forward_flops, step_flops
 from .registry import Registry, settings
 from .seeds import stream, torch_generator
@@ -46,6 +47,13 @@ class Step:
     teachers: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (head, T, valid)
     embedding: tuple[torch.Tensor, torch.Tensor] | None = None  # (peers' mean embedding [B, E], valid [B])
     ages: np.ndarray = field(default_factory=lambda: np.empty(0))  # staleness of the predictions used
+    age_summary: tuple[float, float] | None = None  # (mean, max) of ages, when not given sample by sample
+
+    def staleness(self) -> tuple[float, float] | None:
+        """Mean and max age of the predictions this step distils from (None: it uses none)."""
+        if self.age_summary is not None:
+            return self.age_summary
+        return (float(self.ages.mean()), float(self.ages.max())) if len(self.ages) else None
 
 
 def aggregate(cands: torch.Tensor, mask: torch.Tensor, how: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,6 +118,11 @@ class Learner:
     def heads(self) -> int:
         return self.model.heads
 
+    def mode(self, train: bool) -> None:
+        """Switch train/eval only when it changes: ``Module.train`` walks every submodule."""
+        if self.model.training != train:
+            self.model.train(train)
+
     def flops(self, kind: str, batch: int) -> float:
         """FLOPs of a ``"train"`` step or a ``"forward"`` pass on ``batch`` samples (memoised)."""
         key = (kind, batch)
@@ -127,7 +140,7 @@ class Learner:
         xb = self.x[step.batch]
         if step.public is not None:
             xb = torch.cat([xb, self.shared.public_x[step.public]])
-        self.model.train()
+        self.mode(train=True)
         logits, emb = self.model(xb)
         n = len(step.batch)
         loss = F.cross_entropy(logits[0, :n], self.y[step.batch])
@@ -173,7 +186,7 @@ class Learner:
     @torch.no_grad()
     def _correct(self, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
         """Accuracy [H] and per-class accuracy [H, C] of every head on the whole test set."""
-        self.model.eval()
+        self.mode(train=False)
         x, y, classes = self.shared.test_x, self.shared.test_y, self.shared.classes
         correct = torch.cat([self.model(x[i : i + chunk])[0].argmax(-1) == y[i : i + chunk]
                              for i in range(0, len(y), chunk)], dim=1).float()  # [H, N]
@@ -227,6 +240,8 @@ class MHD(Learner):
         self.cache_et = torch.full((0, P), float("nan"), dtype=torch.float64, device=device)
         self.slots: dict[int, int] = {}
         self.have = torch.zeros(P, dtype=torch.bool, device=device)
+        self._pool, self._have_any = None, False
+        self.column = {int(h): j for j, h in enumerate(self.sent)}  # head -> its column in the cache
         self.order = torch.from_numpy(self.rng.permutation(P)).to(device)
         self.cursor = 0
         self.age_sum = np.zeros(0)
@@ -240,9 +255,9 @@ class MHD(Learner):
 
     def begin_step(self, now: float) -> Step:
         step = super().begin_step(now)
-        if not (self.sources or self.embeds) or not (self.have.any() or self.algo.include_self):
+        if not (self.sources or self.embeds) or not (self.pool is not None or self.algo.include_self):
             return step
-        pool = self.have.nonzero()[:, 0] if self.have.any() else self.order
+        pool = self.pool if self.pool is not None else self.order
         u = pool[torch.from_numpy(self.rng.integers(len(pool), size=self.training.public_batch_size)).to(pool.device)]
         born = self._fresh(self.cache_t[:, u], now)  # [K, B, S]
         probs = self.cache_p[:, u]  # [K, B, S, C]
@@ -252,13 +267,13 @@ class MHD(Learner):
         own = None
         if self.algo.include_self:
             with torch.no_grad():
-                self.model.eval()
+                self.mode(train=False)
                 own = torch.softmax(self.model(self.shared.public_x[u])[0], -1)  # [H, B, C]
         ages = []
         for m, src in self.sources.items():
             cands, masks = [], []
             for h in src:
-                j = int(np.flatnonzero(self.sent == h)[0])
+                j = self.column[h]
                 ok = ~torch.isnan(born[:, :, j])
                 cands.append(probs[:, :, j])
                 masks.append(ok)
@@ -294,7 +309,7 @@ class MHD(Learner):
         if len(self.sent) == 0 and not self.embeds:
             return None
         ids = self._chunk()
-        self.model.eval()
+        self.mode(train=False)
         logits, emb = self.model(self.shared.public_x[ids])
         probs = torch.softmax(logits[torch.from_numpy(self.sent).long()], -1).permute(1, 0, 2)
         return messages.encode(self.agent, now, self.sent, ids.cpu().numpy(), probs.cpu().numpy(),
@@ -334,6 +349,14 @@ class MHD(Learner):
             self.cache_e[k, ids[newer]] = torch.from_numpy(msg.embeddings).to(device)[newer]
             self.cache_et[k, ids[newer]] = msg.produced
         self.have[ids] = True
+        self._pool, self._have_any = None, True  # the pool is recomputed when next needed
+
+    @property
+    def pool(self) -> torch.Tensor | None:
+        """Public samples with at least one peer prediction (None while there are none)."""
+        if self._pool is None and self._have_any:
+            self._pool = self.have.nonzero()[:, 0]
+        return self._pool
 
 
 @ALGORITHMS.register("distill")
@@ -390,6 +413,109 @@ class Centralized(Learner):
         if cached is None or cached[0] != version:
             cached = self.model.evaluated = (version, *super()._correct(chunk))
         return cached[1], cached[2]
+
+
+@dataclass(frozen=True)
+class Stub:
+    """A message in a timing-only run: who made it and when, and the size the real one has."""
+
+    sender: int
+    produced: float
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class Schedule:
+    """Stands in for a learner when only the schedule matters (``--timing-only``): the same
+    FLOPs per step and per message and the same message sizes, taken from a real learner of
+    the same architecture, and no training at all.
+
+    Cache ages are estimated, not sampled: a peer's entries are its last ``public /
+    share_size`` messages (one pass over the public set), so a step's mean age is the mean
+    age of those and its max the oldest of them.
+    """
+
+    def __init__(self, agent: int, template: Learner, public: int) -> None:
+        algo, training = template.algo, template.training
+        self.agent, self.sends, self.heads = agent, template.sends, template.heads
+        self.plain = template.flops("train", training.batch_size)
+        self.public_step = bool(getattr(template, "sources", None) or getattr(template, "embeds", False))
+        self.include_self = bool(getattr(algo, "include_self", False)) and self.public_step
+        self.distill = template.flops("train", training.batch_size + training.public_batch_size)
+        if self.include_self:
+            self.distill += template.flops("forward", training.public_batch_size)
+        payload = template.make_message(0.0) if template.sends else None
+        self.size = len(payload) if payload is not None else 0
+        self._message_flops = template.message_flops()
+        self.cycle = max(1, -(-public // max(1, getattr(algo, "share_size", 1))))
+        self.max_staleness = getattr(algo, "max_staleness", None)
+        self.cache: dict[int, deque[float]] = {}  # peer -> production times of its cached chunks
+        self.total = 0.0  # sum of all those times
+        self.count = 0
+        self.degree: Callable[[], int] = lambda: 0
+
+    def begin_step(self, now: float) -> Step:
+        if not (self.public_step and (self.cache or self.include_self)):
+            return Step(None, self.plain)  # type: ignore[arg-type]
+        if self.max_staleness is None:
+            total, count = self.total, self.count
+            oldest = min((times[0] for times in self.cache.values()), default=now)
+        else:
+            fresh = [t for times in self.cache.values() for t in times if now - t <= self.max_staleness]
+            total, count, oldest = sum(fresh), len(fresh), min(fresh, default=now)
+        summary = ((now * count - total) / count, now - oldest) if count else None
+        return Step(None, self.distill, age_summary=summary)  # type: ignore[arg-type]
+
+    def end_step(self, step: Step) -> float:
+        return 0.0
+
+    def message_flops(self) -> float:
+        return self._message_flops
+
+    def make_message(self, now: float) -> Stub | None:
+        return Stub(self.agent, now, self.size) if self.size else None
+
+    def absorb(self, payload: Stub, now: float) -> None:
+        times = self.cache.get(payload.sender)
+        if times is None:
+            times = self.cache[payload.sender] = deque()
+        times.append(payload.produced)
+        self.total += payload.produced
+        self.count += 1
+        if len(times) > self.cycle:
+            self.total -= times.popleft()
+            self.count -= 1
+
+    def teacher_ages(self) -> dict[int, tuple[float, int]]:
+        return {}
+
+    def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.empty(0), np.empty(0)
+
+
+def build_schedules(data: pydantic.BaseModel, models: list[pydantic.BaseModel], algo: pydantic.BaseModel,
+                    training: pydantic.BaseModel, seed: int) -> list[Schedule]:
+    """Timing-only stand-ins: one real learner per distinct architecture measures the costs."""
+    dataset = DATASETS.get(data.dataset.kind)(stream(seed, "dataset"), **settings(data.dataset))
+    public = int(round(len(dataset.y_train) * data.public_fraction))
+    cls = ALGORITHMS.get(algo.name)
+    shared = Shared(torch.from_numpy(dataset.x_train[:public]), torch.from_numpy(dataset.x_test[:1]),
+                    torch.from_numpy(dataset.y_test[:1]), dataset.classes)
+    x, y = torch.from_numpy(dataset.x_train[:1]), torch.from_numpy(dataset.y_train[:1])
+    dist = torch.full((dataset.classes,), 1.0 / dataset.classes)
+    templates: dict[str, Learner] = {}
+    out = []
+    for i, spec in enumerate(models):
+        key = repr(spec)
+        if key not in templates:
+            model = build(spec, dataset.input_shape, cls.heads_for(algo), dataset.classes, torch_generator(seed, "model", i))
+            templates[key] = cls(i, model, x, y, dist, shared, algo, training, stream(seed, "template", i))
+        out.append(Schedule(i, templates[key], public))
+    if cls is Gossip:
+        _check_population(cls, algo, models, [t.model for t in templates.values()])
+    return out
 
 
 def _check_population(cls: type[Learner], algo: pydantic.BaseModel, models: list[pydantic.BaseModel],

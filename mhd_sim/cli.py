@@ -58,6 +58,9 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads. Small models run fastest on one; "
                                          "run several scenarios side by side to use more cores.")] = 1,
+    timing_only: Annotated[bool, typer.Option("--timing-only", help="Run the whole schedule (compute, messages, "
+                                              "churn, losses) without training: message counts, bytes and "
+                                              "staleness in seconds; no accuracy.")] = False,
 ) -> None:
     """Run one scenario and write its run directory (metrics, events, summary, plots)."""
     import torch
@@ -77,7 +80,7 @@ def run(
     except OSError as e:
         raise _fail(f"--out {out_dir}: cannot create the run directory ({e.strerror})", 2)
     try:
-        sim = Simulation(sc, record)
+        sim = Simulation(sc, record, timing_only=timing_only)
     except (ValueError, KeyError) as e:  # inputs the schema cannot check alone (e.g. an empty shard)
         record.close()
         raise _fail(str(e).strip("'\""), 2)
@@ -107,6 +110,8 @@ def run(
 
 
 def _print_summary(s: dict, out_dir: Path) -> None:
+    if s.get("timing_only"):
+        out.print("timing only: no training, no accuracy", highlight=False)
     table = Table(title=f"{s['name']}: {s['algorithm']}, seed {s['seed']}", caption="final accuracy, mean over agents")
     table.add_column("head")
     table.add_column("private acc", justify="right")

@@ -12,7 +12,7 @@ random stream.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -42,6 +42,16 @@ class Link:
     bandwidth: float = math.inf  # a cap below the sender's uplink (a thin wide-area hop)
 
 
+@dataclass(eq=False, slots=True)
+class _Transmission:
+    """A message on its way: when it leaves its sender's uplink, and whether the sender went
+    offline before that (then it was dropped)."""
+
+    msg: Message
+    leaves: float
+    dropped: bool = False
+
+
 Log = Callable[..., None]  # log(time, event, agent, peer=None, bytes=None, staleness=None, reason=None)
 
 
@@ -64,12 +74,15 @@ class Links:
         self._neighbors: dict[int, list[int]] = {}
 
     def up(self, a: int, b: int) -> bool:
-        return (self.graph.has_edge(a, b) and not self.failed[_pair(a, b)]
-                and all(lab[a] == lab[b] for lab in self.partitions.values()))
+        if not self.graph.has_edge(a, b):
+            return False
+        if self.failed and self.failed[_pair(a, b)]:
+            return False
+        return not self.partitions or all(lab[a] == lab[b] for lab in self.partitions.values())
 
     def up_since(self, a: int, b: int, since: float) -> bool:
         """Up now, and not cut at any moment after ``since``."""
-        return self.up(a, b) and self.cut_at.get(_pair(a, b), -math.inf) <= since
+        return self.up(a, b) and (not self.cut_at or self.cut_at.get(_pair(a, b), -math.inf) <= since)
 
     def neighbors(self, agent: int) -> list[int]:
         """The agents ``agent`` can reach now (cached until the next change)."""
@@ -94,7 +107,11 @@ class Links:
         return self.change(now, lambda: self.failed.update(_pair(*p) for p in pairs))
 
     def restore(self, pairs: list[tuple[int, int]], now: float):
-        return self.change(now, lambda: self.failed.subtract(_pair(*p) for p in pairs))
+        def mutate() -> None:
+            self.failed.subtract(_pair(*p) for p in pairs)
+            self.failed = +self.failed  # drop the zeros: no failures left means an empty counter
+
+        return self.change(now, mutate)
 
     def partition(self, key: int, labels: list[int], now: float):
         return self.change(now, lambda: self.partitions.__setitem__(key, labels))
@@ -116,60 +133,62 @@ class Network:
         self.env, self.links, self.uplink, self.downlink, self.seed = env, links, uplink, downlink, seed
         self.link = link
         self.online, self.deliver, self.log = online, deliver, log
-        self.queues = [simpy.Store(env) for _ in range(agents)]
-        self.inboxes = [simpy.Store(env) if d else None for d in downlink]
-        self.epoch = [0] * agents  # bumped when an agent goes offline: its queued messages die
-        self.streams: dict[tuple[int, int], np.random.Generator] = {}
-        self.bytes_sent = np.zeros(agents, dtype=np.int64)
-        self.bytes_received = np.zeros(agents, dtype=np.int64)
-        self.sent = np.zeros(agents, dtype=np.int64)
+        # Queues in closed form: when each uplink and downlink is next free, and what is
+        # still on each uplink (for the sender going offline). No process per queue.
+        self.uplink_free = [0.0] * agents
+        self.downlink_free = [0.0] * agents
+        self.on_uplink: list[deque[_Transmission]] = [deque() for _ in range(agents)]
+        self.routes: dict[tuple[int, int], tuple[float, Link, np.random.Generator]] = {}
+        self.bytes_sent = [0] * agents  # plain lists: numpy scalar updates cost more per message
+        self.bytes_received = [0] * agents
+        self.sent = [0] * agents
         self.delivered = 0
         self.dropped: Counter[str] = Counter()
-        for i in range(agents):
-            env.process(self._uplink(i))
-            if self.inboxes[i] is not None:
-                env.process(self._downlink(i))
 
     def send(self, msg: Message) -> None:
-        """Hand a message to its sender's uplink (the ``send`` event)."""
-        msg.sent = self.env.now
-        self.sent[msg.sender] += 1
-        self.bytes_sent[msg.sender] += msg.size
-        self.log(self.env.now, "send", msg.sender, msg.receiver, msg.size)
-        self.queues[msg.sender].put(msg)
+        """Hand a message to its sender's uplink (the ``send`` event). It leaves after the
+        messages ahead of it, ``bytes / min(uplink, link cap)`` after it starts; its latency
+        and fate are drawn now from the link's stream (in the order messages leave)."""
+        now, i = self.env.now, msg.sender
+        msg.sent = now
+        self.sent[i] += 1
+        self.bytes_sent[i] += msg.size
+        self.log(now, "send", i, msg.receiver, msg.size)
+        route = self.routes.get((i, msg.receiver))
+        if route is None:
+            route = self._route(i, msg.receiver)
+        rate, link, rng = route
+        start = self.uplink_free[i] if self.uplink_free[i] > now else now
+        t = _Transmission(msg, start + msg.size / rate)
+        self.uplink_free[i] = t.leaves
+        pending = self.on_uplink[i]
+        while pending and pending[0].leaves <= now:
+            pending.popleft()
+        pending.append(t)
+        delay = link.latency(rng)
+        lost = rng.random() < link.loss
+        self.env.timeout(t.leaves + delay - now).callbacks.append(lambda _: self._arrive(t, lost))
 
     def sender_offline(self, agent: int) -> None:
-        """Drop what ``agent`` still had queued or on the wire: offline agents send nothing."""
-        self.epoch[agent] += 1
-        queue = self.queues[agent]
-        for msg in queue.items:
-            self._drop(msg, "sender_offline", at=msg.sender, peer=msg.receiver)
-        queue.items.clear()
+        """Offline agents send nothing: whatever has not left the uplink yet is dropped now."""
+        now = self.env.now
+        for t in self.on_uplink[agent]:
+            if t.leaves > now:
+                t.dropped = True
+                self._drop(t.msg, "sender_offline", at=agent, peer=t.msg.receiver)
+        self.on_uplink[agent].clear()
+        self.uplink_free[agent] = now
 
-    def _stream(self, sender: int, receiver: int) -> np.random.Generator:
-        key = (sender, receiver)
-        if key not in self.streams:
-            self.streams[key] = stream(self.seed, "link", sender, receiver)
-        return self.streams[key]
+    def _route(self, sender: int, receiver: int) -> tuple[float, Link, np.random.Generator]:
+        """A link's sending rate, properties and random stream, made on its first message."""
+        link = self.link(sender, receiver)
+        route = (min(self.uplink[sender], link.bandwidth), link, stream(self.seed, "link", sender, receiver))
+        self.routes[(sender, receiver)] = route
+        return route
 
     def _drop(self, msg: Message, reason: str, at: int, peer: int) -> None:
         self.dropped[reason] += 1
         self.log(self.env.now, "drop", at, peer, msg.size, reason=reason)
-
-    def _uplink(self, agent: int):
-        queue = self.queues[agent]
-        while True:
-            msg = yield queue.get()
-            epoch = self.epoch[agent]
-            link = self.link(agent, msg.receiver)
-            yield self.env.timeout(msg.size / min(self.uplink[agent], link.bandwidth))
-            if epoch != self.epoch[agent]:
-                self._drop(msg, "sender_offline", at=agent, peer=msg.receiver)
-                continue
-            rng = self._stream(agent, msg.receiver)
-            delay = link.latency(rng)
-            lost = rng.random() < link.loss
-            self.env.timeout(delay).callbacks.append(lambda _, m=msg, lost=lost: self._arrive(m, lost))
 
     def _reachable(self, msg: Message) -> bool:
         """Drop (and say why) a message whose link was cut or whose receiver is offline."""
@@ -181,23 +200,21 @@ class Network:
             return True
         return False
 
-    def _arrive(self, msg: Message, lost: bool) -> None:
+    def _arrive(self, t: _Transmission, lost: bool) -> None:
+        msg = t.msg
+        if t.dropped:
+            return
         if lost:
             self._drop(msg, "loss", at=msg.receiver, peer=msg.sender)
         elif self._reachable(msg):
-            inbox = self.inboxes[msg.receiver]
-            if inbox is None:
+            rate, j = self.downlink[msg.receiver], msg.receiver
+            if not rate:
                 self._hand_over(msg)
-            else:
-                inbox.put(msg)
-
-    def _downlink(self, agent: int):
-        inbox, rate = self.inboxes[agent], self.downlink[agent]
-        while True:
-            msg = yield inbox.get()
-            yield self.env.timeout(msg.size / rate)
-            if self._reachable(msg):
-                self._hand_over(msg)
+                return
+            now = self.env.now
+            self.downlink_free[j] = max(now, self.downlink_free[j]) + msg.size / rate
+            self.env.timeout(self.downlink_free[j] - now).callbacks.append(
+                lambda _: self._reachable(msg) and self._hand_over(msg))
 
     def _hand_over(self, msg: Message) -> None:
         self.delivered += 1

@@ -55,7 +55,7 @@ def plot_agents(run_dir: Path, summary: dict) -> Path:
     final shared accuracy of the best head — where stragglers and isolated nodes show up."""
     agents = pd.DataFrame(summary["agents"])
     best = summary["final"]["best_head"]
-    agents["best_head_shared_acc"] = agents["shared_acc"].map(lambda accs: accs[best])
+    agents["best_head_shared_acc"] = agents["shared_acc"].map(lambda accs: accs[best] if accs else float("nan"))
     panels = (("steps", "local steps"), ("messages_sent", "messages sent\n(one per neighbour)"),
               ("staleness_as_teacher", "age of its predictions\nwhen used by peers (s)"),
               ("best_head_shared_acc", f"final shared accuracy\n(head {best})"))
@@ -117,17 +117,20 @@ def plot_topology(run_dir: Path, summary: dict | None) -> Path | None:
 def plot_run(run_dir: str | Path) -> list[Path]:
     """Write the run's figures into ``plots/``; return their paths."""
     run_dir = Path(run_dir)
-    stats = per_head(load_metrics(run_dir))
-    stats["total_mb_sent"] = stats["total_bytes_sent"] / 1e6
+    metrics = load_metrics(run_dir)
     summary_file = run_dir / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
     name = summary["name"] if summary else run_dir.name
     resolved = run_dir / "scenario.yaml"
     scenario = yaml.safe_load(resolved.read_text()) if resolved.is_file() else {}
     schedule = scenario.get("network", {}).get("schedule", [])
-    duration = scenario.get("duration", stats["time"].max())
+    duration = scenario.get("duration", metrics["time"].max())
     out = [plot_agents(run_dir, summary)] if summary else []
     out += [p for p in [plot_topology(run_dir, summary)] if p is not None]
+    if metrics.empty:  # a timing-only run: no accuracy to draw
+        return out
+    stats = per_head(metrics)
+    stats["total_mb_sent"] = stats["total_bytes_sent"] / 1e6
     for x, xlabel, fname in (("time", "simulated time (s)", "accuracy_vs_time.png"),
                              ("total_mb_sent", "total bytes sent by all agents (MB)", "accuracy_vs_bytes.png")):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,6 @@ import yaml
 
 METRIC_COLUMNS = ("time", "agent", "head", "step", "private_acc", "shared_acc", "bytes_sent", "bytes_received")
 EVENT_COLUMNS = ("time", "event", "agent", "peer", "bytes", "staleness", "staleness_max", "reason")
-
-
-def _cell(v: Any) -> Any:
-    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
 class RunDirectory:
@@ -36,6 +31,7 @@ class RunDirectory:
         self._metrics = self._open("metrics.csv", METRIC_COLUMNS)
         self._events = self._open("events.csv", EVENT_COLUMNS)
         self.events = 0
+        self._pending: list[tuple] = []  # event rows, written in batches
 
     def _open(self, name: str, columns: tuple[str, ...]):
         f = open(self.path / name, "w", newline="")
@@ -52,15 +48,21 @@ class RunDirectory:
 
     def event(self, time: float, event: str, agent: int | None, peer: int | None = None, bytes: int | None = None,
               staleness: float | None = None, staleness_max: float | None = None, reason: str | None = None) -> None:
-        self.events += 1
-        self._events.writerow((time, event, _cell(agent), _cell(peer), _cell(bytes), _cell(staleness),
-                               _cell(staleness_max), _cell(reason)))
+        self.events += 1  # csv writes None as an empty cell
+        self._pending.append((time, event, agent, peer, bytes, staleness, staleness_max, reason))
+        if len(self._pending) >= 65536:
+            self._write_events()
+
+    def _write_events(self) -> None:
+        self._events.writerows(self._pending)
+        self._pending.clear()
 
     def metric(self, time: float, agent: int, head: int, step: int, private_acc: float, shared_acc: float,
                bytes_sent: int, bytes_received: int) -> None:
         self._metrics.writerow((time, agent, head, step, private_acc, shared_acc, bytes_sent, bytes_received))
 
     def flush(self) -> None:
+        self._write_events()
         for f in self._files:
             f.flush()
 
@@ -70,6 +72,8 @@ class RunDirectory:
         tmp.replace(self.path / "summary.json")
 
     def close(self) -> None:
+        if self._files:
+            self._write_events()
         for f in self._files:
             f.close()
         self._files = []

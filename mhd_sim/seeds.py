@@ -7,6 +7,7 @@ scenarios use them for latencies, compute speeds and private-set sizes.
 """
 from __future__ import annotations
 
+import math
 import zlib
 from typing import Annotated, Callable
 
@@ -36,7 +37,7 @@ def uniform(rng: np.random.Generator, *, low: NonNegative, high: NonNegative) ->
 @DISTRIBUTIONS.register("lognormal")
 def lognormal(rng: np.random.Generator, *, median: Positive, sigma: NonNegative = 0.5) -> float:
     """median · exp(σ·N(0,1)): a heavy right tail, as wide-area latencies and device speeds have."""
-    return float(median * np.exp(sigma * rng.standard_normal()))
+    return median * math.exp(sigma * rng.standard_normal())
 
 
 @DISTRIBUTIONS.register("exponential")

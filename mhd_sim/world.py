@@ -6,14 +6,16 @@ are read when it starts and its new weights become visible when it ends. The sch
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import time as wallclock
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import networkx as nx
 import numpy as np
 import simpy
 
-from .algorithms import build_learners
+from .algorithms import build_learners, build_schedules
 from .network import Link, Links, Message, Network
 from .record import RunDirectory
 from .scenario import LinkFailure, MarkovChurn, Switch
@@ -25,16 +27,35 @@ DROP_REASONS = ("loss", "offline", "link_down", "sender_offline")
 Progress = Callable[[float, int, int], None]  # (simulated time, events so far, messages sent)
 
 
+@contextlib.contextmanager
+def _few_collections() -> Iterator[None]:
+    """Python's cycle collector rescans every live object again and again while millions of
+    short-lived events go by; set-up objects (data, models) are frozen out of its scans and
+    it runs less often. Nothing here relies on cycles being freed promptly."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
 class Simulation:
     """One run of a scenario, recording into a run directory."""
 
-    def __init__(self, scenario: Any, record: RunDirectory) -> None:
-        self.sc, self.record = scenario, record
+    def __init__(self, scenario: Any, record: RunDirectory, timing_only: bool = False) -> None:
+        self.sc, self.record, self.timing_only = scenario, record, timing_only
         seed, n, net = scenario.seed, scenario.agents.count, scenario.network
         self.agents = scenario.agents.per_agent(seed)
-        self.learners, self.dataset, self.split = build_learners(
-            scenario.data, [a.model for a in self.agents], scenario.algorithm, scenario.training, seed,
-            scenario.device)
+        models = [a.model for a in self.agents]
+        if timing_only:  # the same schedule, no training: see algorithms.Schedule
+            self.learners, self.split = build_schedules(scenario.data, models, scenario.algorithm,
+                                                        scenario.training, seed), None
+        else:
+            self.learners, _, self.split = build_learners(scenario.data, models, scenario.algorithm,
+                                                          scenario.training, seed, scenario.device)
         self.links = Links(build_topology(net.topology, n, seed))
         for i, learner in enumerate(self.learners):
             learner.degree = lambda i=i: len(self.links.neighbors(i))
@@ -50,7 +71,7 @@ class Simulation:
         self.came_online = [self.env.event() for _ in range(n)]
         self.offline_since = [0.0] * n
         self.offline_time = np.zeros(n)
-        self.steps = np.zeros(n, dtype=np.int64)
+        self.steps = [0] * n
         self.jitter_rng = [stream(seed, "compute", i) for i in range(n)]
         self.fanout_rng = [stream(seed, "fanout", i) for i in range(n)]
         self.staleness: list[float] = []  # mean age of the predictions each distillation step used
@@ -107,11 +128,11 @@ class Simulation:
                 if not self.online[i]:
                     yield self.came_online[i]
                 step = learner.begin_step(env.now)
-                if len(step.ages):
-                    self.staleness.append(float(step.ages.mean()))
-                    oldest = float(step.ages.max())
-                    self.staleness_max = max(self.staleness_max, oldest)
-                    log(env.now, "distill", i, staleness=self.staleness[-1], staleness_max=oldest)
+                ages = step.staleness()
+                if ages is not None:
+                    self.staleness.append(ages[0])
+                    self.staleness_max = max(self.staleness_max, ages[1])
+                    log(env.now, "distill", i, staleness=ages[0], staleness_max=ages[1])
                 yield env.timeout(self._duration(i, step.flops))
                 learner.end_step(step)
                 self.steps[i] += 1
@@ -194,6 +215,9 @@ class Simulation:
         self.learners[msg.receiver].absorb(msg.payload, self.env.now)
 
     def _evaluate(self) -> None:
+        if self.timing_only:
+            self.record.flush()
+            return
         now, net = self.env.now, self.network
         self.last_eval = [learner.evaluate() for learner in self.learners]
         for i, (shared, private) in enumerate(self.last_eval):
@@ -212,13 +236,14 @@ class Simulation:
         offline = self.offline_time[i] + (0.0 if self.online[i] else now - self.offline_since[i])
         return 1.0 - offline / now if now > 0 else 1.0
 
-    def _age_as_teacher(self, sender: int) -> float | None:
-        """Mean age of ``sender``'s predictions at the moments peers distilled from them."""
-        total = count = 0.0
+    def _ages_as_teacher(self) -> list[float | None]:
+        """Per agent, the mean age of its predictions at the moments peers distilled from them."""
+        total, count = np.zeros(len(self.learners)), np.zeros(len(self.learners))
         for learner in self.learners:
-            s, c = learner.teacher_ages().get(sender, (0.0, 0))
-            total, count = total + s, count + c
-        return total / count if count else None
+            for sender, (s, c) in learner.teacher_ages().items():
+                total[sender] += s
+                count[sender] += c
+        return [float(t / c) if c else None for t, c in zip(total, count)]
 
     # --- driving -----------------------------------------------------------------------
 
@@ -229,10 +254,11 @@ class Simulation:
         self.record.write_text("topology.edges", edge_list(self.links.graph))
         self.env.process(self._evaluations())
         duration = self.sc.duration
-        for k in range(1, ticks + 1):
-            self.env.run(until=duration * k / ticks)
-            if progress:
-                progress(self.env.now, self.record.events, int(self.network.sent.sum()))
+        with _few_collections():
+            for k in range(1, ticks + 1):
+                self.env.run(until=duration * k / ticks)
+                if progress:
+                    progress(self.env.now, self.record.events, sum(self.network.sent))
         self._evaluate()
         summary = self.summary(wallclock.perf_counter() - start)
         self.record.write_summary(summary)
@@ -244,6 +270,7 @@ class Simulation:
         private = np.array([p for _, p in self.last_eval])
         best = int(shared.mean(0).argmax()) if len(shared) else 0
         q = np.percentile(self.staleness, [50, 90, 99]).tolist() if self.staleness else [None] * 3
+        as_teacher = self._ages_as_teacher()
         return {
             "name": self.sc.name,
             "seed": self.sc.seed,
@@ -251,16 +278,17 @@ class Simulation:
             "sim_time": float(self.env.now),
             "wall_time_s": round(wall_time, 3),
             "interrupted": interrupted,
+            "timing_only": self.timing_only,
             "events": self.record.events,
-            "steps": int(self.steps.sum()),
+            "steps": sum(self.steps),
             "messages": {
-                "sent": int(net.sent.sum()),
+                "sent": sum(net.sent),
                 "delivered": int(net.delivered),
                 "dropped": int(sum(net.dropped.values())),
                 "dropped_by_reason": {r: int(net.dropped[r]) for r in DROP_REASONS},
             },
-            "bytes_sent": int(net.bytes_sent.sum()),
-            "bytes_received": int(net.bytes_received.sum()),
+            "bytes_sent": sum(net.bytes_sent),
+            "bytes_received": sum(net.bytes_received),
             "staleness": {"p50": q[0], "p90": q[1], "p99": q[2],
                           "mean": float(np.mean(self.staleness)) if self.staleness else None,
                           "max": self.staleness_max if self.staleness else None,
@@ -281,10 +309,10 @@ class Simulation:
                     "messages_sent": int(net.sent[i]),
                     "bytes_sent": int(net.bytes_sent[i]),
                     "bytes_received": int(net.bytes_received[i]),
-                    "private_samples": int(len(self.split.private[i])),
+                    "private_samples": int(len(self.split.private[i])) if self.split else None,
                     "shared_acc": shared[i].tolist() if len(shared) else [],
                     "private_acc": private[i].tolist() if len(private) else [],
-                    "staleness_as_teacher": self._age_as_teacher(i),
+                    "staleness_as_teacher": as_teacher[i],
                 }
                 for i, a in enumerate(self.agents)
             ],

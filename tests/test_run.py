@@ -151,3 +151,10 @@ def test_an_interrupted_run_keeps_what_it_recorded(tmp_path, tiny):
     assert len(pd.read_csv(tmp_path / "cut" / "events.csv")) > 0
     assert (tmp_path / "cut" / "scenario.yaml").is_file()
     record.close()
+
+
+def test_timing_only_from_the_command_line(tmp_path, tiny):
+    out = run(tmp_path, tiny, "timing", "--timing-only")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["timing_only"] and summary["messages"]["sent"] > 0 and summary["staleness"]["p50"] > 0
+    assert (out / "plots" / "topology.png").is_file() and not (out / "plots" / "accuracy_vs_time.png").exists()

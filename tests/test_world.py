@@ -202,3 +202,23 @@ def test_link_overrides_apply_to_the_named_links_only(tmp_path, tiny):
     wan, lan = sim._link(2, 0), sim._link(0, 1)
     assert (wan.latency(None), wan.bandwidth, wan.loss) == (0.5, 1e3, 0.2)
     assert (lan.latency(None), lan.bandwidth, lan.loss) == (0.01, float("inf"), 0.0)
+
+
+@pytest.mark.parametrize("algorithm", ["mhd", "gossip"])
+def test_timing_only_runs_the_same_schedule_without_training(tmp_path, tiny, algorithm):
+    tiny["algorithm"]["name"] = algorithm
+    tiny["agents"]["churn"] = {"up_mean": 6.0, "down_mean": 2.0}
+    tiny["network"]["schedule"] = [{"kind": "partition", "at": 5, "until": 12, "groups": [[0, 1]]}]
+    full, _ = simulate(tmp_path / "full", tiny)
+    record = RunDirectory(tmp_path / "timing")
+    sim = Simulation(validate(tiny), record, timing_only=True)
+    summary = sim.run()
+    record.close()
+    a, b = (pd.read_csv(d / "events.csv") for d in (full.record.path, tmp_path / "timing"))
+    cols = ["time", "event", "agent", "peer", "bytes", "reason"]
+    schedule = lambda e: e[e.event != "distill"][cols].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(schedule(a), schedule(b))
+    assert {"send", "deliver", "offline", "link_down"} <= set(b.event)
+    assert (a.event == "distill").sum() == (b.event == "distill").sum()
+    assert summary["timing_only"] and summary["final"]["mean_shared_acc"] == []
+    assert pd.read_csv(tmp_path / "timing" / "metrics.csv").empty
