@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mhd_sim import messages
-from mhd_sim.algorithms import MHD, aggregate, build_learners, sharpen
+from mhd_sim.algorithms import aggregate, build_learners, sharpen
 from mhd_sim.data import DATASETS, label_skew, primary_classes
 from mhd_sim.scenario import validate
 
