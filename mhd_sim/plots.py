@@ -59,6 +59,9 @@ def plot_agents(run_dir: Path, summary: dict) -> Path:
     panels = (("steps", "local steps"), ("messages_sent", "messages sent\n(one per neighbour)"),
               ("staleness_as_teacher", "age of its predictions\nwhen used by peers (s)"),
               ("best_head_shared_acc", f"final shared accuracy\n(head {best})"))
+    if summary.get("timing_only"):  # no learning: what the schedule alone tells
+        agents["mb_sent"] = agents["bytes_sent"] / 1e6
+        panels = panels[:2] + (("mb_sent", "MB sent"), ("online_fraction", "fraction of time online"))
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), constrained_layout=True)
     groups = list(dict.fromkeys(agents["group"]))
     colors = {g: f"C{k}" for k, g in enumerate(groups)}
