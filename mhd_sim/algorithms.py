@@ -44,16 +44,14 @@ class Step:
     batch: torch.Tensor  # private sample indices
     flops: float
     public: torch.Tensor | None = None  # public sample ids
-    teachers: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (head, T, valid)
+    # (head, teacher, which samples have one; None when all do)
+    teachers: list[tuple[int, torch.Tensor, torch.Tensor | None]] = field(default_factory=list)
     embedding: tuple[torch.Tensor, torch.Tensor] | None = None  # (peers' mean embedding [B, E], valid [B])
-    ages: np.ndarray = field(default_factory=lambda: np.empty(0))  # staleness of the predictions used
-    age_summary: tuple[float, float] | None = None  # (mean, max) of ages, when not given sample by sample
+    age_summary: tuple[float, float] | None = None  # mean and max age of the predictions teachers read
 
     def staleness(self) -> tuple[float, float] | None:
         """Mean and max age of the predictions this step distils from (None: it uses none)."""
-        if self.age_summary is not None:
-            return self.age_summary
-        return (float(self.ages.mean()), float(self.ages.max())) if len(self.ages) else None
+        return self.age_summary
 
 
 def aggregate(cands: torch.Tensor, mask: torch.Tensor, how: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,10 +144,16 @@ class Learner:
         loss = F.cross_entropy(logits[0, :n], self.y[step.batch])
         tau = self.algo.temperature
         for head, teacher, valid in step.teachers:
-            if valid.any():
-                student = F.log_softmax(logits[head, n:][valid] / tau, -1)
-                kl = F.kl_div(student, teacher[valid], reduction="batchmean")
-                loss = loss + self.weights[head] * tau**2 * kl
+            if valid is None:  # every public sample has a teacher: no masking
+                student, target = logits[head, n:], teacher
+            elif valid.any():
+                student, target = logits[head, n:][valid], teacher[valid]
+            else:
+                continue
+            student = F.log_softmax(student / tau if tau != 1.0 else student, -1)
+            kl = F.kl_div(student, target, reduction="batchmean")
+            factor = self.weights[head] * tau**2
+            loss = loss + (factor * kl if factor != 1.0 else kl)
         if step.embedding is not None and step.embedding[1].any():
             target, valid = step.embedding
             loss = loss + self.algo.embedding_weight * F.mse_loss(emb[n:][valid], target[valid])
@@ -242,10 +246,12 @@ class MHD(Learner):
         self.have = torch.zeros(P, dtype=torch.bool, device=device)
         self._pool, self._have_any = None, False
         self.column = {int(h): j for j, h in enumerate(self.sent)}  # head -> its column in the cache
+        self.used = torch.tensor([self.column[h] for src in self.sources.values() for h in src], dtype=torch.long,
+                                 device=device)  # the columns teachers read, once per use
         self.order = torch.from_numpy(self.rng.permutation(P)).to(device)
         self.cursor = 0
-        self.age_sum = np.zeros(0)
-        self.age_count = np.zeros(0, dtype=np.int64)
+        self.age_sum = torch.zeros(0, dtype=torch.float64, device=device)  # per peer slot, as a teacher
+        self.age_count = torch.zeros(0, dtype=torch.int64, device=device)
 
     def _fresh(self, born: torch.Tensor, now: float) -> torch.Tensor:
         """Production times, with entries too old to use (``max_staleness``) blanked to NaN."""
@@ -261,33 +267,36 @@ class MHD(Learner):
         u = pool[torch.from_numpy(self.rng.integers(len(pool), size=self.training.public_batch_size)).to(pool.device)]
         born = self._fresh(self.cache_t[:, u], now)  # [K, B, S]
         probs = self.cache_p[:, u]  # [K, B, S, C]
-        age = (now - born).nan_to_num(0.0)
-        self.age_sum += age.sum((1, 2)).cpu().numpy()
-        self.age_count += (~torch.isnan(born)).sum((1, 2)).cpu().numpy()
+        valid = ~torch.isnan(born)
+        age = (now - born).masked_fill_(~valid, 0.0)
+        self.age_sum += age.sum((1, 2))
+        self.age_count += valid.sum((1, 2))
         own = None
         if self.algo.include_self:
             with torch.no_grad():
                 self.mode(train=False)
                 own = torch.softmax(self.model(self.shared.public_x[u])[0], -1)  # [H, B, C]
-        ages = []
         for m, src in self.sources.items():
-            cands, masks = [], []
-            for h in src:
-                j = self.column[h]
-                ok = ~torch.isnan(born[:, :, j])
-                cands.append(probs[:, :, j])
-                masks.append(ok)
-                ages.append((now - born[:, :, j][ok]).cpu().numpy())
+            cands = [probs[:, :, self.column[h]] for h in src]
+            masks = [valid[:, :, self.column[h]] for h in src]
             if own is not None and m > 0:
                 cands.append(own[m - 1][None])
                 masks.append(torch.ones(1, len(u), dtype=torch.bool, device=u.device))
-            teacher, valid = aggregate(torch.cat(cands), torch.cat(masks), self.algo.aggregation)
-            step.teachers.append((m, sharpen(teacher, self.algo.temperature), valid))
+            if len(cands) == 1:
+                teacher, ok = aggregate(cands[0], masks[0], self.algo.aggregation)
+            else:
+                teacher, ok = aggregate(torch.cat(cands), torch.cat(masks), self.algo.aggregation)
+            step.teachers.append((m, sharpen(teacher, self.algo.temperature), None if bool(ok.all()) else ok))
+        if len(self.used):  # mean and max age over every prediction a teacher read (ages ≥ 0)
+            count = int(valid[:, :, self.used].sum())
+            if count:
+                used = age[:, :, self.used]
+                step.age_summary = (float(used.sum()) / count, float(used.max()))
         if self.embeds:
             ok = ~torch.isnan(self._fresh(self.cache_et[:, u], now))  # [K, B]
             total = (self.cache_e[:, u] * ok[..., None]).sum(0)
             step.embedding = (total / ok.sum(0).clamp_min(1)[:, None], ok.any(0))
-        step.public, step.ages = u, np.concatenate(ages) if ages else np.empty(0)
+        step.public = u
         step.flops = self.flops("train", len(step.batch) + len(u))
         if own is not None:
             step.flops += self.flops("forward", len(u))
@@ -323,12 +332,13 @@ class MHD(Learner):
             self.cache_t = torch.cat([self.cache_t, self.cache_t.new_full((1, *self.cache_t.shape[1:]), float("nan"))])
             self.cache_e = torch.cat([self.cache_e, self.cache_e.new_zeros(1, *self.cache_e.shape[1:])])
             self.cache_et = torch.cat([self.cache_et, self.cache_et.new_full((1, *self.cache_et.shape[1:]), float("nan"))])
-            self.age_sum = np.append(self.age_sum, 0.0)
-            self.age_count = np.append(self.age_count, 0)
+            self.age_sum = torch.cat([self.age_sum, self.age_sum.new_zeros(1)])
+            self.age_count = torch.cat([self.age_count, self.age_count.new_zeros(1)])
         return self.slots[sender]
 
     def teacher_ages(self) -> dict[int, tuple[float, int]]:
-        return {p: (float(self.age_sum[k]), int(self.age_count[k])) for p, k in self.slots.items()}
+        sums, counts = self.age_sum.tolist(), self.age_count.tolist()
+        return {p: (sums[k], counts[k]) for p, k in self.slots.items()}
 
     def absorb(self, payload: bytes, now: float) -> None:
         """Store a peer's predictions, keeping whichever of old and new was produced later."""
@@ -337,7 +347,13 @@ class MHD(Learner):
         device = self.cache_p.device
         ids = torch.from_numpy(msg.ids.astype(np.int64)).to(device)
         probs = torch.from_numpy(msg.probs).to(device)
-        for j, h in enumerate(self.sent):
+        if np.array_equal(msg.heads, self.sent):
+            older = self.cache_t[k, ids] > msg.produced  # [n, S]; NaN (empty) counts as older
+            if not older.any():  # the usual case: everything in it is newer; one write per tensor
+                self.cache_p[k, ids] = probs
+                self.cache_t[k, ids] = msg.produced
+                probs = None
+        for j, h in enumerate(self.sent if probs is not None else ()):
             col = np.flatnonzero(msg.heads == h)
             if len(col) == 0:
                 continue

@@ -122,7 +122,7 @@ def test_head_m_learns_from_peers_head_m_minus_1(tiny):
     assert sorted(teachers) == [1, 2]  # head 0 learns from labels only (ν₀ = 0)
     assert teachers[1][0].argmax(-1).unique().tolist() == [2]  # head 1 ← peer's head 0
     assert teachers[2][0].argmax(-1).unique().tolist() == [3]  # head 2 ← peer's head 1
-    assert step.ages.tolist() == [3.0] * len(step.ages)
+    assert step.staleness() == (3.0, 3.0)
     # and a step moves head 1 towards the peer's head-0 answer
     before = torch.softmax(me.model(me.shared.public_x)[0][1], -1)[:, 2].mean()
     for _ in range(20):
