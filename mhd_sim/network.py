@@ -52,7 +52,7 @@ class _Transmission:
     dropped: bool = False
 
 
-Log = Callable[..., None]  # log(time, event, agent, peer=None, bytes=None, staleness=None, reason=None)
+Log = Callable[..., None]  # RunDirectory.event(time, event, agent, peer, bytes, staleness, staleness_max, reason)
 
 
 def _pair(a: int, b: int) -> tuple[int, int]:

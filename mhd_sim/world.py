@@ -77,7 +77,6 @@ class Simulation:
         self.staleness: list[float] = []  # mean age of the predictions each distillation step used
         self.staleness_max = 0.0
         self._link_specs = {p: o for o in net.links for p in o.pairs()}  # later overrides win
-        self._link_cache: dict[tuple[int, int], Link] = {}
         self.network = Network(self.env, self.links, uplink=[a.bandwidth or net.bandwidth for a in self.agents],
                                downlink=[a.downlink or net.downlink for a in self.agents], link=self._link,
                                seed=seed, online=lambda i: self.online[i], deliver=self._deliver,
@@ -99,18 +98,15 @@ class Simulation:
             self.warnings.append(f"topology {kind}{when} is disconnected: knowledge cannot reach every agent")
 
     def _link(self, sender: int, receiver: int) -> Link:
-        """A link's latency, loss and bandwidth cap: the network's, unless a ``links`` entry overrides them."""
-        key = (sender, receiver)
-        if key not in self._link_cache:
-            override = self._link_specs.get((min(key), max(key)))
+        """A link's latency, loss and bandwidth cap: the network's, unless a ``links`` entry
+        overrides them (the network asks once per link and keeps the answer)."""
+        override = self._link_specs.get((min(sender, receiver), max(sender, receiver)))
 
-            def pick(field: str) -> Any:
-                value = getattr(override, field, None)
-                return value if value is not None else getattr(self.sc.network, field, None)
+        def pick(field: str) -> Any:
+            value = getattr(override, field, None)
+            return value if value is not None else getattr(self.sc.network, field, None)
 
-            cap = getattr(override, "bandwidth", None)
-            self._link_cache[key] = Link(sampler(pick("latency")), pick("loss"), cap or float("inf"))
-        return self._link_cache[key]
+        return Link(sampler(pick("latency")), pick("loss"), getattr(override, "bandwidth", None) or float("inf"))
 
     # --- processes ---------------------------------------------------------------------
 
