@@ -6,7 +6,7 @@ and, with a downlink queue that frees at d, is delivered at ``max(u + latency, d
 It is dropped, with a reason, if the link loses it (``loss``, probability per link), if its
 sender goes offline before it has left the uplink (``sender_offline``), if its link is down
 at arrival or went down while it was in flight (``link_down``), or if the receiver is
-offline when it arrives (``offline``). Each link draws its latencies and losses from its own
+offline when it arrives or went offline while it was in flight (``offline``). Each link draws its latencies and losses from its own
 random stream.
 """
 from __future__ import annotations
@@ -135,6 +135,7 @@ class Network:
         self.online, self.deliver, self.log = online, deliver, log
         # Queues in closed form: when each uplink and downlink is next free, and what is
         # still on each uplink (for the sender going offline). No process per queue.
+        self.offline_at = [-math.inf] * agents  # when each agent last went offline
         self.uplink_free = [0.0] * agents
         self.downlink_free = [0.0] * agents
         self.on_uplink: list[deque[_Transmission]] = [deque() for _ in range(agents)]
@@ -169,9 +170,11 @@ class Network:
         lost = rng.random() < link.loss
         self.env.timeout(t.leaves + delay - now).callbacks.append(lambda _: self._arrive(t, lost))
 
-    def sender_offline(self, agent: int) -> None:
-        """Offline agents send nothing: whatever has not left the uplink yet is dropped now."""
+    def went_offline(self, agent: int) -> None:
+        """Offline agents send nothing: whatever has not left the uplink yet is dropped now.
+        Messages on their way to it will be dropped too, even if it is back by their arrival."""
         now = self.env.now
+        self.offline_at[agent] = now
         for t in self.on_uplink[agent]:
             if t.leaves > now:
                 t.dropped = True
@@ -194,7 +197,7 @@ class Network:
         """Drop (and say why) a message whose link was cut or whose receiver is offline."""
         if not self.links.up_since(msg.sender, msg.receiver, msg.sent):
             self._drop(msg, "link_down", at=msg.receiver, peer=msg.sender)
-        elif not self.online(msg.receiver):
+        elif not self.online(msg.receiver) or self.offline_at[msg.receiver] > msg.sent:
             self._drop(msg, "offline", at=msg.receiver, peer=msg.sender)
         else:
             return True

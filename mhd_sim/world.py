@@ -154,7 +154,7 @@ class Simulation:
         self.offline_since[i] = self.env.now
         self.came_online[i] = self.env.event()
         self.procs[i].interrupt()
-        self.network.sender_offline(i)
+        self.network.went_offline(i)
         self.record.event(self.env.now, "offline", i)
 
     def _go_online(self, i: int) -> None:

@@ -138,7 +138,7 @@ def test_sender_going_offline_drops_its_queue():
     for _ in range(3):
         net.send(Message(0, 1, 100, 0.0, b""))  # 1 s each on the wire
     env.run(until=0.5)
-    net.sender_offline(0)
+    net.went_offline(0)
     env.run()
     assert net.dropped["sender_offline"] == 3 and net.delivered == 0
 
@@ -153,3 +153,19 @@ def test_lognormal_latency_is_seeded_per_link():
     a = arrivals()
     assert a == arrivals()
     assert 0.05 < np.median(a) < 0.2
+
+
+def test_a_receiver_that_went_offline_during_the_flight_loses_the_message():
+    state = {"online": True}
+    env, net, rows, delivered = make_network(latency=1.0, bandwidth=1e9, online=lambda i: i != 1 or state["online"])
+    net.send(Message(0, 1, 10, 0.0, b""))
+    env.run(until=0.3)
+    state["online"] = False
+    net.went_offline(1)
+    env.run(until=0.6)
+    state["online"] = True  # back before the message arrives at t = 1
+    env.run()
+    assert delivered == [] and [r[5] for r in rows if r[1] == "drop"] == ["offline"]
+    net.send(Message(0, 1, 10, env.now, b""))
+    env.run()
+    assert len(delivered) == 1
