@@ -236,7 +236,9 @@ class MHD(Learner):
         self.sent = np.array(sorted({h for s in self.sources.values() for h in s}), dtype=np.uint8)
         P, S, C = len(self.shared.public_x), len(self.sent), self.shared.classes
         device = self.shared.public_x.device
-        self.cache_p = torch.zeros(0, P, S, C, device=device)
+        # float16 on the wire is stored as float16: exact, and half the memory of the largest tensor
+        store = torch.float16 if algo.encoding == "float16" else torch.float32
+        self.cache_p = torch.zeros(0, P, S, C, dtype=store, device=device)
         self.cache_t = torch.full((0, P, S), float("nan"), dtype=torch.float64, device=device)
         self.embeds = algo.embedding_weight > 0
         E = self.model.head.in_features if self.embeds else 0
@@ -266,7 +268,7 @@ class MHD(Learner):
         pool = self.pool if self.pool is not None else self.order
         u = pool[torch.from_numpy(self.rng.integers(len(pool), size=self.training.public_batch_size)).to(pool.device)]
         born = self._fresh(self.cache_t[:, u], now)  # [K, B, S]
-        probs = self.cache_p[:, u]  # [K, B, S, C]
+        probs = self.cache_p[:, u].float()  # [K, B, S, C]
         valid = ~torch.isnan(born)
         age = (now - born).masked_fill_(~valid, 0.0)
         self.age_sum += age.sum((1, 2))
@@ -346,7 +348,7 @@ class MHD(Learner):
         k = self._slot(msg.sender)
         device = self.cache_p.device
         ids = torch.from_numpy(msg.ids.astype(np.int64)).to(device)
-        probs = torch.from_numpy(msg.probs).to(device)
+        probs = torch.from_numpy(msg.probs).to(device, self.cache_p.dtype)
         if np.array_equal(msg.heads, self.sent):
             older = self.cache_t[k, ids] > msg.produced  # [n, S]; NaN (empty) counts as older
             if not older.any():  # the usual case: everything in it is newer; one write per tensor
