@@ -91,7 +91,6 @@ class Learner:
     """An agent trained on its private data alone; the base every algorithm extends."""
 
     sends = False
-    weights: list[float] = []
     degree: Callable[[], int] = staticmethod(lambda: 0)  # its current number of neighbours; set by the world
 
     @classmethod
@@ -349,19 +348,18 @@ class MHD(Learner):
         device = self.cache_p.device
         ids = torch.from_numpy(msg.ids.astype(np.int64)).to(device)
         probs = torch.from_numpy(msg.probs).to(device, self.cache_p.dtype)
-        if np.array_equal(msg.heads, self.sent):
-            older = self.cache_t[k, ids] > msg.produced  # [n, S]; NaN (empty) counts as older
-            if not older.any():  # the usual case: everything in it is newer; one write per tensor
-                self.cache_p[k, ids] = probs
-                self.cache_t[k, ids] = msg.produced
-                probs = None
-        for j, h in enumerate(self.sent if probs is not None else ()):
-            col = np.flatnonzero(msg.heads == h)
-            if len(col) == 0:
-                continue
-            newer = ~(self.cache_t[k, ids, j] > msg.produced)  # NaN (empty) counts as older
-            self.cache_p[k, ids[newer], j] = probs[newer, int(col[0])]
-            self.cache_t[k, ids[newer], j] = msg.produced
+        # NaN (empty) counts as older than anything
+        if np.array_equal(msg.heads, self.sent) and not (self.cache_t[k, ids] > msg.produced).any():
+            self.cache_p[k, ids] = probs  # the usual case: all of it is newer; one write per tensor
+            self.cache_t[k, ids] = msg.produced
+        else:
+            for j, h in enumerate(self.sent):
+                col = np.flatnonzero(msg.heads == h)
+                if len(col) == 0:
+                    continue
+                newer = ~(self.cache_t[k, ids, j] > msg.produced)
+                self.cache_p[k, ids[newer], j] = probs[newer, int(col[0])]
+                self.cache_t[k, ids[newer], j] = msg.produced
         if self.embeds and msg.embeddings is not None:
             newer = ~(self.cache_et[k, ids] > msg.produced)
             self.cache_e[k, ids[newer]] = torch.from_numpy(msg.embeddings).to(device)[newer]
@@ -531,8 +529,7 @@ def build_schedules(data: pydantic.BaseModel, models: list[pydantic.BaseModel], 
             model = build(spec, dataset.input_shape, cls.heads_for(algo), dataset.classes, torch_generator(seed, "model", i))
             templates[key] = cls(i, model, x, y, dist, shared, algo, training, stream(seed, "template", i))
         out.append(Schedule(i, templates[key], public))
-    if cls is Gossip:
-        _check_population(cls, algo, models, [t.model for t in templates.values()])
+    _check_population(cls, algo, models, [t.model for t in templates.values()])
     return out
 
 
@@ -570,15 +567,14 @@ def build_learners(data: pydantic.BaseModel, models: list[pydantic.BaseModel], a
         one = build(models[0], dataset.input_shape, cls.heads_for(algo), dataset.classes,
                     torch_generator(seed, "model", 0)).to(device)
         built = [one] * len(models)
-        union = np.sort(np.concatenate(parts.private))
-        data = [union] * len(models)
+        shards = [np.sort(np.concatenate(parts.private))] * len(models)  # everyone trains on the union
     else:
         built = [build(spec, dataset.input_shape, cls.heads_for(algo), dataset.classes,
                        torch_generator(seed, "model", i)).to(device) for i, spec in enumerate(models)]
-        data = parts.private
+        shards = parts.private
     _check_population(cls, algo, models, built)
     learners = [cls(i, model, tensor(dataset.x_train[own]), tensor(dataset.y_train[own]), dist[i], shared, algo,
-                    training, stream(seed, "agent", i)) for i, (model, own) in enumerate(zip(built, data))]
+                    training, stream(seed, "agent", i)) for i, (model, own) in enumerate(zip(built, shards))]
     if getattr(cls, "shares_model", False):
         for learner in learners[1:]:
             learner.opt = learners[0].opt

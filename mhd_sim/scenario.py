@@ -187,7 +187,7 @@ Loss = Annotated[float, Field(ge=0, lt=1)]
 Pair = tuple[Agent, Agent]
 
 
-class Links(Strict):
+class LinkSet(Strict):
     """A set of links: explicit ``links: [[a, b], ...]`` or every pair ``between: [[A...], [B...]]``."""
 
     links: list[Pair] = []
@@ -203,7 +203,7 @@ class Links(Strict):
         return {a for p in self.links for a in p} | {a for side in (self.between or ()) for a in side}
 
 
-class LinkOverride(Links):
+class LinkOverride(LinkSet):
     """Own latency, bandwidth cap or loss for some links (a slow wide-area hop between islands)."""
 
     latency: Distribution | None = None
@@ -211,7 +211,7 @@ class LinkOverride(Links):
     loss: Loss | None = None
 
 
-class LinkFailure(Links):
+class LinkFailure(LinkSet):
     """Links down from ``at`` until ``until`` (never back if null)."""
 
     kind: Literal["link_down"]
