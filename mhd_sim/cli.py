@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -163,6 +164,69 @@ def validate(
             ", ".join(f"{c} ({row[c]})" for c in np.argsort(-row, kind="stable")[:5] if row[c])]
         table.add_row(str(i), str(row.sum()), *cells)
     out.print(table)
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[str, typer.Argument(help="Scenario file, or the name of a bundled scenario.")],
+    grid: Annotated[Optional[list[str]], typer.Option("--grid", help="KEY=V1,V2,...: one axis of the grid "
+                                                      "(repeat for more axes; values parsed as YAML).")] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds 0..N-1 for every grid point.")] = 1,
+    jobs: Annotated[int, typer.Option(min=1, help="Points run side by side (one torch thread each); "
+                                      "default: one per CPU core.")] = os.cpu_count() or 1,
+    out_dir: Annotated[Path, typer.Option("--out", help="Sweep directory: sweep.csv, and runs/<point>/.")] = Path("runs/sweep"),
+    overrides: SetOption = None,
+    backend: Annotated[str, typer.Option(help="local (worker processes) or ray (tasks on a Ray cluster).")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (ray://host:10001 or auto); "
+                                                   "default: start a local Ray instance.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run a grid of settings × seeds, one run directory per point; run again to resume."""
+    from . import sweep as sw
+
+    if backend not in ("local", "ray"):
+        raise _fail(f"--backend {backend}: choose local or ray", 2)
+    if address and backend != "ray":
+        raise _fail("--address is for --backend ray", 2)
+    try:
+        axes = sw.parse_grid(grid or [])
+        points = sw.points(_scenario_path(scenario), axes, seeds, overrides or [])
+    except ScenarioError as e:
+        for line in e.problems:
+            err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    meta = {"scenario": str(_scenario_path(scenario)), "grid": axes, "seeds": seeds, "set": overrides or []}
+    counts = {sw.DONE: 0, sw.KEPT: 0, sw.FAILED: 0}
+    start = time.perf_counter()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} points"),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err, disable=quiet) as bar:
+        task = bar.add_task(f"sweep ({backend}, {jobs} jobs)", total=len(points), info="")
+
+        def on_point(p, status: str, error: str) -> None:
+            counts[status] += 1
+            bar.update(task, advance=1, info=", ".join(f"{v} {k}" for k, v in counts.items() if v))
+            if status == sw.FAILED and quiet:
+                err.print(f"failed: {p.name}: {error}", highlight=False)
+        try:
+            status = sw.sweep(points, out_dir, backend, jobs, address, meta, on_point)
+        except ScenarioError as e:
+            raise _fail("; ".join(e.problems), 2)
+        except KeyboardInterrupt:
+            raise _fail(f"interrupted with {counts[sw.DONE] + counts[sw.KEPT]} of {len(points)} points finished; "
+                        f"run the same command again to resume", 1)
+    failed = [(p, e) for p, (s, e) in status.items() if s == sw.FAILED]
+    if failed:
+        table = Table(title=f"{len(failed)} of {len(points)} points failed")
+        table.add_column("point")
+        table.add_column("why")
+        for p, e in failed:
+            table.add_row(p.name, e)
+        out.print(table)
+    out.print(f"{len(points)} points: {counts[sw.DONE]} run, {counts[sw.KEPT]} kept from before, "
+              f"{counts[sw.FAILED]} failed, in {time.perf_counter() - start:.1f} s; index: {out_dir / sw.INDEX}",
+              highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

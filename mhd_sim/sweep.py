@@ -1,0 +1,299 @@
+"""Sweeps: the cross product of a grid of settings and seeds, one run directory per point.
+
+Every point is resolved and validated before anything runs, so a misspelt key fails at once.
+A point runs as ``python -m mhd_sim run`` in a process of its own (one torch thread), from its
+resolved scenario text: the local backend runs it straight into ``OUT/runs/<point>/``; the
+Ray backend runs it in a temporary directory on whichever node takes the task and ships the
+files back, so a cluster needs no shared file system. Same text, same seed, same files.
+
+    >>> split_values("ring,complete")
+    ['ring', 'complete']
+    >>> split_values("[1, 2],{kind: ring, k: 2}")
+    ['[1, 2]', '{kind: ring, k: 2}']
+"""
+from __future__ import annotations
+
+import csv
+import ctypes
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import yaml
+
+from .scenario import ScenarioError, apply_overrides, load, validate
+
+DONE, FAILED, KEPT = "done", "failed", "kept"  # kept: finished by an earlier invocation
+INDEX = "sweep.csv"
+
+
+def split_values(text: str) -> list[str]:
+    """Split ``V1,V2,...`` on the commas outside brackets, braces and quotes."""
+    out, depth, quote, cur = [], 0, "", ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+            continue
+        cur += ch
+    out.append(cur.strip())
+    return out
+
+
+def parse_grid(items: Iterable[str]) -> dict[str, list[str]]:
+    """``["a.b=1,2", "c=x"]`` → ``{"a.b": ["1", "2"], "c": ["x"]}``; errors name the item."""
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        key, eq, values = item.partition("=")
+        key = key.strip()
+        if not eq or not key or not values.strip():
+            raise ScenarioError([f"--grid {item!r}: expected KEY=V1,V2,..., for example network.topology.kind=ring,complete"])
+        if key in grid:
+            raise ScenarioError([f"--grid {key}: given twice; put all its values in one --grid"])
+        if key == "seed":
+            raise ScenarioError(["--grid seed: use --seeds N (seeds 0..N-1) instead"])
+        grid[key] = split_values(values)
+    return grid
+
+
+def _short_keys(keys: list[str]) -> dict[str, str]:
+    """The last part of each key, or the whole key where two would share it."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: s if last.count(s) == 1 else k for k, s in zip(keys, last)}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-") or "x"
+
+
+@dataclass(frozen=True)
+class Point:
+    settings: tuple[tuple[str, str], ...]  # (grid key, value text), in grid order
+    seed: int
+    name: str = field(compare=False)  # the run directory's name: its settings
+    scenario: str = field(compare=False, repr=False)  # the resolved scenario, YAML text
+
+
+def points(scenario: str | Path, grid: dict[str, list[str]], seeds: int, fixed: list[str] = ()) -> list[Point]:
+    """Every grid × seed combination, resolved and validated (problems of all points at once)."""
+    if seeds < 1:
+        raise ScenarioError([f"--seeds {seeds}: need at least one seed"])
+    base = load(scenario, list(fixed))  # the file itself and the fixed overrides
+    raw = base.resolved()
+    short = _short_keys(list(grid))
+    out, problems = [], []
+    for values in itertools.product(*grid.values()):
+        settings = tuple(zip(grid, values))
+        for seed in range(seeds):
+            name = "_".join([f"{short[k]}={_slug(v)}" for k, v in settings] + [f"seed={seed}"])
+            try:
+                point_raw = apply_overrides(raw, [f"{k}={v}" for k, v in settings])
+                point_raw["seed"] = seed
+                sc = validate(point_raw)
+            except ScenarioError as e:
+                problems += [f"{name}: {p}" for p in e.problems if f"{name}: {p}" not in problems]
+                continue
+            text = yaml.safe_dump(sc.resolved(), sort_keys=False, default_flow_style=None)
+            out.append(Point(settings, seed, name, text))
+    if problems:
+        raise ScenarioError(problems)
+    names = [p.name for p in out]
+    if len(set(names)) != len(names):
+        raise ScenarioError(["two grid points would share a run directory name; give values that differ "
+                             "in letters or digits"])
+    return out
+
+
+# --- running one point -----------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:  # a killed sweep must not leave runs writing into its directory
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        pass
+
+
+def execute(scenario_text: str, out: Path) -> tuple[str, str]:
+    """Run one resolved scenario into ``out`` in a child process; (status, error line)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(scenario_text)
+    try:
+        cmd = [sys.executable, "-m", "mhd_sim", "run", f.name, "--out", str(out), "--overwrite", "--quiet",
+               "--threads", "1"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    finally:
+        os.unlink(f.name)
+    if proc.returncode == 0:
+        return DONE, ""
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    return FAILED, lines[-1].removeprefix("error: ") if lines else f"exit code {proc.returncode}"
+
+
+def finished(run: Path) -> bool:
+    """A run that wrote its summary and was not interrupted."""
+    try:
+        return not json.loads((run / "summary.json").read_text()).get("interrupted", True)
+    except (OSError, ValueError):
+        return False
+
+
+def _pack(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def _unpack(files: dict[str, bytes], run: Path) -> None:
+    for rel, data in files.items():
+        path = run / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def execute_packed(scenario_text: str) -> tuple[str, str, dict[str, bytes]]:
+    """A point on a machine that may not see the sweep directory: its files come back as bytes."""
+    with tempfile.TemporaryDirectory(prefix="mhd-point-") as tmp:
+        status, error = execute(scenario_text, Path(tmp) / "run")
+        return status, error, _pack(Path(tmp) / "run")
+
+
+# --- backends: yield (point, status, error) as points finish -----------------------------------
+
+
+def local_backend(todo: list[Point], runs: Path, jobs: int) -> Iterator[tuple[Point, str, str]]:
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads wait on child processes
+        futures = {pool.submit(execute, p.scenario, runs / p.name): p for p in todo}
+        try:
+            for fut in as_completed(futures):
+                yield (futures[fut], *fut.result())
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+
+def ray_backend(todo: list[Point], runs: Path, jobs: int, address: str | None) -> Iterator[tuple[Point, str, str]]:
+    try:
+        import ray
+    except ImportError:
+        raise ScenarioError(["--backend ray needs Ray: pip install 'mhd-sim[ray]'"]) from None
+    started = not ray.is_initialized()
+    if started:
+        kwargs = {"address": address} if address else {"num_cpus": jobs}
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
+    task = ray.remote(num_cpus=1, max_retries=0)(execute_packed)
+    pending = {task.remote(p.scenario): p for p in todo}
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            p = pending.pop(ready[0])
+            try:
+                status, error, files = ray.get(ready[0])
+            except Exception as e:  # a worker lost, a task that could not start
+                status, error, files = FAILED, f"ray: {type(e).__name__}: {e}".splitlines()[0], {}
+            _unpack(files, runs / p.name)
+            yield p, status, error
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
+
+
+# --- the index ---------------------------------------------------------------------------------
+
+
+def figures(run: Path) -> dict[str, Any]:
+    """A finished run's final figures for the index, from its summary.json."""
+    try:
+        s = json.loads((run / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    final, msgs, stale = s["final"], s["messages"], s.get("staleness") or {}
+    row = {"best_head": final["best_head"], "best_head_shared_acc": final["best_head_shared_acc"],
+           "head0_private_acc": (final["mean_private_acc"] or [None])[0],
+           "head0_shared_acc": (final["mean_shared_acc"] or [None])[0],
+           "bytes_sent": s["bytes_sent"], "messages_sent": msgs["sent"], "messages_delivered": msgs["delivered"],
+           "messages_dropped": msgs["dropped"], "staleness_p50": stale.get("p50"), "staleness_p90": stale.get("p90"),
+           "steps": s["steps"], "sim_time": s["sim_time"], "wall_time_s": s["wall_time_s"]}
+    return row
+
+
+def write_index(out: Path, pts: list[Point], status: dict[Point, tuple[str, str]]) -> Path:
+    rows = []
+    for p in pts:
+        st, error = status.get(p, ("pending", ""))
+        rows.append({"point": p.name, **dict(p.settings), "seed": p.seed, "status": DONE if st == KEPT else st,
+                     "error": error, **(figures(out / "runs" / p.name) if st in (DONE, KEPT) else {})})
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = out / f"{INDEX}.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, columns)
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(out / INDEX)
+    return out / INDEX
+
+
+class Lock:
+    """One sweep at a time per directory; a lock left by a killed sweep is taken over."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / ".sweep.lock"
+
+    def __enter__(self) -> "Lock":
+        try:
+            pid = int(self.path.read_text())
+            os.kill(pid, 0)
+            if pid != os.getpid():
+                raise ScenarioError([f"{self.path.parent}: another sweep (pid {pid}) is running in it"])
+        except (OSError, ValueError):
+            pass
+        self.path.write_text(str(os.getpid()))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def sweep(pts: list[Point], out: Path, backend: str = "local", jobs: int = 1, address: str | None = None,
+          meta: dict[str, Any] | None = None, on_point: Callable[[Point, str, str], None] = lambda p, s, e: None) -> dict[Point, tuple[str, str]]:
+    """Run the points not finished yet; keep ``sweep.csv`` current as points finish.
+
+    Returns each point's (status, error); a failing point never stops the others.
+    """
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(meta or {}, indent=2))
+    status = {p: (KEPT, "") for p in pts if finished(runs / p.name)}
+    for p in status:
+        on_point(p, KEPT, "")
+    todo = [p for p in pts if p not in status]
+    with Lock(out):
+        write_index(out, pts, status)
+        results = ray_backend(todo, runs, jobs, address) if backend == "ray" else local_backend(todo, runs, jobs)
+        try:
+            for p, st, error in results:
+                status[p] = (st, error)
+                on_point(p, st, error)
+                write_index(out, pts, status)
+        finally:
+            write_index(out, pts, status)
+    return status
