@@ -225,8 +225,79 @@ def sweep(
     out.print(f"{len(points)} points: {counts[sw.DONE]} run, {counts[sw.KEPT]} kept from before, "
               f"{counts[sw.FAILED]} failed, in {time.perf_counter() - start:.1f} s; index: {out_dir / sw.INDEX}",
               highlight=False, soft_wrap=True)
+    if counts[sw.DONE] + counts[sw.KEPT]:
+        from analysis.summarize import summarize
+
+        written = summarize([out_dir], out_dir / "summary")
+        out.print(f"figures and table.md: {written[0].parent}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def plot(
+    paths: Annotated[list[Path], typer.Argument(help="Run directories, sweep directories, or folders holding runs.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Figure file; .png, .svg or .pdf.")],
+    kind: Annotated[str, typer.Option(help="curves (accuracy vs --x), staleness (distribution of the age of "
+                                      "distilled predictions) or agents (final accuracy per agent).")] = "curves",
+    x: Annotated[str, typer.Option("--x", help="bytes (total sent, log scale) or time (simulated s).")] = "bytes",
+    metric: Annotated[str, typer.Option(help="shared_acc (global test set) or private_acc (own label mix).")] = "shared_acc",
+    head: Annotated[str, typer.Option(help="best (each run's best head at the end) or a head number.")] = "best",
+    by: Annotated[Optional[list[str]], typer.Option(help="Group runs by this setting, e.g. network.topology.kind "
+                                                    "(repeatable; default: every setting that differs).")] = None,
+) -> None:
+    """Compare runs in one figure: one line per group of settings, seeds as a mean line and a band."""
+    from analysis import figures, runs
+
+    if x not in ("bytes", "time"):
+        raise _fail(f"--x {x}: choose bytes or time", 2)
+    if metric not in figures.METRIC_NAMES:
+        raise _fail(f"--metric {metric}: choose shared_acc or private_acc", 2)
+    if head != "best" and not head.isdigit():
+        raise _fail(f"--head {head}: best or a head number (0 is the main head)", 2)
+    try:
+        data = figures.plot(paths, output, kind, x, metric, head if head == "best" else int(head), by)
+    except runs.NoRuns as e:
+        raise _fail(str(e), 2)
+    out.print(f"{output}: {kind} of {data['group'].nunique() if 'group' in data else 0} group(s)", highlight=False)
+
+
+@app.command()
+def animate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="run.gif (pillow) or run.mp4 (needs ffmpeg).")] = Path("run.gif"),
+    frames: Annotated[int, typer.Option(min=2, help="Frames over the whole run.")] = 120,
+    fps: Annotated[int, typer.Option(min=1, help="Frames per second of the animation.")] = 12,
+    head: Annotated[str, typer.Option(help="Head whose shared accuracy colours the nodes: best or a number.")] = "best",
+) -> None:
+    """Replay a run: topology, nodes coloured by shared accuracy, messages lighting up links."""
+    from .animation import animate as draw
+
+    if head != "best" and not head.isdigit():
+        raise _fail(f"--head {head}: best or a head number", 2)
+    with Progress(TextColumn("[bold]animate"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
+                  TimeElapsedColumn(), console=err) as bar:
+        task = bar.add_task("frames", total=frames)
+        try:
+            path = draw(run_dir, output, frames, fps, head, lambda i, n: bar.update(task, completed=i + 1))
+        except ValueError as e:
+            raise _fail(str(e), 2)
+    out.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Default: RUN_DIR/report.html.")] = None,
+) -> None:
+    """Write one self-contained report.html: scenario, summary tables and every figure embedded."""
+    from .report import write_report
+
+    try:
+        path = write_report(run_dir, output)
+    except ValueError as e:
+        raise _fail(str(e), 2)
+    out.print(f"wrote {path}", highlight=False)
 
 
 @app.command()

@@ -71,8 +71,8 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[str]]:
     return grid
 
 
-def _short_keys(keys: list[str]) -> dict[str, str]:
-    """The last part of each key, or the whole key where two would share it."""
+def short_keys(keys: list[str]) -> dict[str, str]:
+    """``network.topology.kind`` → ``kind`` where that stays unambiguous, else the whole key."""
     last = [k.rsplit(".", 1)[-1] for k in keys]
     return {k: s if last.count(s) == 1 else k for k, s in zip(keys, last)}
 
@@ -95,7 +95,7 @@ def points(scenario: str | Path, grid: dict[str, list[str]], seeds: int, fixed: 
         raise ScenarioError([f"--seeds {seeds}: need at least one seed"])
     base = load(scenario, list(fixed))  # the file itself and the fixed overrides
     raw = base.resolved()
-    short = _short_keys(list(grid))
+    short = short_keys(list(grid))
     out, problems = [], []
     for values in itertools.product(*grid.values()):
         settings = tuple(zip(grid, values))

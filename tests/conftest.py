@@ -31,3 +31,9 @@ TINY = {
 def tiny() -> dict:
     """A scenario small enough to run in about a second, exercising every layer."""
     return copy.deepcopy(TINY)
+
+
+@pytest.fixture(scope="module")
+def tiny_for_module() -> dict:
+    """The tiny scenario, for module-scoped fixtures that build one run many tests read."""
+    return copy.deepcopy(TINY)
