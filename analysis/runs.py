@@ -6,6 +6,7 @@ A path given by the user may be a run directory (it has ``metrics.csv``), a swee
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,17 @@ def settings(run: Path) -> dict[str, Any]:
     return _flatten(yaml.safe_load(f.read_text())) if f.is_file() else {}
 
 
+def grid_values(run: Path) -> dict[str, str]:
+    """For a sweep point: its grid settings as the user wrote them (``agents.churn=null``)."""
+    sweep = run.parent.parent
+    if not (sweep / "sweep.json").is_file() or not (sweep / "sweep.csv").is_file():
+        return {}
+    grid = json.loads((sweep / "sweep.json").read_text()).get("grid", {})
+    index = pd.read_csv(sweep / "sweep.csv", dtype=str, keep_default_na=False)
+    row = index[index.point == run.name]
+    return {k: row[k].iloc[0] for k in grid if k in row and len(row)}
+
+
 def summary(run: Path) -> dict[str, Any]:
     f = run / "summary.json"
     return json.loads(f.read_text()) if f.is_file() else {}
@@ -65,7 +77,9 @@ def table(runs: list[Path]) -> pd.DataFrame:
         final = s.get("final", {})
         shared, private = final.get("mean_shared_acc") or [None], final.get("mean_private_acc") or [None]
         stale = s.get("staleness") or {}
-        rows.append({"run": str(run), **settings(run),
+        flat, grid = settings(run), grid_values(run)
+        flat = {k: v for k, v in flat.items() if not any(k.startswith(g + ".") for g in grid)} | grid
+        rows.append({"run": str(run), **flat,
                      "best_head": final.get("best_head"), "best_head_shared_acc": final.get("best_head_shared_acc"),
                      "head0_shared_acc": shared[0], "head0_private_acc": private[0],
                      "bytes_sent": s.get("bytes_sent"), "messages_sent": s.get("messages", {}).get("sent"),
@@ -80,12 +94,17 @@ IGNORED = {"seed", "name"}  # never a reason to draw separate lines
 def varying(runs: pd.DataFrame) -> list[str]:
     """The settings that differ between the runs (seed and name aside), in scenario order."""
     keys = [c for c in runs.columns if "." in c or c in ("duration",)]
-    return [k for k in keys if k not in IGNORED and runs[k].astype(str).nunique() > 1]
+    return [k for k in keys if k not in IGNORED and runs[k].map(text).nunique() > 1]
+
+
+def text(value: Any) -> str:
+    """A setting as shown in legends; absent and null both read ``null``."""
+    return "null" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def label(row: pd.Series | dict, keys: list[str]) -> str:
     short = short_keys(keys)
-    return ", ".join(f"{short[k]}={row[k]}" for k in keys) or "all runs"
+    return ", ".join(f"{short[k]}={text(row[k])}" for k in keys) or "all runs"
 
 
 def head_of(run: Path, head: str | int) -> int:

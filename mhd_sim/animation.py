@@ -98,22 +98,26 @@ def animate(run: str | Path, out: str | Path, count: int = 120, fps: int = 12, h
     pos = nx.circular_layout(g) if n <= 40 else nx.spring_layout(g, seed=0)
     xy = np.array([pos[i] for i in range(n)])
 
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(6.4, 5.8))
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.05)
     ax.set_aspect("equal")
     ax.axis("off")
     lines = LineCollection([[xy[a], xy[b]] for a, b in edges], colors="0.8", linewidths=0.8, zorder=1)
     ax.add_collection(lines)
     cmap = plt.get_cmap("viridis")
     size = max(20, 420 - 4 * n)
-    nodes = ax.scatter(xy[:, 0], xy[:, 1], s=size, c=np.zeros(n), cmap=cmap, vmin=0, vmax=1, zorder=2,
-                       edgecolors="black", linewidths=0.6)
+    # plain face colours (set per frame, grey when offline); the colour bar has its own mappable
+    nodes = ax.scatter(xy[:, 0], xy[:, 1], s=size, color=cmap(np.zeros(n)), zorder=2, edgecolors="black",
+                       linewidths=0.6)
     if n <= 40:
         for i, (x, y) in enumerate(xy):
             ax.text(x, y, str(i), ha="center", va="center", fontsize=7, color="white", zorder=3)
-    fig.colorbar(nodes, ax=ax, shrink=0.7, label=f"shared accuracy, head {f['head']} (last evaluation)")
-    clock = ax.text(0.02, 0.98, "", transform=ax.transAxes, va="top", fontsize=11, family="monospace")
-    ax.set_title(f"{f['name']}: orange = messages delivered since the last frame, grey node = offline,\n"
-                 "dotted = link down", fontsize=9)
+    scale = plt.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=cmap)
+    fig.colorbar(scale, ax=ax, shrink=0.7, label=f"shared accuracy, head {f['head']} (last evaluation)")
+    fig.suptitle(f["name"], fontsize=11)
+    clock = fig.text(0.02, 0.95, "", va="top", fontsize=10, family="monospace")
+    fig.text(0.5, 0.01, "orange: messages delivered since the previous frame (thicker: more)   "
+             "grey node: offline   dotted: link down", ha="center", fontsize=7.5, color="0.3")
     peak = max(1, f["traffic"].max())
     dt = f["times"][1] - f["times"][0] if len(f["times"]) > 1 else 0
 
@@ -128,7 +132,7 @@ def animate(run: str | Path, out: str | Path, count: int = 120, fps: int = 12, h
         lines.set_color(ec)
         lines.set_linewidth(np.where(busy, 1.0 + 3.0 * f["traffic"][k] / peak, 0.8))
         lines.set_linestyle([(0, (1, 2)) if not u else "solid" for u in up])
-        clock.set_text(f"t = {f['times'][k]:7.1f} s  (frame = {dt:.1f} s)")
+        clock.set_text(f"t = {f['times'][k]:.1f} s\n(frame: {dt:.1f} s)")
         return nodes, lines, clock
 
     anim = animation.FuncAnimation(fig, draw, frames=len(f["times"]), blit=False)

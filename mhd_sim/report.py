@@ -26,7 +26,8 @@ pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.8em} .muted{color:
 def _table(header: list[str], rows: list[list[object]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    thead = f"<thead><tr>{head}</tr></thead>" if any(header) else ""
+    return f"<table>{thead}<tbody>{body}</tbody></table>"
 
 
 def _num(v: float | None, fmt: str = ".3f") -> str:
