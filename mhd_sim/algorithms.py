@@ -48,6 +48,8 @@ class Step:
     teachers: list[tuple[int, torch.Tensor, torch.Tensor | None]] = field(default_factory=list)
     embedding: tuple[torch.Tensor, torch.Tensor] | None = None  # (peers' mean embedding [B, E], valid [B])
     age_summary: tuple[float, float] | None = None  # mean and max age of the predictions teachers read
+    valid: torch.Tensor | None = None  # [peers, B, heads sent]: which cached predictions it may read
+    embed_ok: torch.Tensor | None = None  # [peers, B]: which cached embeddings it may read
 
     def staleness(self) -> tuple[float, float] | None:
         """Mean and max age of the predictions this step distils from (None: it uses none)."""
@@ -57,8 +59,9 @@ class Step:
 def aggregate(cands: torch.Tensor, mask: torch.Tensor, how: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Combine candidate teacher distributions per sample.
 
-    ``cands`` is [K, B, C] probabilities, ``mask`` [K, B] marks which candidates exist.
-    Returns the teacher [B, C] and which samples have one at all [B].
+    ``cands`` is [..., K, B, C] probabilities, ``mask`` [..., K, B] marks which candidates
+    exist (leading dimensions: agents, for the batched engine). Returns the teacher
+    [..., B, C] and which samples have one at all [..., B].
 
     >>> c = torch.tensor([[[0.75, 0.25]], [[0.125, 0.875]]]); m = torch.tensor([[True], [True]])
     >>> aggregate(c, m, "max_confidence")[0].tolist()
@@ -66,14 +69,15 @@ def aggregate(cands: torch.Tensor, mask: torch.Tensor, how: str) -> tuple[torch.
     >>> aggregate(c, m, "mean")[0].tolist()
     [[0.4375, 0.5625]]
     """
-    valid = mask.any(0)
+    valid = mask.any(-2)
     conf = cands.max(-1).values
     if how == "max_confidence":
-        best = conf.masked_fill(~mask, -1.0).argmax(0)
-        teacher = cands[best, torch.arange(cands.shape[1])]
+        best = conf.masked_fill(~mask, -1.0).argmax(-2)  # [..., B]
+        index = best[..., None, :, None].expand(*best.shape[:-1], 1, best.shape[-1], cands.shape[-1])
+        teacher = cands.gather(-3, index).squeeze(-3)
     elif how in ("mean", "confidence_weighted"):
         w = mask.to(cands.dtype) * (conf if how == "confidence_weighted" else 1.0)
-        teacher = (cands * w[..., None]).sum(0) / w.sum(0).clamp_min(1e-12)[..., None]
+        teacher = (cands * w[..., None]).sum(-3) / w.sum(-2).clamp_min(1e-12)[..., None]
     else:
         raise ValueError(f"unknown aggregation {how!r}; choose from {', '.join(AGGREGATIONS)}")
     return teacher, valid
@@ -238,40 +242,75 @@ class MHD(Learner):
         # float16 on the wire is stored as float16: exact, and half the memory of the largest tensor
         store = torch.float16 if algo.encoding == "float16" else torch.float32
         self.cache_p = torch.zeros(0, P, S, C, dtype=store, device=device)
-        self.cache_t = torch.full((0, P, S), float("nan"), dtype=torch.float64, device=device)
         self.embeds = algo.embedding_weight > 0
         E = self.model.head.in_features if self.embeds else 0
         self.cache_e = torch.zeros(0, P, E, device=device)
-        self.cache_et = torch.full((0, P), float("nan"), dtype=torch.float64, device=device)
+        # The schedule's side of the cache lives in numpy (small arrays, touched at every step
+        # and message): when each prediction was produced, which samples have any.
+        self.cache_t = np.full((0, P, S), np.nan)
+        self.cache_et = np.full((0, P), np.nan)
         self.slots: dict[int, int] = {}
-        self.have = torch.zeros(P, dtype=torch.bool, device=device)
+        self.values = True  # holds the predictions themselves (the batched engine keeps them for all)
+        self.have = np.zeros(P, dtype=bool)
         self._pool, self._have_any = None, False
         self.column = {int(h): j for j, h in enumerate(self.sent)}  # head -> its column in the cache
-        self.used = torch.tensor([self.column[h] for src in self.sources.values() for h in src], dtype=torch.long,
-                                 device=device)  # the columns teachers read, once per use
-        self.order = torch.from_numpy(self.rng.permutation(P)).to(device)
+        self.used = np.array([self.column[h] for src in self.sources.values() for h in src], dtype=np.int64)
+        self.used_all = np.array_equal(self.used, np.arange(S))
+        self.order = self.rng.permutation(P)  # the order messages walk through the public set
         self.cursor = 0
-        self.age_sum = torch.zeros(0, dtype=torch.float64, device=device)  # per peer slot, as a teacher
-        self.age_count = torch.zeros(0, dtype=torch.int64, device=device)
+        self.age_sum = np.zeros(0)  # per peer slot: ages of its predictions used as a teacher
+        self.age_count = np.zeros(0, dtype=np.int64)
 
-    def _fresh(self, born: torch.Tensor, now: float) -> torch.Tensor:
+    def _fresh(self, born: np.ndarray, now: float) -> np.ndarray:
         """Production times, with entries too old to use (``max_staleness``) blanked to NaN."""
         if self.algo.max_staleness is None:
             return born
-        return born.masked_fill(now - born > self.algo.max_staleness, float("nan"))
+        return np.where(now - born > self.algo.max_staleness, np.nan, born)
 
     def begin_step(self, now: float) -> Step:
+        step = self.plan(now)
+        if step.public is not None:
+            self.teach(step)
+        return step
+
+    def plan(self, now: float) -> Step:
+        """The part of a step's start that depends on the schedule alone: the batches drawn,
+        which cached predictions are fresh enough, their ages, the FLOPs. ``teach`` then reads
+        the predictions themselves (the batched engine defers that part)."""
         step = super().begin_step(now)
         if not (self.sources or self.embeds) or not (self.pool is not None or self.algo.include_self):
             return step
         pool = self.pool if self.pool is not None else self.order
-        u = pool[torch.from_numpy(self.rng.integers(len(pool), size=self.training.public_batch_size)).to(pool.device)]
+        u = pool[self.rng.integers(len(pool), size=self.training.public_batch_size)]
         born = self._fresh(self.cache_t[:, u], now)  # [K, B, S]
+        valid = born == born  # not NaN
+        age = np.where(valid, now - born, 0.0)
+        per_slot, counts = age.sum((1, 2)), valid.sum((1, 2))
+        self.age_sum += per_slot
+        self.age_count += counts
+        if len(self.used):  # mean and max age over every prediction a teacher read (ages ≥ 0)
+            if self.used_all:  # teachers read every column once: reuse the sums above
+                count, used = int(counts.sum()), age
+                total = float(per_slot.sum())
+            else:
+                count, used = int(valid[:, :, self.used].sum()), age[:, :, self.used]
+                total = float(used.sum())
+            if count:
+                step.age_summary = (total / count, float(used.max()))
+        device = self.shared.public_x.device
+        if self.embeds:
+            et = self._fresh(self.cache_et[:, u], now)
+            step.embed_ok = torch.from_numpy(et == et).to(device)  # [K, B]
+        step.public, step.valid = torch.from_numpy(u).to(device), torch.from_numpy(valid).to(device)
+        step.flops = self.flops("train", len(step.batch) + len(u))
+        if self.algo.include_self:
+            step.flops += self.flops("forward", len(u))
+        return step
+
+    def teach(self, step: Step) -> None:
+        """Fill in the step's teachers from the cached predictions it may read."""
+        u, valid = step.public, step.valid
         probs = self.cache_p[:, u].float()  # [K, B, S, C]
-        valid = ~torch.isnan(born)
-        age = (now - born).masked_fill_(~valid, 0.0)
-        self.age_sum += age.sum((1, 2))
-        self.age_count += valid.sum((1, 2))
         own = None
         if self.algo.include_self:
             with torch.no_grad():
@@ -288,24 +327,14 @@ class MHD(Learner):
             else:
                 teacher, ok = aggregate(torch.cat(cands), torch.cat(masks), self.algo.aggregation)
             step.teachers.append((m, sharpen(teacher, self.algo.temperature), None if bool(ok.all()) else ok))
-        if len(self.used):  # mean and max age over every prediction a teacher read (ages ≥ 0)
-            count = int(valid[:, :, self.used].sum())
-            if count:
-                used = age[:, :, self.used]
-                step.age_summary = (float(used.sum()) / count, float(used.max()))
         if self.embeds:
-            ok = ~torch.isnan(self._fresh(self.cache_et[:, u], now))  # [K, B]
+            ok = step.embed_ok
             total = (self.cache_e[:, u] * ok[..., None]).sum(0)
             step.embedding = (total / ok.sum(0).clamp_min(1)[:, None], ok.any(0))
-        step.public = u
-        step.flops = self.flops("train", len(step.batch) + len(u))
-        if own is not None:
-            step.flops += self.flops("forward", len(u))
-        return step
 
-    def _chunk(self) -> torch.Tensor:
+    def _chunk(self) -> np.ndarray:
         n, P = self.algo.share_size, len(self.order)
-        ids = self.order[(self.cursor + torch.arange(min(n, P), device=self.order.device)) % P]
+        ids = self.order[(self.cursor + np.arange(min(n, P))) % P]
         self.cursor = (self.cursor + len(ids)) % P
         return ids
 
@@ -320,21 +349,22 @@ class MHD(Learner):
             return None
         ids = self._chunk()
         self.mode(train=False)
-        logits, emb = self.model(self.shared.public_x[ids])
+        logits, emb = self.model(self.shared.public_x[torch.from_numpy(ids).to(self.shared.public_x.device)])
         probs = torch.softmax(logits[torch.from_numpy(self.sent).long()], -1).permute(1, 0, 2)
-        return messages.encode(self.agent, now, self.sent, ids.cpu().numpy(), probs.cpu().numpy(),
+        return messages.encode(self.agent, now, self.sent, ids, probs.cpu().numpy(),
                                self.algo.encoding, self.algo.topk,
                                emb.cpu().numpy() if self.embeds else None)
 
     def _slot(self, sender: int) -> int:
         if sender not in self.slots:
             self.slots[sender] = len(self.slots)
-            self.cache_p = torch.cat([self.cache_p, self.cache_p.new_zeros(1, *self.cache_p.shape[1:])])
-            self.cache_t = torch.cat([self.cache_t, self.cache_t.new_full((1, *self.cache_t.shape[1:]), float("nan"))])
-            self.cache_e = torch.cat([self.cache_e, self.cache_e.new_zeros(1, *self.cache_e.shape[1:])])
-            self.cache_et = torch.cat([self.cache_et, self.cache_et.new_full((1, *self.cache_et.shape[1:]), float("nan"))])
-            self.age_sum = torch.cat([self.age_sum, self.age_sum.new_zeros(1)])
-            self.age_count = torch.cat([self.age_count, self.age_count.new_zeros(1)])
+            if self.values:
+                self.cache_p = torch.cat([self.cache_p, self.cache_p.new_zeros(1, *self.cache_p.shape[1:])])
+                self.cache_e = torch.cat([self.cache_e, self.cache_e.new_zeros(1, *self.cache_e.shape[1:])])
+            self.cache_t = np.concatenate([self.cache_t, np.full((1, *self.cache_t.shape[1:]), np.nan)])
+            self.cache_et = np.concatenate([self.cache_et, np.full((1, *self.cache_et.shape[1:]), np.nan)])
+            self.age_sum = np.append(self.age_sum, 0.0)
+            self.age_count = np.append(self.age_count, 0)
         return self.slots[sender]
 
     def teacher_ages(self) -> dict[int, tuple[float, int]]:
@@ -344,34 +374,46 @@ class MHD(Learner):
     def absorb(self, payload: bytes, now: float) -> None:
         """Store a peer's predictions, keeping whichever of old and new was produced later."""
         msg = messages.decode(payload)
-        k = self._slot(msg.sender)
-        device = self.cache_p.device
-        ids = torch.from_numpy(msg.ids.astype(np.int64)).to(device)
-        probs = torch.from_numpy(msg.probs).to(device, self.cache_p.dtype)
-        # NaN (empty) counts as older than anything
-        if np.array_equal(msg.heads, self.sent) and not (self.cache_t[k, ids] > msg.produced).any():
+        k, ids, newer = self.note(msg.sender, msg.ids, msg.produced, msg.heads)
+        probs = torch.from_numpy(msg.probs).to(self.cache_p.device, self.cache_p.dtype)
+        if newer is None:
             self.cache_p[k, ids] = probs  # the usual case: all of it is newer; one write per tensor
-            self.cache_t[k, ids] = msg.produced
         else:
             for j, h in enumerate(self.sent):
                 col = np.flatnonzero(msg.heads == h)
-                if len(col) == 0:
-                    continue
-                newer = ~(self.cache_t[k, ids, j] > msg.produced)
-                self.cache_p[k, ids[newer], j] = probs[newer, int(col[0])]
-                self.cache_t[k, ids[newer], j] = msg.produced
+                if len(col):
+                    self.cache_p[k, ids[newer[:, j]], j] = probs[newer[:, j], int(col[0])]
         if self.embeds and msg.embeddings is not None:
-            newer = ~(self.cache_et[k, ids] > msg.produced)
-            self.cache_e[k, ids[newer]] = torch.from_numpy(msg.embeddings).to(device)[newer]
-            self.cache_et[k, ids[newer]] = msg.produced
+            at = msg.ids.astype(np.int64)
+            fresh = ~(self.cache_et[k, at] > msg.produced)
+            self.cache_et[k, at[fresh]] = msg.produced
+            fresh_t = torch.from_numpy(fresh).to(self.cache_e.device)
+            self.cache_e[k, ids[fresh_t]] = torch.from_numpy(msg.embeddings).to(self.cache_e.device)[fresh_t]
+
+    def note(self, sender: int, ids: np.ndarray, produced: float, heads: np.ndarray
+             ) -> tuple[int, torch.Tensor, torch.Tensor | None]:
+        """The schedule half of ``absorb``: production times and which samples have any
+        prediction. Returns the sender's slot, the sample ids, and which (sample, head) entries
+        the message overwrites (None: all of them). NaN (empty) counts as older than anything."""
+        k = self._slot(sender)
+        ids = ids.astype(np.int64, copy=False)
+        old = self.cache_t[k, ids]  # [n, S]
+        if (heads is self.sent or np.array_equal(heads, self.sent)) and not (old > produced).any():
+            newer = None
+            self.cache_t[k, ids] = produced
+        else:
+            newer = ~(old > produced) & np.isin(self.sent, heads)
+            self.cache_t[k, ids] = np.where(newer, produced, old)
         self.have[ids] = True
         self._pool, self._have_any = None, True  # the pool is recomputed when next needed
+        device = self.cache_p.device
+        return k, torch.from_numpy(ids).to(device), None if newer is None else torch.from_numpy(newer).to(device)
 
     @property
-    def pool(self) -> torch.Tensor | None:
+    def pool(self) -> np.ndarray | None:
         """Public samples with at least one peer prediction (None while there are none)."""
         if self._pool is None and self._have_any:
-            self._pool = self.have.nonzero()[:, 0]
+            self._pool = np.flatnonzero(self.have)
         return self._pool
 
 

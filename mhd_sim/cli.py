@@ -57,8 +57,9 @@ def run(
     overrides: SetOption = None,
     overwrite: Annotated[bool, typer.Option(help="Reuse a run directory that already holds a run.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads. Small models run fastest on one; "
-                                         "run several scenarios side by side to use more cores.")] = 1,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Torch CPU threads. Default: 1 (small models run "
+                                                   "fastest on one; run several scenarios side by side to use more "
+                                                   "cores), or every core with engine: batched.")] = None,
     timing_only: Annotated[bool, typer.Option("--timing-only", help="Run the whole schedule (compute, messages, "
                                               "churn, losses) without training: message counts, bytes and "
                                               "staleness in seconds; no accuracy.")] = False,
@@ -70,8 +71,8 @@ def run(
     from .record import RunDirectory
     from .world import Simulation
 
-    torch.set_num_threads(threads)
     sc = _load(scenario, overrides, seed)
+    torch.set_num_threads(threads or (os.cpu_count() or 1 if sc.engine == "batched" else 1))
     if out_dir is None:
         out_dir = Path("runs") / f"{sc.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     if (out_dir / "metrics.csv").exists() and not overwrite:

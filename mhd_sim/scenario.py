@@ -325,6 +325,9 @@ class Scenario(Strict):
     seed: Annotated[int, Field(ge=0)] = 0
     duration: Positive = 600.0
     device: Literal["cpu", "cuda"] = "cpu"
+    # per_agent: each agent's step runs when its event fires; batched: steps are deferred and
+    # run many agents at a time (mhd, distill, isolated with sgd; equal up to rounding)
+    engine: Literal["per_agent", "batched"] = "per_agent"
     data: DataSpec = DataSpec()
     agents: AgentsSpec = AgentsSpec()
     network: NetworkSpec = NetworkSpec()

@@ -56,6 +56,15 @@ class Simulation:
         else:
             self.learners, _, self.split = build_learners(scenario.data, models, scenario.algorithm,
                                                           scenario.training, seed, scenario.device)
+            if scenario.engine == "batched":
+                from .batched import Engine, unsupported
+
+                missing = unsupported(scenario.algorithm, scenario.training)
+                if missing:
+                    raise ValueError(f"engine: batched does not support {'; '.join(missing)}; "
+                                     f"use engine: per_agent")
+                self.engine = Engine(self.learners)
+                self.learners = self.engine.proxies()
         self.links = Links(build_topology(net.topology, n, seed))
         for i, learner in enumerate(self.learners):
             learner.degree = lambda i=i: len(self.links.neighbors(i))
@@ -63,6 +72,9 @@ class Simulation:
         self._warn_if_disconnected(self.links.graph, net.topology.kind)
         self.switches = {k: build_topology(e.topology, n, seed, "switch", k)
                          for k, e in enumerate(net.schedule) if isinstance(e, Switch)}
+        if hasattr(self, "engine"):  # room in its shared cache for every peer an agent can hear
+            graphs = [self.links.graph, *self.switches.values()]
+            self.engine.ensure_slots(max(len(set().union(*(g[i] for g in graphs))) for i in range(n)))
         for k, g in self.switches.items():
             self._warn_if_disconnected(g, net.schedule[k].topology.kind, f" (switched to at t={net.schedule[k].at:g})")
 
