@@ -67,7 +67,8 @@ def _pack(values: np.ndarray, encoding: str) -> bytes:
     if encoding == "bfloat16":
         return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).to(torch.bfloat16) \
             .view(torch.int16).numpy().tobytes()
-    return np.ascontiguousarray(values, dtype=np.float16).tobytes()
+    # torch's conversion rounds exactly as numpy's (to nearest even) and is several times faster
+    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).half().numpy().tobytes()
 
 
 def _unpack(payload: bytes, count: int, at: int, encoding: str) -> tuple[np.ndarray, int]:
