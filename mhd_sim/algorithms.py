@@ -256,6 +256,9 @@ class MHD(Learner):
         self.column = {int(h): j for j, h in enumerate(self.sent)}  # head -> its column in the cache
         self.used = np.array([self.column[h] for src in self.sources.values() for h in src], dtype=np.int64)
         self.used_all = np.array_equal(self.used, np.arange(S))
+        single = all(len(src) == 1 for src in self.sources.values()) and self.sources
+        self.single = torch.tensor([self.column[src[0]] for src in self.sources.values()], device=device) \
+            if single else None  # per student head, the one cache column its teacher reads
         self.order = self.rng.permutation(P)  # the order messages walk through the public set
         self.cursor = 0
         self.age_sum = np.zeros(0)  # per peer slot: ages of its predictions used as a teacher
@@ -316,7 +319,12 @@ class MHD(Learner):
             with torch.no_grad():
                 self.mode(train=False)
                 own = torch.softmax(self.model(self.shared.public_x[u])[0], -1)  # [H, B, C]
-        for m, src in self.sources.items():
+        if self.single is not None and own is None:  # one source per head: all heads in one aggregation
+            teacher, ok = aggregate(probs[:, :, self.single].permute(2, 0, 1, 3),
+                                    valid[:, :, self.single].permute(2, 0, 1), self.algo.aggregation)
+            teacher, complete = sharpen(teacher, self.algo.temperature), ok.all(1).tolist()
+            step.teachers += [(m, teacher[j], None if complete[j] else ok[j]) for j, m in enumerate(self.sources)]
+        for m, src in self.sources.items() if self.single is None or own is not None else ():
             cands = [probs[:, :, self.column[h]] for h in src]
             masks = [valid[:, :, self.column[h]] for h in src]
             if own is not None and m > 0:
