@@ -118,7 +118,7 @@ def agents(ax, grouped, metric: str, head: str | int) -> pd.DataFrame:
             ax.set_xlabel("agent")
         else:
             ax.plot(np.arange(len(p)), np.sort(p["mean"].to_numpy())[::-1], color=color, label=p.group.iloc[0])
-            ax.set_xlabel("agents, best to worst")
+            ax.set_xlabel("agents, ranked best to worst")
     ax.set_ylabel(f"final {METRIC_NAMES[metric]}, {_head_text(head)}")
     ax.set_ylim(0, 1)
     ax.grid(axis="y", alpha=0.3)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +26,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+from mhd_sim.scenario import ScenarioError, load  # noqa: E402
+from mhd_sim.sweep import DONE, execute, finished  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "scenarios" / "paper_claims.yaml"
@@ -79,24 +81,17 @@ def grid(seeds: int, skews: list[float], aux: list[int], extra: list[str],
 KEPT = "done (kept)"  # finished by an earlier invocation
 
 
-def finished(run: Path) -> bool:
-    summary = run / "summary.json"
-    return summary.is_file() and not json.loads(summary.read_text()).get("interrupted")
-
-
 def run_point(p: Point, runs: Path) -> tuple[Point, str]:
-    """One ``mhd-sim run`` in its own process (one torch thread); returns its status."""
+    """One run in its own process (one torch thread), as ``mhd-sim sweep`` runs its points."""
     out = runs / p.name
     if finished(out):
         return p, KEPT
-    cmd = [sys.executable, "-m", "mhd_sim", "run", str(BASE), "--out", str(out), "--overwrite", "--quiet",
-           "--threads", "1"] + [a for o in p.overrides() for a in ("--set", o)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    if proc.returncode:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        return p, "error: " + (lines[-1].removeprefix("error: ") if lines else f"exit {proc.returncode}")
-    return p, "done"
+    try:
+        text = yaml.safe_dump(load(BASE, p.overrides()).resolved(), sort_keys=False, default_flow_style=None)
+    except ScenarioError as e:
+        return p, "error: " + "; ".join(e.problems)
+    status, error = execute(text, out)
+    return p, "done" if status == DONE else f"error: {error}"
 
 
 def run_grid(points: list[Point], runs: Path, jobs: int) -> dict[Point, str]:
