@@ -256,7 +256,7 @@ class MHD(Learner):
         self.column = {int(h): j for j, h in enumerate(self.sent)}  # head -> its column in the cache
         self.used = np.array([self.column[h] for src in self.sources.values() for h in src], dtype=np.int64)
         self.used_all = np.array_equal(self.used, np.arange(S))
-        single = all(len(src) == 1 for src in self.sources.values()) and self.sources
+        single = bool(self.sources) and all(len(src) == 1 for src in self.sources.values())
         self.single = torch.tensor([self.column[src[0]] for src in self.sources.values()], device=device) \
             if single else None  # per student head, the one cache column its teacher reads
         self.order = self.rng.permutation(P)  # the order messages walk through the public set
@@ -340,7 +340,7 @@ class MHD(Learner):
             total = (self.cache_e[:, u] * ok[..., None]).sum(0)
             step.embedding = (total / ok.sum(0).clamp_min(1)[:, None], ok.any(0))
 
-    def _chunk(self) -> np.ndarray:
+    def next_chunk(self) -> np.ndarray:
         n, P = self.algo.share_size, len(self.order)
         ids = self.order[(self.cursor + np.arange(min(n, P))) % P]
         self.cursor = (self.cursor + len(ids)) % P
@@ -355,7 +355,7 @@ class MHD(Learner):
         that peers learn from."""
         if len(self.sent) == 0 and not self.embeds:
             return None
-        ids = self._chunk()
+        ids = self.next_chunk()
         self.mode(train=False)
         logits, emb = self.model(self.shared.public_x[torch.from_numpy(ids).to(self.shared.public_x.device)])
         probs = torch.softmax(logits[torch.from_numpy(self.sent).long()], -1).permute(1, 0, 2)

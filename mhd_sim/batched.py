@@ -116,7 +116,7 @@ class Proxy:
         learner = self.learner
         if len(learner.sent) == 0:
             return None
-        ids = learner._chunk()
+        ids = learner.next_chunk()
         algo = learner.algo
         size = messages.encoded_size(len(ids), len(learner.sent), learner.shared.classes, algo.encoding, algo.topk)
         msg = Pending(self.i, now, ids, size)
@@ -175,7 +175,7 @@ class Engine:
         arch: dict[str, list[int]] = {}
         for lr in learners:
             arch.setdefault(repr(lr.model), []).append(lr.agent)
-        for g, members in enumerate(arch.values()):
+        for members in arch.values():
             params, buffers = stack_module_state([learners[i].model for i in members])
             group = Group(torch.tensor(members, device=self.device), copy.deepcopy(learners[members[0]].model).to("meta"),
                           {k: v.detach() for k, v in params.items()}, buffers, row={a: r for r, a in enumerate(members)})

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from analysis import figures, runs, summarize
 from mhd_sim.animation import frames
 from mhd_sim.cli import app
-from mhd_sim.report import write_report
 
 
 def cli(*args):
