@@ -25,7 +25,8 @@ METRIC_NAMES = {"shared_acc": "shared accuracy", "private_acc": "private accurac
 def groups(run_dirs: list[Path], by: list[str] | None = None) -> tuple[list[str], list[tuple[str, list[Path]]]]:
     """(grouping keys, [(label, runs)]) in the order the runs came."""
     table = R.table(run_dirs)
-    keys = list(by) if by else R.varying(table)
+    differ = R.varying(table)
+    keys = list(by) if by else [k for k in R.sweep_axes(run_dirs) if k in differ] or differ
     unknown = [k for k in keys if k not in table.columns]
     if unknown:
         known = ", ".join(k for k in table.columns if "." in k)

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from mhd_sim.sweep import short_keys
+from mhd_sim.sweep import FIGURES, figures, short_keys
 
 
 class NoRuns(ValueError):
@@ -73,27 +73,30 @@ def table(runs: list[Path]) -> pd.DataFrame:
     """One row per run: its directory, every setting, and the summary's final figures."""
     rows = []
     for run in runs:
-        s = summary(run)
-        final = s.get("final", {})
-        shared, private = final.get("mean_shared_acc") or [None], final.get("mean_private_acc") or [None]
-        stale = s.get("staleness") or {}
         flat, grid = settings(run), grid_values(run)
         flat = {k: v for k, v in flat.items() if not any(k.startswith(g + ".") for g in grid)} | grid
-        rows.append({"run": str(run), **flat,
-                     "best_head": final.get("best_head"), "best_head_shared_acc": final.get("best_head_shared_acc"),
-                     "head0_shared_acc": shared[0], "head0_private_acc": private[0],
-                     "bytes_sent": s.get("bytes_sent"), "messages_sent": s.get("messages", {}).get("sent"),
-                     "staleness_p50": stale.get("p50"), "staleness_p90": stale.get("p90"),
-                     "wall_time_s": s.get("wall_time_s")})
+        rows.append({"run": str(run), **flat, **figures(run)})
     return pd.DataFrame(rows)
 
 
 IGNORED = {"seed", "name"}  # never a reason to draw separate lines
 
 
+def sweep_axes(runs: list[Path]) -> list[str]:
+    """The grid keys, when every run is a sweep point: the settings the user varied (a new
+    topology kind also changes that kind's own settings, which are no axis of their own)."""
+    axes: dict[str, None] = {}
+    for run in runs:
+        meta = run.parent.parent / "sweep.json"
+        if not meta.is_file():
+            return []
+        axes |= dict.fromkeys(json.loads(meta.read_text()).get("grid", {}))
+    return list(axes)
+
+
 def varying(runs: pd.DataFrame) -> list[str]:
     """The settings that differ between the runs (seed and name aside), in scenario order."""
-    keys = [c for c in runs.columns if "." in c or c in ("duration",)]
+    keys = [c for c in runs.columns if c != "run" and c not in FIGURES]
     return [k for k in keys if k not in IGNORED and runs[k].map(text).nunique() > 1]
 
 

@@ -83,6 +83,20 @@ def aggregate(cands: torch.Tensor, mask: torch.Tensor, how: str) -> tuple[torch.
     return teacher, valid
 
 
+def accuracy(predicted: torch.Tensor, y: torch.Tensor, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accuracy [..., H] and per-class accuracy [..., H, C] of predicted labels [..., H, N]
+    (leading dimensions: agents, for the batched engine).
+
+    >>> acc, per_class = accuracy(torch.tensor([[0, 1, 1, 1]]), torch.tensor([0, 1, 0, 1]), 2)
+    >>> acc.tolist(), per_class.tolist()
+    ([0.75], [[0.5, 1.0]])
+    """
+    correct = (predicted == y).float()
+    per_class = torch.zeros(*correct.shape[:-1], classes, device=y.device).index_add_(-1, y, correct)
+    per_class /= torch.bincount(y, minlength=classes).clamp_min(1)
+    return correct.mean(-1), per_class
+
+
 def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:
     """softmax(z/τ) from softmax(z): p^(1/τ), renormalised (identity at τ = 1)."""
     if temperature == 1.0:
@@ -195,11 +209,8 @@ class Learner:
         """Accuracy [H] and per-class accuracy [H, C] of every head on the whole test set."""
         self.mode(train=False)
         x, y, classes = self.shared.test_x, self.shared.test_y, self.shared.classes
-        correct = torch.cat([self.model(x[i : i + chunk])[0].argmax(-1) == y[i : i + chunk]
-                             for i in range(0, len(y), chunk)], dim=1).float()  # [H, N]
-        per_class = torch.zeros(self.heads, classes, device=y.device).index_add_(1, y, correct)
-        per_class /= torch.bincount(y, minlength=classes).clamp_min(1)
-        return correct.mean(1), per_class
+        predicted = torch.cat([self.model(x[i : i + chunk])[0].argmax(-1) for i in range(0, len(y), chunk)], dim=1)
+        return accuracy(predicted, y, classes)
 
 
 @ALGORITHMS.register("isolated")

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, stack_module_state, vmap
 
 from . import messages
-from .algorithms import MHD, Learner, Step, aggregate, sharpen
+from .algorithms import MHD, Learner, Step, accuracy, aggregate, sharpen
 
 SUPPORTED = ("mhd", "distill", "isolated")
 
@@ -379,7 +379,6 @@ class Engine:
             self.flush()
             self.results = [None] * len(self.learners)  # type: ignore[list-item]
             x, y, C = self.shared.test_x, self.shared.test_y, self.shared.classes
-            counts = torch.bincount(y, minlength=C).clamp_min(1)
             for group in {id(g): g for g in self.groups.values()}.values():
                 for start in range(0, len(group.agents), chunk):
                     members = group.agents[start: start + chunk]
@@ -387,10 +386,7 @@ class Engine:
                     params = {k: v[rows] for k, v in group.params.items()}
                     buffers = {k: v[rows] for k, v in group.buffers.items()}
                     logits, _ = vmap(lambda p, b: functional_call(group.base, (p, b), (x,)))(params, buffers)
-                    correct = (logits.argmax(-1) == y).float()  # [g, H, N]
-                    per_class = torch.zeros(*correct.shape[:2], C, device=self.device).index_add_(2, y, correct)
-                    per_class /= counts
-                    shared = correct.mean(2)
+                    shared, per_class = accuracy(logits.argmax(-1), y, C)  # [g, H], [g, H, C]
                     private = (per_class @ self.dist[members][:, :, None])[..., 0]
                     for a, s, p in zip(members.tolist(), shared.cpu().numpy(), private.cpu().numpy()):
                         self.results[a] = (s, p)

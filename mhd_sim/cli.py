@@ -40,13 +40,18 @@ def _scenario_path(name: str) -> Path:
     return path
 
 
+def _problems(e: ScenarioError) -> typer.Exit:
+    """One line per problem with the input, then exit code 2."""
+    for line in e.problems:
+        err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
 def _load(scenario: str, overrides: Optional[list[str]], seed: Optional[int]):
     try:
         return load(_scenario_path(scenario), overrides or [], seed)
     except ScenarioError as e:
-        for line in e.problems:
-            err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+        raise _problems(e)
 
 
 @app.command()
@@ -193,9 +198,7 @@ def sweep(
         axes = sw.parse_grid(grid or [])
         points = sw.points(_scenario_path(scenario), axes, seeds, overrides or [])
     except ScenarioError as e:
-        for line in e.problems:
-            err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+        raise _problems(e)
     meta = {"scenario": str(_scenario_path(scenario)), "grid": axes, "seeds": seeds, "set": overrides or []}
     counts = {sw.DONE: 0, sw.KEPT: 0, sw.FAILED: 0}
     start = time.perf_counter()

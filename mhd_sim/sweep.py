@@ -220,12 +220,18 @@ def ray_backend(todo: list[Point], runs: Path, jobs: int, address: str | None) -
 # --- the index ---------------------------------------------------------------------------------
 
 
+FIGURES = ("best_head", "best_head_shared_acc", "head0_private_acc", "head0_shared_acc", "bytes_sent",
+           "messages_sent", "messages_delivered", "messages_dropped", "staleness_p50", "staleness_p90", "steps",
+           "sim_time", "wall_time_s")
+
+
 def figures(run: Path) -> dict[str, Any]:
-    """A finished run's final figures for the index, from its summary.json."""
+    """A run's final figures from its summary.json (all None when it has none): the sweep
+    index and the analysis tables both read them here."""
     try:
         s = json.loads((run / "summary.json").read_text())
     except (OSError, ValueError):
-        return {}
+        return dict.fromkeys(FIGURES)
     final, msgs, stale = s["final"], s["messages"], s.get("staleness") or {}
     row = {"best_head": final["best_head"], "best_head_shared_acc": final["best_head_shared_acc"],
            "head0_private_acc": (final["mean_private_acc"] or [None])[0],

@@ -56,6 +56,7 @@ class Simulation:
         else:
             self.learners, _, self.split = build_learners(scenario.data, models, scenario.algorithm,
                                                           scenario.training, seed, scenario.device)
+            self.engine = None
             if scenario.engine == "batched":
                 from .batched import Engine, unsupported
 
@@ -72,7 +73,7 @@ class Simulation:
         self._warn_if_disconnected(self.links.graph, net.topology.kind)
         self.switches = {k: build_topology(e.topology, n, seed, "switch", k)
                          for k, e in enumerate(net.schedule) if isinstance(e, Switch)}
-        if hasattr(self, "engine"):  # room in its shared cache for every peer an agent can hear
+        if getattr(self, "engine", None) is not None:  # room in its shared cache for every peer an agent can hear
             graphs = [self.links.graph, *self.switches.values()]
             self.engine.ensure_slots(max(len(set().union(*(g[i] for g in graphs))) for i in range(n)))
         for k, g in self.switches.items():
