@@ -5,9 +5,10 @@
 Runs the straggler scenario (per-agent execution), then replays exactly the learning work
 it did in a plain loop with no simulator around it: the same agents, models (same
 initialisation) and optimizer, the same number of local steps per agent with the same
-batch sizes, the same distillation terms (a teacher per auxiliary head aggregated by max
-confidence from a cache of peer predictions), the same forward passes that make messages
-and the same evaluations of the whole test set. Both exclude set-up (data, models). The
+batch sizes, the same distillation terms (a teacher per auxiliary head: the most confident
+of the peers' cached float16 predictions, chosen in numpy and gathered at once, as the
+simulator does), the same forward passes that make messages and the same evaluations of
+the whole test set. Both exclude set-up (data, models). The
 ratio is what the simulator costs on top: SimPy, the network, encoding and decoding
 messages, cache updates and writing every event.
 """
@@ -19,11 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from mhd_sim.algorithms import aggregate, build_learners
+from mhd_sim.algorithms import build_learners
 from mhd_sim.record import RunDirectory
 from mhd_sim.scenario import validate
 from mhd_sim.world import Simulation
@@ -51,9 +53,12 @@ def bare_loop(raw: dict, events: pd.DataFrame, evaluations: int) -> float:
     messages = events[events.event == "send"].groupby(["agent", "time"]).ngroups
     per_agent_messages = events[events.event == "send"].groupby("agent").time.nunique()
     P, C = len(learners[0].shared.public_x), learners[0].shared.classes
+    S = learners[0].model.heads - 1  # cached heads: one per auxiliary student head
     g = torch.Generator().manual_seed(0)
     peers = 3  # candidates per teacher, as a cache with a few peers holds
-    cache = torch.softmax(torch.randn(peers, P, C, generator=g), -1)
+    cache = torch.softmax(torch.randn(peers, P, S, C, generator=g), -1).half()  # float16, as the wire
+    confidence = cache.float().amax(-1).numpy()  # [peers, P, S], for max-confidence teachers
+    columns = np.arange(S)[:, None]
     queues = []  # per agent: its plain steps, then distillation steps, each share_every-th followed by a message
     for i in range(len(learners)):
         n_steps, n_distill = int(steps.get(i, 0)), int(distills.get(i, 0))
@@ -76,23 +81,27 @@ def bare_loop(raw: dict, events: pd.DataFrame, evaluations: int) -> float:
         if kind == "message":
             with torch.no_grad():
                 ids = torch.randint(P, (algo.share_size,), generator=g)
-                model.eval()
-                torch.softmax(model(learner.shared.public_x[ids])[0], -1).numpy()
+                if model.training:  # switch only when it changes, as the simulator does
+                    model.eval()
+                torch.softmax(model(learner.shared.public_x.index_select(0, ids))[0], -1).numpy()
             continue
-        model.train()
+        if not model.training:
+            model.train()
         batch = torch.randint(len(learner.y), (tr.batch_size,), generator=g)
-        x, y = learner.x[batch], learner.y[batch]
+        x, y = learner.x.index_select(0, batch), learner.y[batch]
         if kind == "distill":
             u = torch.randint(P, (tr.public_batch_size,), generator=g)
-            x = torch.cat([x, learner.shared.public_x[u]])
+            x = torch.cat([x, learner.shared.public_x.index_select(0, u)])
+            # the most confident peer per sample and cached head, then one gather of those
+            best = confidence.take(u.numpy(), axis=1).argmax(0).T  # [S, B]
+            at = torch.from_numpy(((best * P + u.numpy()) * S + columns).reshape(-1))
+            teachers = cache.view(-1, C).index_select(0, at).view(S, len(u), C).float()
         logits, _ = model(x)
         loss = F.cross_entropy(logits[0, : tr.batch_size], y)
         if kind == "distill":
-            mask = torch.ones(peers, len(u), dtype=torch.bool)
             for head in range(1, model.heads):
-                teacher, _ = aggregate(cache[:, u], mask, algo.aggregation)
                 student = F.log_softmax(logits[head, tr.batch_size :], -1)
-                loss = loss + F.kl_div(student, teacher, reduction="batchmean")
+                loss = loss + F.kl_div(student, teachers[head - 1], reduction="batchmean")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -37,7 +37,7 @@ class Shared:
     classes: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     """The inputs of one local step, read when it starts; applied by ``end_step``."""
 
@@ -72,9 +72,9 @@ def aggregate(cands: torch.Tensor, mask: torch.Tensor, how: str) -> tuple[torch.
     valid = mask.any(-2)
     conf = cands.max(-1).values
     if how == "max_confidence":
-        best = conf.masked_fill(~mask, -1.0).argmax(-2)  # [..., B]
-        index = best[..., None, :, None].expand(*best.shape[:-1], 1, best.shape[-1], cands.shape[-1])
-        teacher = cands.gather(-3, index).squeeze(-3)
+        # max's indices are argmax's (the first of equal maxima), and far faster off the last dim
+        best = torch.where(mask, conf, -1.0).max(-2, keepdim=True).indices  # [..., 1, B]
+        teacher = cands.gather(-3, best.unsqueeze(-1).expand(*best.shape, cands.shape[-1])).squeeze(-3)
     elif how in ("mean", "confidence_weighted"):
         w = mask.to(cands.dtype) * (conf if how == "confidence_weighted" else 1.0)
         teacher = (cands * w[..., None]).sum(-3) / w.sum(-2).clamp_min(1e-12)[..., None]
@@ -121,6 +121,8 @@ class Learner:
         self.agent, self.model, self.x, self.y = agent, model, x, y
         self.label_dist, self.shared, self.algo, self.training, self.rng = label_dist, shared, algo, training, rng
         self.input_shape = tuple(x.shape[1:])
+        self.private = len(y)  # an int: len() of a tensor costs more, once per step
+        self.on_cpu = shared.public_x.device.type == "cpu"
         self._flops: dict[tuple[str, int], float] = {}
         params = model.parameters()
         if training.optimizer == "adam":
@@ -147,14 +149,14 @@ class Learner:
         return self._flops[key]
 
     def begin_step(self, now: float) -> Step:
-        batch = torch.from_numpy(self.rng.integers(len(self.y), size=self.training.batch_size))
+        batch = torch.from_numpy(self.rng.integers(self.private, size=self.training.batch_size))
         return Step(batch, self.flops("train", len(batch)))
 
-    def end_step(self, step: Step) -> float:
+    def end_step(self, step: Step) -> None:
         """One SGD step: cross-entropy on head 0, plus the distillation terms of ``step``."""
-        xb = self.x[step.batch]
+        xb = self.x.index_select(0, step.batch)  # as x[batch], without advanced indexing's overhead
         if step.public is not None:
-            xb = torch.cat([xb, self.shared.public_x[step.public]])
+            xb = torch.cat([xb, self.shared.public_x.index_select(0, step.public)])
         self.mode(train=True)
         logits, emb = self.model(xb)
         n = len(step.batch)
@@ -179,7 +181,6 @@ class Learner:
         if self.training.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.training.clip_grad_norm)
         self.opt.step()
-        return loss.item()
 
     def message_flops(self) -> float:
         return 0.0
@@ -254,6 +255,7 @@ class MHD(Learner):
         store = torch.float16 if algo.encoding == "float16" else torch.float32
         self.cache_p = torch.zeros(0, P, S, C, dtype=store, device=device)
         self.embeds = algo.embedding_weight > 0
+        self.learns = bool(self.sources) or self.embeds  # its steps read peers' predictions
         E = self.model.head.in_features if self.embeds else 0
         self.cache_e = torch.zeros(0, P, E, device=device)
         # The schedule's side of the cache lives in numpy (small arrays, touched at every step
@@ -270,6 +272,14 @@ class MHD(Learner):
         single = bool(self.sources) and all(len(src) == 1 for src in self.sources.values())
         self.single = torch.tensor([self.column[src[0]] for src in self.sources.values()], device=device) \
             if single else None  # per student head, the one cache column its teacher reads
+        self.single_all = single and np.array_equal(self.single.cpu().numpy(), np.arange(S))  # all, in order
+        # Max-confidence teachers chosen in numpy: each cached prediction's confidence (its
+        # largest probability, exactly as the tensor path computes it) is kept beside its time,
+        # so a step gathers only the chosen predictions. Same choice, far fewer tensor ops.
+        self.by_confidence = single and algo.aggregation == "max_confidence" and not algo.include_self \
+            and device.type == "cpu"
+        self.cache_c = np.zeros((0, P, S), dtype=np.float32)
+        self.single_cols = self.single.tolist() if single else []
         self.order = self.rng.permutation(P)  # the order messages walk through the public set
         self.cursor = 0
         self.age_sum = np.zeros(0)  # per peer slot: ages of its predictions used as a teacher
@@ -292,11 +302,15 @@ class MHD(Learner):
         which cached predictions are fresh enough, their ages, the FLOPs. ``teach`` then reads
         the predictions themselves (the batched engine defers that part)."""
         step = super().begin_step(now)
-        if not (self.sources or self.embeds) or not (self.pool is not None or self.algo.include_self):
+        pool = self.pool
+        if not self.learns or (pool is None and not self.algo.include_self):
             return step
-        pool = self.pool if self.pool is not None else self.order
+        if pool is None:
+            pool = self.order
         u = pool[self.rng.integers(len(pool), size=self.training.public_batch_size)]
-        born = self._fresh(self.cache_t[:, u], now)  # [K, B, S]
+        born = self.cache_t.take(u, axis=1)  # [K, B, S]
+        if self.algo.max_staleness is not None:
+            born = self._fresh(born, now)
         valid = born == born  # not NaN
         age = np.where(valid, now - born, 0.0)
         per_slot, counts = age.sum((1, 2)), valid.sum((1, 2))
@@ -315,24 +329,38 @@ class MHD(Learner):
         if self.embeds:
             et = self._fresh(self.cache_et[:, u], now)
             step.embed_ok = torch.from_numpy(et == et).to(device)  # [K, B]
-        step.public, step.valid = torch.from_numpy(u).to(device), torch.from_numpy(valid).to(device)
-        step.flops = self.flops("train", len(step.batch) + len(u))
+        step.public, step.valid = torch.from_numpy(u), torch.from_numpy(valid)
+        if not self.on_cpu:
+            step.public, step.valid = step.public.to(device), step.valid.to(device)
+        step.flops = self.flops("train", self.training.batch_size + len(u))
         if self.algo.include_self:
             step.flops += self.flops("forward", len(u))
         return step
 
     def teach(self, step: Step) -> None:
         """Fill in the step's teachers from the cached predictions it may read."""
+        if self.by_confidence:
+            self._teach_by_confidence(step)
+        else:
+            self._teach_by_aggregation(step)
+        if self.embeds:
+            u, ok = step.public, step.embed_ok
+            total = (self.cache_e[:, u] * ok[..., None]).sum(0)
+            step.embedding = (total / ok.sum(0).clamp_min(1)[:, None], ok.any(0))
+
+    def _teach_by_aggregation(self, step: Step) -> None:
+        """``teach`` through ``aggregate``: any aggregation, several sources, ``include_self``."""
         u, valid = step.public, step.valid
-        probs = self.cache_p[:, u].float()  # [K, B, S, C]
+        probs = self.cache_p.index_select(1, u).float()  # [K, B, S, C]
         own = None
         if self.algo.include_self:
             with torch.no_grad():
                 self.mode(train=False)
                 own = torch.softmax(self.model(self.shared.public_x[u])[0], -1)  # [H, B, C]
         if self.single is not None and own is None:  # one source per head: all heads in one aggregation
-            teacher, ok = aggregate(probs[:, :, self.single].permute(2, 0, 1, 3),
-                                    valid[:, :, self.single].permute(2, 0, 1), self.algo.aggregation)
+            if not self.single_all:
+                probs, valid = probs[:, :, self.single], valid[:, :, self.single]
+            teacher, ok = aggregate(probs.permute(2, 0, 1, 3), valid.permute(2, 0, 1), self.algo.aggregation)
             teacher, complete = sharpen(teacher, self.algo.temperature), ok.all(1).tolist()
             step.teachers += [(m, teacher[j], None if complete[j] else ok[j]) for j, m in enumerate(self.sources)]
         for m, src in self.sources.items() if self.single is None or own is not None else ():
@@ -346,10 +374,21 @@ class MHD(Learner):
             else:
                 teacher, ok = aggregate(torch.cat(cands), torch.cat(masks), self.algo.aggregation)
             step.teachers.append((m, sharpen(teacher, self.algo.temperature), None if bool(ok.all()) else ok))
-        if self.embeds:
-            ok = step.embed_ok
-            total = (self.cache_e[:, u] * ok[..., None]).sum(0)
-            step.embedding = (total / ok.sum(0).clamp_min(1)[:, None], ok.any(0))
+
+    def _teach_by_confidence(self, step: Step) -> None:
+        """``teach`` for max-confidence teachers, one cache column per student head: the choice
+        of peer per (sample, column) in numpy, as ``aggregate`` makes it (first of the most
+        confident, -1 for none), then one gather of the chosen predictions."""
+        u, valid = step.public.numpy(), step.valid.numpy()  # [B], [K, B, S]
+        K, P, S, C = self.cache_p.shape
+        best = np.where(valid, self.cache_c.take(u, axis=1), -1.0).argmax(0).T  # [S, B]
+        at = (best * P + u) * S + np.arange(S)[:, None]
+        chosen = self.cache_p.view(K * P * S, C).index_select(0, torch.from_numpy(at.reshape(-1)))
+        chosen = sharpen(chosen.view(S, len(u), C).float(), self.algo.temperature)  # [S, B, C]
+        ok = valid.any(0).T  # [S, B]: samples with any teacher
+        complete = ok.all(1).tolist()
+        for m, col in zip(self.sources, self.single_cols):
+            step.teachers.append((m, chosen[col], None if complete[col] else torch.from_numpy(ok[col].copy())))
 
     def next_chunk(self) -> np.ndarray:
         n, P = self.algo.share_size, len(self.order)
@@ -368,7 +407,8 @@ class MHD(Learner):
             return None
         ids = self.next_chunk()
         self.mode(train=False)
-        logits, emb = self.model(self.shared.public_x[torch.from_numpy(ids).to(self.shared.public_x.device)])
+        x = self.shared.public_x
+        logits, emb = self.model(x.index_select(0, torch.from_numpy(ids).to(x.device)))
         probs = torch.softmax(logits[torch.from_numpy(self.sent).long()], -1).permute(1, 0, 2)
         return messages.encode(self.agent, now, self.sent, ids, probs.cpu().numpy(),
                                self.algo.encoding, self.algo.topk,
@@ -380,6 +420,8 @@ class MHD(Learner):
             if self.values:
                 self.cache_p = torch.cat([self.cache_p, self.cache_p.new_zeros(1, *self.cache_p.shape[1:])])
                 self.cache_e = torch.cat([self.cache_e, self.cache_e.new_zeros(1, *self.cache_e.shape[1:])])
+                if self.by_confidence:
+                    self.cache_c = np.concatenate([self.cache_c, np.zeros((1, *self.cache_c.shape[1:]), np.float32)])
             self.cache_t = np.concatenate([self.cache_t, np.full((1, *self.cache_t.shape[1:]), np.nan)])
             self.cache_et = np.concatenate([self.cache_et, np.full((1, *self.cache_et.shape[1:]), np.nan)])
             self.age_sum = np.append(self.age_sum, 0.0)
@@ -392,16 +434,21 @@ class MHD(Learner):
 
     def absorb(self, payload: bytes, now: float) -> None:
         """Store a peer's predictions, keeping whichever of old and new was produced later."""
-        msg = messages.decode(payload)
+        msg = messages.decode(payload, self.cache_p.dtype)
         k, ids, newer = self.note(msg.sender, msg.ids, msg.produced, msg.heads)
         probs = torch.from_numpy(msg.probs).to(self.cache_p.device, self.cache_p.dtype)
         if newer is None:
-            self.cache_p[k, ids] = probs  # the usual case: all of it is newer; one write per tensor
+            self.cache_p[k].index_copy_(0, ids, probs)  # the usual case: all of it is newer; one write
+            if self.by_confidence:
+                self.cache_c[k][msg.ids] = probs.float().amax(-1).numpy()  # numpy's float16 max is slow
         else:
             for j, h in enumerate(self.sent):
                 col = np.flatnonzero(msg.heads == h)
                 if len(col):
                     self.cache_p[k, ids[newer[:, j]], j] = probs[newer[:, j], int(col[0])]
+                    if self.by_confidence:
+                        fresh = newer[:, j].numpy()
+                        self.cache_c[k, msg.ids[fresh], j] = probs[newer[:, j], int(col[0])].float().amax(-1).numpy()
         if self.embeds and msg.embeddings is not None:
             at = msg.ids.astype(np.int64)
             fresh = ~(self.cache_et[k, at] > msg.produced)
@@ -416,13 +463,14 @@ class MHD(Learner):
         the message overwrites (None: all of them). NaN (empty) counts as older than anything."""
         k = self._slot(sender)
         ids = ids.astype(np.int64, copy=False)
-        old = self.cache_t[k, ids]  # [n, S]
-        if (heads is self.sent or np.array_equal(heads, self.sent)) and not (old > produced).any():
+        times = self.cache_t[k]  # [P, S]
+        old = times.take(ids, axis=0)  # [n, S]
+        if (heads is self.sent or heads.tobytes() == self.sent.tobytes()) and not (old > produced).any():
             newer = None
-            self.cache_t[k, ids] = produced
+            times[ids] = produced
         else:
             newer = ~(old > produced) & np.isin(self.sent, heads)
-            self.cache_t[k, ids] = np.where(newer, produced, old)
+            times[ids] = np.where(newer, produced, old)
         self.have[ids] = True
         self._pool, self._have_any = None, True  # the pool is recomputed when next needed
         device = self.cache_p.device
@@ -479,9 +527,9 @@ class Centralized(Learner):
 
     shares_model = True
 
-    def end_step(self, step: Step) -> float:
+    def end_step(self, step: Step) -> None:
         self.model.version = getattr(self.model, "version", 0) + 1
-        return super().end_step(step)
+        super().end_step(step)
 
     def _correct(self, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
         """Test accuracy, computed once per model version for all the agents sharing it."""
@@ -531,6 +579,7 @@ class Schedule:
         self.cache: dict[int, deque[float]] = {}  # peer -> production times of its cached chunks
         self.total = 0.0  # sum of all those times
         self.count = 0
+        self.oldest: float | None = None  # the earliest of them; None: to be found again
         self.degree: Callable[[], int] = lambda: 0
 
     def begin_step(self, now: float) -> Step:
@@ -538,15 +587,17 @@ class Schedule:
             return Step(None, self.plain)  # type: ignore[arg-type]
         if self.max_staleness is None:
             total, count = self.total, self.count
-            oldest = min((times[0] for times in self.cache.values()), default=now)
+            if self.oldest is None and self.cache:
+                self.oldest = min(times[0] for times in self.cache.values())
+            oldest = self.oldest if self.cache else now
         else:
             fresh = [t for times in self.cache.values() for t in times if now - t <= self.max_staleness]
             total, count, oldest = sum(fresh), len(fresh), min(fresh, default=now)
         summary = ((now * count - total) / count, now - oldest) if count else None
         return Step(None, self.distill, age_summary=summary)  # type: ignore[arg-type]
 
-    def end_step(self, step: Step) -> float:
-        return 0.0
+    def end_step(self, step: Step) -> None:
+        pass
 
     def message_flops(self) -> float:
         return self._message_flops
@@ -558,12 +609,18 @@ class Schedule:
         times = self.cache.get(payload.sender)
         if times is None:
             times = self.cache[payload.sender] = deque()
+        first = times[0] if times else None
         times.append(payload.produced)
         self.total += payload.produced
         self.count += 1
         if len(times) > self.cycle:
             self.total -= times.popleft()
             self.count -= 1
+        if self.oldest is not None and times[0] != first:  # keep the earliest time known when cheap
+            if times[0] <= self.oldest:
+                self.oldest = times[0]
+            elif first == self.oldest:
+                self.oldest = None  # this peer held the earliest: look again at the next step
 
     def teacher_ages(self) -> dict[int, tuple[float, int]]:
         return {}

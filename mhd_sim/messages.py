@@ -34,7 +34,7 @@ class Predictions:
     produced: float
     heads: np.ndarray  # uint8 [heads]
     ids: np.ndarray  # uint32 [samples]
-    probs: np.ndarray  # float32 [samples, heads, classes]
+    probs: np.ndarray  # float32 (or float16, see decode) [samples, heads, classes]
     embeddings: np.ndarray | None = None  # float32 [samples, dim]
 
 
@@ -71,13 +71,13 @@ def _pack(values: np.ndarray, encoding: str) -> bytes:
     return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).half().numpy().tobytes()
 
 
-def _unpack(payload: bytes, count: int, at: int, encoding: str) -> tuple[np.ndarray, int]:
+def _unpack(payload: bytes, count: int, at: int, encoding: str, half: bool = False) -> tuple[np.ndarray, int]:
     if encoding == "float32":
         return np.frombuffer(payload, np.float32, count, at).copy(), at + 4 * count
     raw = np.frombuffer(payload, np.int16 if encoding == "bfloat16" else np.float16, count, at)
     if encoding == "bfloat16":
         return torch.from_numpy(raw.copy()).view(torch.bfloat16).float().numpy(), at + 2 * count
-    return raw.astype(np.float32), at + 2 * count
+    return raw.copy() if half else raw.astype(np.float32), at + 2 * count
 
 
 def encode(sender: int, produced: float, heads: np.ndarray, ids: np.ndarray, probs: np.ndarray,
@@ -98,8 +98,9 @@ def encode(sender: int, produced: float, heads: np.ndarray, ids: np.ndarray, pro
     return b"".join(parts)
 
 
-def decode(payload: bytes) -> Predictions:
-    """Parse a message made by :func:`encode`; values come back as float32."""
+def decode(payload: bytes, store: torch.dtype = torch.float32) -> Predictions:
+    """Parse a message made by :func:`encode`; values come back as float32, or as float16
+    when they are float16 on the wire and the receiver stores float16 (exact either way)."""
     magic, version, code, k, n_heads, sender, samples, classes, dim, produced = HEADER.unpack_from(payload)
     if magic != MAGIC or version != VERSION:
         raise ValueError("not a prediction message of this version")
@@ -120,7 +121,7 @@ def decode(payload: bytes) -> Predictions:
         probs = np.broadcast_to(rest, (samples, n_heads, classes)).copy()
         np.put_along_axis(probs, top, values, -1)
     else:
-        flat, at = _unpack(payload, samples * n_heads * classes, at, encoding)
+        flat, at = _unpack(payload, samples * n_heads * classes, at, encoding, half=store == torch.float16)
         probs = flat.reshape(samples, n_heads, classes)
     emb = None
     if dim:

@@ -23,7 +23,7 @@ import simpy
 from .seeds import stream
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     sender: int
     receiver: int

@@ -127,7 +127,9 @@ class Simulation:
         a = self.agents[agent]
         sigma = a.jitter
         jitter = np.exp(sigma * self.jitter_rng[agent].standard_normal() - sigma**2 / 2) if sigma else 1.0
-        return flops / a.speed * jitter
+        # a Python float, not numpy's: it becomes the clock, and numpy scalars cost more in
+        # every later sum, comparison and pickled event row
+        return float(flops / a.speed * jitter)
 
     def _agent(self, i: int):
         learner, env, log = self.learners[i], self.env, self.record.event

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -145,6 +147,39 @@ def test_older_predictions_never_overwrite_newer(tiny):
     me.absorb(msg(8.0, 0), now=12.0)  # arrives later but was made earlier
     assert me.cache_t[0, :4, 0].tolist() == [10.0] * 4
     assert me.cache_p[0, :4, 0].argmax(-1).tolist() == [1] * 4
+
+
+@pytest.mark.parametrize("encoding", ["float16", "float32"])
+def test_max_confidence_chosen_in_numpy_equals_the_tensor_aggregation(tiny, encoding):
+    """The per-agent fast path (confidences kept beside the cache, the choice made in numpy)
+    gives exactly the teachers ``aggregate`` gives, masks included: with stale entries, with
+    a message that arrives after a newer one and overwrites only part of the cache, at τ ≠ 1."""
+    learners, dataset, _ = population(tiny, encoding=encoding, max_staleness=5.0, temperature=2.0)
+    me, C = learners[0], dataset.classes
+    assert me.by_confidence
+    P = len(me.shared.public_x)
+    rng = np.random.default_rng(0)
+
+    def absorb(sender, t, ids, now):
+        probs = torch.softmax(3 * torch.randn(len(ids), 2, C), -1).numpy()
+        probs[:3] = probs[3]  # equal confidences: the first peer wins, in both paths
+        me.absorb(messages.encode(sender, t, np.array([0, 1]), ids, probs, encoding), now)
+
+    absorb(1, 2.0, np.arange(P), now=3.0)  # stale by t = 10
+    absorb(2, 8.0, rng.permutation(P)[: P // 2], now=9.0)
+    absorb(3, 9.0, np.arange(P // 3), now=9.5)
+    absorb(3, 7.0, np.arange(P // 4, P // 2), now=9.8)  # partly older than what peer 3 sent before
+    for _ in range(5):
+        step = me.plan(10.0)
+        other = copy.copy(step)
+        other.teachers = []
+        me._teach_by_confidence(step)
+        me._teach_by_aggregation(other)
+        assert [m for m, _, _ in step.teachers] == [m for m, _, _ in other.teachers] == [1, 2]
+        for (_, a, ma), (_, b, mb) in zip(step.teachers, other.teachers):
+            assert torch.equal(a, b)
+            assert (ma is None and mb is None) or torch.equal(ma, mb)
+    assert any(mask is not None for _, _, mask in step.teachers)  # some samples had only stale peers
 
 
 def test_isolated_has_one_head_and_sends_nothing(tiny):

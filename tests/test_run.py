@@ -153,6 +153,35 @@ def test_an_interrupted_run_keeps_what_it_recorded(tmp_path, tiny):
     record.close()
 
 
+def test_events_past_one_batch_go_through_the_writer_process_unchanged(tmp_path, tiny, monkeypatch):
+    from mhd_sim import record
+
+    direct = run(tmp_path, tiny, "direct")
+    started = []
+    start = record.RunDirectory._start_writer
+    monkeypatch.setattr(record.RunDirectory, "_start_writer", lambda self: started.append(1) or start(self))
+    monkeypatch.setattr(record, "BATCH", 50)
+    via = run(tmp_path, tiny, "via")
+    assert started and (via / "events.csv").read_bytes() == (direct / "events.csv").read_bytes()
+
+
+def test_flush_waits_until_the_writer_has_every_event_in_the_file(tmp_path, monkeypatch):
+    from mhd_sim import record
+
+    monkeypatch.setattr(record, "BATCH", 10)
+    rd = record.RunDirectory(tmp_path / "r")
+    for k in range(35):
+        rd.event(k / 2, "step", k % 3)
+    assert rd._writer is not None
+    rd.flush()
+    events = pd.read_csv(tmp_path / "r" / "events.csv")
+    assert events.time.tolist() == [k / 2 for k in range(35)]
+    rd.event(99.0, "online", 1)
+    writer = rd._writer
+    rd.close()
+    assert writer.returncode == 0 and len(pd.read_csv(tmp_path / "r" / "events.csv")) == 36
+
+
 def test_timing_only_from_the_command_line(tmp_path, tiny):
     out = run(tmp_path, tiny, "timing", "--timing-only")
     summary = json.loads((out / "summary.json").read_text())
