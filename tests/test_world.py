@@ -204,9 +204,10 @@ def test_link_overrides_apply_to_the_named_links_only(tmp_path, tiny):
     assert (lan.latency(None), lan.bandwidth, lan.loss) == (0.01, float("inf"), 0.0)
 
 
-@pytest.mark.parametrize("algorithm", ["mhd", "gossip"])
+@pytest.mark.parametrize("algorithm", ["mhd", "gossip", "mhd_include_self"])
 def test_timing_only_runs_the_same_schedule_without_training(tmp_path, tiny, algorithm):
-    tiny["algorithm"]["name"] = algorithm
+    tiny["algorithm"]["name"] = algorithm.removesuffix("_include_self")
+    tiny["algorithm"]["include_self"] = algorithm.endswith("include_self")
     tiny["agents"]["churn"] = {"up_mean": 6.0, "down_mean": 2.0}
     tiny["network"]["schedule"] = [{"kind": "partition", "at": 5, "until": 12, "groups": [[0, 1]]}]
     full, _ = simulate(tmp_path / "full", tiny)
@@ -222,3 +223,26 @@ def test_timing_only_runs_the_same_schedule_without_training(tmp_path, tiny, alg
     assert (a.event == "distill").sum() == (b.event == "distill").sum()
     assert summary["timing_only"] and summary["final"]["mean_shared_acc"] == []
     assert pd.read_csv(tmp_path / "timing" / "metrics.csv").empty
+
+
+def test_timing_only_staleness_tracks_the_oldest_cached_prediction(tiny):
+    """The earliest production time is kept up to date as peers' windows slide; it must equal
+    the minimum over peers found afresh, with messages arriving out of order too."""
+    from mhd_sim.algorithms import Stub, build_schedules
+
+    sc = validate(tiny)
+    schedule = build_schedules(sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm,
+                               sc.training, sc.seed)[0]
+    schedule.cycle = 3
+    rng = np.random.default_rng(0)
+    clock = {p: 0.0 for p in range(4)}
+    for k in range(300):
+        peer = int(rng.integers(4))
+        clock[peer] += float(rng.exponential(1.0))
+        produced = clock[peer] - (2.0 if rng.random() < 0.2 else 0.0)  # sometimes older than the last
+        schedule.absorb(Stub(peer, produced, 100), now=k)
+        now = max(clock.values()) + 1.0
+        mean, oldest = schedule.begin_step(now).staleness()
+        assert oldest == now - min(times[0] for times in schedule.cache.values())
+        times = [t for q in schedule.cache.values() for t in q]
+        assert mean == pytest.approx(now - sum(times) / len(times))
