@@ -21,7 +21,6 @@ agent went offline is dropped when that agent starts its next one.
 from __future__ import annotations
 
 import copy
-import ctypes
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,23 +134,10 @@ class Proxy:
         return self.engine.evaluation(self.i)
 
 
-def _keep_freed_memory() -> None:
-    """Let glibc reuse freed blocks instead of returning each large one to the system: every
-    wave allocates and frees tensors of tens of MB, and mapping them anew each time cost a
-    third of the run's time in page faults (1,000 agents: 59 s → 42 s)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: blocks up to 1 GB come from the heap
-        libc.mallopt(-1, 1 << 31)  # M_TRIM_THRESHOLD: keep up to 2 GB of freed heap
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to tune
-
-
 class Engine:
     """The deferred, batched execution of a population's learning (see the module docstring)."""
 
     def __init__(self, learners: list[Learner], flush_every: int = 64, chunk: int = CHUNK) -> None:
-        _keep_freed_memory()
         self.chunk = chunk
         first = learners[0]
         self.learners, self.shared, self.algo, self.training = learners, first.shared, first.algo, first.training

@@ -7,6 +7,7 @@ are read when it starts and its new weights become visible when it ends. The sch
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import time as wallclock
 from typing import Any, Callable, Iterator
@@ -40,6 +41,19 @@ def _few_collections() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc reuse freed blocks instead of returning each large one to the system. Every
+    evaluation and every batched wave allocates and frees tensors of MBs to tens of MBs, and
+    mapping them anew each time was page faults all the way: a third of the batched engine's
+    time at 1,000 agents (59 s → 42 s), 1.1 of the straggler run's 1.8 s of evaluation."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: blocks up to 1 GB come from the heap
+        libc.mallopt(-1, 1 << 31)  # M_TRIM_THRESHOLD: keep up to 2 GB of freed heap
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
 
 
 class Simulation:
@@ -265,6 +279,7 @@ class Simulation:
         self.record.write_text("topology.edges", edge_list(self.links.graph))
         self.env.process(self._evaluations())
         duration = self.sc.duration
+        _keep_freed_memory()
         with _few_collections():
             for k in range(1, ticks + 1):
                 self.env.run(until=duration * k / ticks)
