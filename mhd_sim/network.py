@@ -72,6 +72,7 @@ class Links:
         self.partitions: dict[int, list[int]] = {}  # active partition id -> group label per agent
         self.cut_at: dict[tuple[int, int], float] = {}  # when a link last went down
         self._neighbors: dict[int, list[int]] = {}
+        self._up: set[tuple[int, int]] | None = None  # (a, b) and (b, a) of every link up now
 
     def up(self, a: int, b: int) -> bool:
         if not self.graph.has_edge(a, b):
@@ -81,8 +82,11 @@ class Links:
         return not self.partitions or all(lab[a] == lab[b] for lab in self.partitions.values())
 
     def up_since(self, a: int, b: int, since: float) -> bool:
-        """Up now, and not cut at any moment after ``since``."""
-        return self.up(a, b) and (not self.cut_at or self.cut_at.get(_pair(a, b), -math.inf) <= since)
+        """Up now, and not cut at any moment after ``since`` (asked for every message: the
+        links up now are kept in a set of both directions until the next change)."""
+        if self._up is None:
+            self._up = {e for a_, b_ in self.edges_up() for e in ((a_, b_), (b_, a_))}
+        return (a, b) in self._up and (not self.cut_at or self.cut_at.get(_pair(a, b), -math.inf) <= since)
 
     def neighbors(self, agent: int) -> list[int]:
         """The agents ``agent`` can reach now (cached until the next change)."""
@@ -98,6 +102,7 @@ class Links:
         before = self.edges_up()
         mutate()
         self._neighbors.clear()
+        self._up = None
         after = self.edges_up()
         for p in before - after:
             self.cut_at[p] = now
@@ -220,8 +225,8 @@ class Network:
                 lambda _: self._reachable(msg) and self._hand_over(msg))
 
     def _hand_over(self, msg: Message) -> None:
+        now = self.env.now
         self.delivered += 1
         self.bytes_received[msg.receiver] += msg.size
-        self.log(self.env.now, "deliver", msg.receiver, msg.sender, msg.size,
-                 staleness=self.env.now - msg.produced)
+        self.log(now, "deliver", msg.receiver, msg.sender, msg.size, now - msg.produced)
         self.deliver(msg)
