@@ -150,7 +150,7 @@ class Learner:
 
     def begin_step(self, now: float) -> Step:
         batch = torch.from_numpy(self.rng.integers(self.private, size=self.training.batch_size))
-        return Step(batch, self.flops("train", len(batch)))
+        return Step(batch, self.flops("train", self.training.batch_size))
 
     def end_step(self, step: Step) -> None:
         """One SGD step: cross-entropy on head 0, plus the distillation terms of ``step``."""
@@ -445,10 +445,10 @@ class MHD(Learner):
             for j, h in enumerate(self.sent):
                 col = np.flatnonzero(msg.heads == h)
                 if len(col):
-                    self.cache_p[k, ids[newer[:, j]], j] = probs[newer[:, j], int(col[0])]
+                    fresh, values = newer[:, j], probs[newer[:, j], int(col[0])]
+                    self.cache_p[k, ids[fresh], j] = values
                     if self.by_confidence:
-                        fresh = newer[:, j].numpy()
-                        self.cache_c[k, msg.ids[fresh], j] = probs[newer[:, j], int(col[0])].float().amax(-1).numpy()
+                        self.cache_c[k, msg.ids[fresh.numpy()], j] = values.float().amax(-1).numpy()
         if self.embeds and msg.embeddings is not None:
             at = msg.ids.astype(np.int64)
             fresh = ~(self.cache_et[k, at] > msg.produced)

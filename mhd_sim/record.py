@@ -61,7 +61,6 @@ class RunDirectory:
         self._events = self._open("events.csv", EVENT_COLUMNS)
         self.events = 0
         self._pending: list[tuple] = []  # event rows, written in batches
-        self._events_file = self._files[-1]
         self._writer: subprocess.Popen | None = None  # formats events.csv once the run is large
 
     def _open(self, name: str, columns: tuple[str, ...]):
@@ -87,7 +86,8 @@ class RunDirectory:
             self._write_events()
 
     def _start_writer(self) -> None:
-        self._events_file.flush()  # the header and earlier rows come first; the writer appends
+        for f in self._files:  # the header and earlier rows come first; the writer appends
+            f.flush()
         self._writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(self.path / "events.csv")],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
