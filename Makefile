@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --constraint constraints.txt
 
-.PHONY: install demo test browser clean
+.PHONY: install demo test lint format browser clean
 
 install: $(VENV)/.installed
 
@@ -19,8 +19,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: install  ## install, then run the straggler scenario end to end
 	$(BIN)/mhd-sim run scenarios/straggler.yaml --out runs/straggler --overwrite
 
-test: install browser  ## install, then run the whole test suite
+test: install browser lint  ## install, then lint and run the whole test suite
 	$(BIN)/python -m pytest
+
+lint: install  ## ruff's checks and its format check (part of `make test`)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install  ## apply ruff's format and its safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # The report test renders report.html in headless Chromium (Debian's package); where it cannot
 # be installed (not root, no apt) that one test skips and says why.

@@ -9,6 +9,7 @@ and a mixed one (every other agent an MLP), several seeds each. Every point is o
 ``mhd-sim run`` into ``OUT/runs/<point>/``; points already finished are skipped, so an
 interrupted grid resumes. Everything below the runs reads run directories only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,10 +56,15 @@ class Point:
 
     @property
     def name(self) -> str:
-        return f"{self.population}-skew{self.skew:g}-{self.label.replace(' ', '').replace('=', '')}-seed{self.seed}"
+        label = self.label.replace(" ", "").replace("=", "")
+        return f"{self.population}-skew{self.skew:g}-{label}-seed{self.seed}"
 
     def overrides(self) -> list[str]:
-        out = [f"algorithm.name={self.algorithm}", f"data.partition.skew={self.skew}", f"seed={self.seed}"]
+        out = [
+            f"algorithm.name={self.algorithm}",
+            f"data.partition.skew={self.skew}",
+            f"seed={self.seed}",
+        ]
         if self.algorithm == "mhd":
             out.append(f"algorithm.heads={self.aux + 1}")
         if self.algorithm == "centralized":
@@ -71,11 +77,20 @@ class Point:
 ALGORITHMS = ("isolated", "distill", "mhd", "gossip", "centralized")
 
 
-def grid(seeds: int, skews: list[float], aux: list[int], extra: list[str],
-         algorithms: tuple[str, ...] = ALGORITHMS) -> list[Point]:
+def grid(
+    seeds: int,
+    skews: list[float],
+    aux: list[int],
+    extra: list[str],
+    algorithms: tuple[str, ...] = ALGORITHMS,
+) -> list[Point]:
     algos = [(a, h) for a in algorithms for h in (aux if a == "mhd" else [0])]
-    return [Point(a, h, s, pop, seed, tuple(extra))
-            for pop, s, (a, h), seed in itertools.product(("homogeneous", "mixed"), skews, algos, range(seeds))]
+    return [
+        Point(a, h, s, pop, seed, tuple(extra))
+        for pop, s, (a, h), seed in itertools.product(
+            ("homogeneous", "mixed"), skews, algos, range(seeds)
+        )
+    ]
 
 
 KEPT = "done (kept)"  # finished by an earlier invocation
@@ -87,7 +102,9 @@ def run_point(p: Point, runs: Path) -> tuple[Point, str]:
     if finished(out):
         return p, KEPT
     try:
-        text = yaml.safe_dump(load(BASE, p.overrides()).resolved(), sort_keys=False, default_flow_style=None)
+        text = yaml.safe_dump(
+            load(BASE, p.overrides()).resolved(), sort_keys=False, default_flow_style=None
+        )
     except ScenarioError as e:
         return p, "error: " + "; ".join(e.problems)
     status, error = execute(text, out)
@@ -108,7 +125,7 @@ def run_grid(points: list[Point], runs: Path, jobs: int) -> dict[Point, str]:
 
 
 def curve(run: Path) -> pd.DataFrame:
-    """Per evaluation time: total bytes sent by all agents and the best head's mean shared accuracy."""
+    """Per evaluation time: total bytes sent by all agents, the best head's mean shared accuracy."""
     m = pd.read_csv(run / "metrics.csv")
     acc = m.groupby(["time", "head"]).shared_acc.mean().unstack("head")
     sent = m[m["head"] == 0].groupby("time").bytes_sent.sum()
@@ -118,16 +135,25 @@ def curve(run: Path) -> pd.DataFrame:
 def collect(points: list[Point], status: dict[Point, str], runs: Path) -> pd.DataFrame:
     rows = []
     for p in points:
-        row = {"population": p.population, "skew": p.skew, "algorithm": p.label, "seed": p.seed,
-               "status": status.get(p, "missing")}
+        row = {
+            "population": p.population,
+            "skew": p.skew,
+            "algorithm": p.label,
+            "seed": p.seed,
+            "status": status.get(p, "missing"),
+        }
         summary = runs / p.name / "summary.json"
         if row["status"] == "done" and summary.is_file():
             s = json.loads(summary.read_text())
             shared, private = s["final"]["mean_shared_acc"], s["final"]["mean_private_acc"]
-            row |= {"private_head0": private[0], "shared_head0": shared[0], "mb_sent": s["bytes_sent"] / 1e6,
-                    "best_aux_shared": max(shared[1:]) if len(shared) > 1 else np.nan,
-                    "best_aux_head": int(np.argmax(shared[1:])) + 1 if len(shared) > 1 else np.nan,
-                    **{f"shared_head{h}": v for h, v in enumerate(shared)}}
+            row |= {
+                "private_head0": private[0],
+                "shared_head0": shared[0],
+                "mb_sent": s["bytes_sent"] / 1e6,
+                "best_aux_shared": max(shared[1:]) if len(shared) > 1 else np.nan,
+                "best_aux_head": int(np.argmax(shared[1:])) + 1 if len(shared) > 1 else np.nan,
+                **{f"shared_head{h}": v for h, v in enumerate(shared)},
+            }
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -136,7 +162,11 @@ def _pm(values: pd.Series) -> str:
     values = values.dropna()
     if values.empty:
         return "–"
-    return f"{values.mean():.3f} ± {values.std(ddof=0):.3f}" if len(values) > 1 else f"{values.mean():.3f}"
+    return (
+        f"{values.mean():.3f} ± {values.std(ddof=0):.3f}"
+        if len(values) > 1
+        else f"{values.mean():.3f}"
+    )
 
 
 ORDER = ["isolated", "distill"] + [f"mhd H={h}" for h in range(1, 9)] + ["gossip", "centralized"]
@@ -144,12 +174,19 @@ ORDER = ["isolated", "distill"] + [f"mhd H={h}" for h in range(1, 9)] + ["gossip
 
 def tables(df: pd.DataFrame) -> str:
     """One markdown table per population and skew: mean ± sd over seeds."""
-    heads = sorted(int(c.removeprefix("shared_head")) for c in df.columns if c.startswith("shared_head"))
+    heads = sorted(
+        int(c.removeprefix("shared_head")) for c in df.columns if c.startswith("shared_head")
+    )
     out = []
     for (pop, skew), g in df.groupby(["population", "skew"], sort=False):
-        out.append(f"\n**{pop} population, skew {skew:g}** (mean ± sd over {g.seed.nunique()} seeds)\n")
-        cols = ["algorithm", "private acc (head 0)"] + [f"shared head {h}" for h in heads] + \
-            ["best aux head: shared", "MB sent"]
+        out.append(
+            f"\n**{pop} population, skew {skew:g}** (mean ± sd over {g.seed.nunique()} seeds)\n"
+        )
+        cols = (
+            ["algorithm", "private acc (head 0)"]
+            + [f"shared head {h}" for h in heads]
+            + ["best aux head: shared", "MB sent"]
+        )
         out.append("| " + " | ".join(cols) + " |")
         out.append("|" + "---|" * len(cols))
         for algo in sorted(g.algorithm.unique(), key=ORDER.index):
@@ -158,52 +195,84 @@ def tables(df: pd.DataFrame) -> str:
             if len(errors):
                 out.append(f"| {algo} | {errors.status.iloc[0]} |" + " |" * (len(cols) - 2))
                 continue
-            cells = [algo, _pm(a.private_head0)] + [_pm(a.get(f"shared_head{h}", pd.Series(dtype=float)))
-                                                    for h in heads]
+            cells = [algo, _pm(a.private_head0)] + [
+                _pm(a.get(f"shared_head{h}", pd.Series(dtype=float))) for h in heads
+            ]
             out.append("| " + " | ".join(cells + [_pm(a.best_aux_shared), _pm(a.mb_sent)]) + " |")
     return "\n".join(out)
 
 
-def bytes_to_reach(points: list[Point], df: pd.DataFrame, runs: Path, levels=LEVELS) -> pd.DataFrame:
+def bytes_to_reach(
+    points: list[Point], df: pd.DataFrame, runs: Path, levels=LEVELS
+) -> pd.DataFrame:
     """Mean over seeds of the total bytes sent when the best head's mean shared accuracy first
     reaches each level (NaN when some seed never gets there), for MHD and gossip."""
     rows = []
-    finished = set(zip(*(df[df.status == "done"][k] for k in ("population", "skew", "algorithm", "seed"))))
+    finished = set(
+        zip(*(df[df.status == "done"][k] for k in ("population", "skew", "algorithm", "seed")))
+    )
     for p in points:
-        if p.algorithm not in ("mhd", "gossip") or (p.population, p.skew, p.label, p.seed) not in finished:
+        if (
+            p.algorithm not in ("mhd", "gossip")
+            or (p.population, p.skew, p.label, p.seed) not in finished
+        ):
             continue
         c = curve(runs / p.name)
         for level in levels:
             reached = c[c.best_shared >= level]
-            rows.append({"population": p.population, "skew": p.skew, "algorithm": p.label, "seed": p.seed,
-                         "level": level, "bytes": reached.bytes.iloc[0] if len(reached) else np.nan})
+            rows.append(
+                {
+                    "population": p.population,
+                    "skew": p.skew,
+                    "algorithm": p.label,
+                    "seed": p.seed,
+                    "level": level,
+                    "bytes": reached.bytes.iloc[0] if len(reached) else np.nan,
+                }
+            )
     if not rows:
         return pd.DataFrame()
     b = pd.DataFrame(rows)
-    return b.groupby(["population", "skew", "algorithm", "level"]).bytes.agg(
-        lambda v: v.mean() if v.notna().all() else np.nan).unstack("level")
+    return (
+        b.groupby(["population", "skew", "algorithm", "level"])
+        .bytes.agg(lambda v: v.mean() if v.notna().all() else np.nan)
+        .unstack("level")
+    )
 
 
 def ratio_table(reach: pd.DataFrame) -> str:
     if reach.empty:
         return ""
-    out = ["\n**Bytes to reach a shared accuracy** (best head, mean over agents; MB, mean over seeds; "
-           "ratio = gossip / MHD; – = not reached by every seed)\n"]
+    out = [
+        "\n**Bytes to reach a shared accuracy** (best head, mean over agents; MB, mean over seeds; "
+        "ratio = gossip / MHD; – = not reached by every seed)\n"
+    ]
     levels = list(reach.columns)
-    out.append("| population | skew | algorithm | " + " | ".join(f"{lv:.0%}" for lv in levels) + " |")
+    out.append(
+        "| population | skew | algorithm | " + " | ".join(f"{lv:.0%}" for lv in levels) + " |"
+    )
     out.append("|" + "---|" * (3 + len(levels)))
     for (pop, skew), g in reach.groupby(level=["population", "skew"], sort=False):
         algos = sorted(g.index.get_level_values("algorithm"), key=ORDER.index)
         for algo in algos:
             vals = g.xs(algo, level="algorithm").iloc[0]
-            out.append(f"| {pop} | {skew:g} | {algo} | " + " | ".join(
-                "–" if np.isnan(v) else f"{v / 1e6:.1f}" for v in vals) + " |")
+            out.append(
+                f"| {pop} | {skew:g} | {algo} | "
+                + " | ".join("–" if np.isnan(v) else f"{v / 1e6:.1f}" for v in vals)
+                + " |"
+            )
         if "gossip" in algos:
             gossip = g.xs("gossip", level="algorithm").iloc[0]
             for algo in [a for a in algos if a.startswith("mhd")]:
                 mhd = g.xs(algo, level="algorithm").iloc[0]
-                out.append(f"| {pop} | {skew:g} | gossip / {algo} | " + " | ".join(
-                    "–" if np.isnan(a) or np.isnan(b) or b <= 0 else f"{a / b:.1f}×" for a, b in zip(gossip, mhd)) + " |")
+                out.append(
+                    f"| {pop} | {skew:g} | gossip / {algo} | "
+                    + " | ".join(
+                        "–" if np.isnan(a) or np.isnan(b) or b <= 0 else f"{a / b:.1f}×"
+                        for a, b in zip(gossip, mhd)
+                    )
+                    + " |"
+                )
     return "\n".join(out)
 
 
@@ -211,14 +280,26 @@ def figures(df: pd.DataFrame, points: list[Point], runs: Path, out: Path) -> lis
     done = df[df.status == "done"].copy()
     done["shared"] = done.best_aux_shared.fillna(done.shared_head0)
     groups = list(done.groupby(["population", "skew"], sort=False))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.2), sharey=True, squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        1,
+        len(groups),
+        figsize=(4.2 * len(groups), 4.2),
+        sharey=True,
+        squeeze=False,
+        constrained_layout=True,
+    )
     for ax, ((pop, skew), g) in zip(axes[0], groups):
         algos = sorted(g.algorithm.unique(), key=ORDER.index)
         stats = g.groupby("algorithm").shared.agg(["mean", "std"]).reindex(algos)
         priv = g.groupby("algorithm").private_head0.agg(["mean", "std"]).reindex(algos)
         x = np.arange(len(algos))
-        ax.bar(x - 0.2, stats["mean"], 0.4, yerr=stats["std"].fillna(0), label="shared (MHD: best aux head, others: head 0)")
+        ax.bar(
+            x - 0.2,
+            stats["mean"],
+            0.4,
+            yerr=stats["std"].fillna(0),
+            label="shared (MHD: best aux head, others: head 0)",
+        )
         ax.bar(x + 0.2, priv["mean"], 0.4, yerr=priv["std"].fillna(0), label="private (head 0)")
         ax.set_xticks(x, algos, rotation=45, ha="right", fontsize=8)
         ax.set_title(f"{pop}, skew {skew:g}", fontsize=10)
@@ -231,20 +312,37 @@ def figures(df: pd.DataFrame, points: list[Point], runs: Path, out: Path) -> lis
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.0), sharey=True, squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        1,
+        len(groups),
+        figsize=(4.2 * len(groups), 4.0),
+        sharey=True,
+        squeeze=False,
+        constrained_layout=True,
+    )
     for ax, ((pop, skew), g) in zip(axes[0], groups):
         for k, algo in enumerate(sorted(g.algorithm.unique(), key=ORDER.index)):
             if not (algo.startswith("mhd") or algo == "gossip"):
                 continue
-            curves = [curve(runs / p.name) for p in points if p.label == algo and p.population == pop
-                      and p.skew == skew and (runs / p.name / "metrics.csv").is_file()]
+            curves = [
+                curve(runs / p.name)
+                for p in points
+                if p.label == algo
+                and p.population == pop
+                and p.skew == skew
+                and (runs / p.name / "metrics.csv").is_file()
+            ]
             if not curves:
                 continue
             mean = pd.concat(curves).groupby("time")[["bytes", "best_shared"]].mean()
             mean = mean[mean.bytes > 0]  # nothing sent yet: no place on a log axis
-            ax.plot(mean.bytes / 1e6, mean.best_shared, label=algo, color=f"C{k}",
-                    ls="--" if algo == "gossip" else "-")
+            ax.plot(
+                mean.bytes / 1e6,
+                mean.best_shared,
+                label=algo,
+                color=f"C{k}",
+                ls="--" if algo == "gossip" else "-",
+            )
         ax.set_xscale("log")
         ax.set_xlabel("total bytes sent by all agents (MB, log)")
         ax.set_title(f"{pop}, skew {skew:g}", fontsize=10)
@@ -266,15 +364,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="runs side by side (one torch thread each)")
     ap.add_argument("--skews", default="0.5,0.95", help="label-skew levels, comma-separated")
     ap.add_argument("--aux", default="1,2,3,4", help="MHD auxiliary head counts, comma-separated")
-    ap.add_argument("--algorithms", default=",".join(ALGORITHMS), help="which algorithms, comma-separated")
-    ap.add_argument("--set", dest="extra", action="append", default=[], help="extra override for every run")
+    ap.add_argument(
+        "--algorithms", default=",".join(ALGORITHMS), help="which algorithms, comma-separated"
+    )
+    ap.add_argument(
+        "--set", dest="extra", action="append", default=[], help="extra override for every run"
+    )
     args = ap.parse_args(argv)
     algorithms = tuple(args.algorithms.split(","))
     unknown = set(algorithms) - set(ALGORITHMS)
     if unknown:
-        ap.error(f"unknown algorithm(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALGORITHMS)}")
-    points = grid(args.seeds, [float(s) for s in args.skews.split(",")], [int(h) for h in args.aux.split(",")],
-                  args.extra, algorithms)
+        ap.error(
+            f"unknown algorithm(s) {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(ALGORITHMS)}"
+        )
+    points = grid(
+        args.seeds,
+        [float(s) for s in args.skews.split(",")],
+        [int(h) for h in args.aux.split(",")],
+        args.extra,
+        algorithms,
+    )
     runs = args.out / "runs"
     start = time.perf_counter()
     kept = sum(finished(runs / p.name) for p in points)
@@ -283,15 +393,25 @@ def main(argv: list[str] | None = None) -> int:
     df = collect(points, status, runs)
     df.to_csv(args.out / "results.csv", index=False)
     reach = bytes_to_reach(points, df, runs)
-    command = "python -m analysis.paper_claims " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = f"# Paper claims at small scale\n\nMade by `{command}` from `{BASE.relative_to(ROOT)}` " \
-        f"({len(points)} points: {len(points) - kept} run in {minutes:.1f} min with {args.jobs} jobs" \
-        f"{f', {kept} kept from an earlier invocation' if kept else ''}).\n" + \
-        tables(df) + "\n" + ratio_table(reach) + "\n"
+    command = "python -m analysis.paper_claims " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    text = (
+        f"# Paper claims at small scale\n\nMade by `{command}` from `{BASE.relative_to(ROOT)}` "
+        f"({len(points)} points: {len(points) - kept} run in {minutes:.1f} min "
+        f"with {args.jobs} jobs"
+        f"{f', {kept} kept from an earlier invocation' if kept else ''}).\n"
+        + tables(df)
+        + "\n"
+        + ratio_table(reach)
+        + "\n"
+    )
     (args.out / "table.md").write_text(text)
     figures(df, points, runs, args.out)
     print(text)
-    failed = df[~df.status.isin(["done"]) & ~((df.algorithm == "gossip") & (df.population == "mixed"))]
+    failed = df[
+        ~df.status.isin(["done"]) & ~((df.algorithm == "gossip") & (df.population == "mixed"))
+    ]
     return 1 if len(failed) else 0
 
 

@@ -1,4 +1,5 @@
 """Scenarios the benchmarks share, built from the bundled straggler scenario."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,12 @@ def population(agents: int, duration: float = 60.0) -> dict:
     sc["agents"]["count"] = agents
     sc["agents"]["model"] = {"kind": "mlp", "hidden": [128, 128]}
     sc["agents"]["speed"] = 1.0e8
-    sc["agents"]["groups"] = [{"name": "stragglers", "agents": list(range(0, agents, 12)), "speed": 1.25e7}]
-    sc["network"]["topology"] = {"kind": "random_regular", "degree": min(10, agents - 1 - (agents % 2))}
+    sc["agents"]["groups"] = [
+        {"name": "stragglers", "agents": list(range(0, agents, 12)), "speed": 1.25e7}
+    ]
+    sc["network"]["topology"] = {
+        "kind": "random_regular",
+        "degree": min(10, agents - 1 - (agents % 2)),
+    }
     sc["eval"] = {"every": duration}
     return sc

@@ -12,6 +12,7 @@ the whole test set. Both exclude set-up (data, models). The
 ratio is what the simulator costs on top: SimPy, the network, encoding and decoding
 messages, cache updates and writing every event.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from mhd_sim.algorithms import build_learners
-from mhd_sim.record import RunDirectory
+from mhd_sim.learning.population import build_learners
+from mhd_sim.record.run_directory import RunDirectory
 from mhd_sim.scenario import validate
-from mhd_sim.world import Simulation
+from mhd_sim.world.simulation import Simulation
 
 from .scenarios import straggler
 
@@ -46,7 +47,9 @@ def bare_loop(raw: dict, events: pd.DataFrame, evaluations: int) -> float:
     """The same work as the run that wrote ``events``, in one plain loop."""
     sc = validate(raw)
     agents = sc.agents.per_agent(sc.seed)
-    learners, _, _ = build_learners(sc.data, [a.model for a in agents], sc.algorithm, sc.training, sc.seed)
+    learners, _, _ = build_learners(
+        sc.data, [a.model for a in agents], sc.algorithm, sc.training, sc.seed
+    )
     tr, algo = sc.training, sc.algorithm
     steps = events[events.event == "step"].groupby("agent").size()
     distills = events[events.event == "distill"].groupby("agent").size()
@@ -56,10 +59,13 @@ def bare_loop(raw: dict, events: pd.DataFrame, evaluations: int) -> float:
     S = learners[0].model.heads - 1  # cached heads: one per auxiliary student head
     g = torch.Generator().manual_seed(0)
     peers = 3  # candidates per teacher, as a cache with a few peers holds
-    cache = torch.softmax(torch.randn(peers, P, S, C, generator=g), -1).half()  # float16, as the wire
+    cache = torch.softmax(
+        torch.randn(peers, P, S, C, generator=g), -1
+    ).half()  # float16, as the wire
     confidence = cache.float().amax(-1).numpy()  # [peers, P, S], for max-confidence teachers
     columns = np.arange(S)[:, None]
-    queues = []  # per agent: its plain steps, then distillation steps, each share_every-th followed by a message
+    # per agent: its plain steps, then distillation steps, each share_every-th followed by a message
+    queues = []
     for i in range(len(learners)):
         n_steps, n_distill = int(steps.get(i, 0)), int(distills.get(i, 0))
         kinds = ["plain"] * (n_steps - n_distill) + ["distill"] * n_distill
@@ -73,7 +79,8 @@ def bare_loop(raw: dict, events: pd.DataFrame, evaluations: int) -> float:
                 n_messages -= 1
         queue += [(i, "message")] * n_messages
         queues.append(queue)
-    work = [w for group in itertools.zip_longest(*queues) for w in group if w is not None]  # agents interleaved
+    # agents interleaved
+    work = [w for group in itertools.zip_longest(*queues) for w in group if w is not None]
     start = time.perf_counter()
     for i, kind in work:
         learner = learners[i]
@@ -122,9 +129,12 @@ def main() -> None:
         sim_s, events, evaluations = simulate(raw, Path(tmp) / "run")
     bare_s, messages = bare_loop(raw, events, evaluations)
     steps = int((events.event == "step").sum())
-    print(f"straggler scenario, {args.duration:g} simulated s: {steps:,} local steps, "
-          f"{int((events.event == 'distill').sum()):,} with distillation, {messages:,} messages made, "
-          f"{evaluations} evaluations of {raw['agents']['count']} agents")
+    print(
+        f"straggler scenario, {args.duration:g} simulated s: {steps:,} local steps, "
+        f"{int((events.event == 'distill').sum()):,} with distillation, "
+        f"{messages:,} messages made, "
+        f"{evaluations} evaluations of {raw['agents']['count']} agents"
+    )
     print(f"simulator (per-agent execution): {sim_s:8.2f} s")
     print(f"bare PyTorch loop, same work:    {bare_s:8.2f} s")
     print(f"ratio simulator / bare loop:     {sim_s / bare_s:8.3f}")

@@ -4,10 +4,12 @@ A scenario names a piece by ``kind`` and passes it keyword parameters. Each piec
 function whose keyword-only parameters *are* its scenario settings: their type
 hints and defaults become a pydantic model, so a new piece needs no schema code.
 """
+
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Any, Callable, Literal, Union
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Union
 
 import pydantic
 
@@ -41,7 +43,9 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            raise KeyError(f"unknown {self.what} {name!r}; choose from {', '.join(self.names())}") from None
+            raise KeyError(
+                f"unknown {self.what} {name!r}; choose from {', '.join(self.names())}"
+            ) from None
 
     def names(self) -> list[str]:
         return sorted(self._entries)
@@ -67,7 +71,7 @@ class Registry:
         models = tuple(self.params_model(n) for n in self.names())
         if len(models) == 1:
             return models[0]
-        return Annotated[Union[models], pydantic.Field(discriminator=self.tag)]
+        return Annotated[Union[models], pydantic.Field(discriminator=self.tag)]  # noqa: UP007
 
 
 def settings(spec: pydantic.BaseModel, tag: str = "kind") -> dict[str, Any]:

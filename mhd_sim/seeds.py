@@ -5,11 +5,13 @@ adding a link or an agent never shifts the numbers any other stream draws. Distr
 (``{dist: lognormal, median: 0.05}``) are registered functions ``fn(rng, *, settings)``;
 scenarios use them for latencies, compute speeds and private-set sizes.
 """
+
 from __future__ import annotations
 
 import math
 import zlib
-from typing import Annotated, Callable
+from collections.abc import Callable
+from typing import Annotated
 
 import numpy as np
 import pydantic
@@ -66,7 +68,9 @@ def stream(seed: int, *key: str | int) -> np.random.Generator:
     >>> float(stream(0, "agent", 1).random()) == float(stream(0, "agent", 1).random())
     True
     """
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=tuple(map(_key, key)))))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(seed, spawn_key=tuple(map(_key, key))))
+    )
 
 
 def torch_generator(seed: int, *key: str | int) -> torch.Generator:

@@ -11,6 +11,7 @@ files back, so a cluster needs no shared file system. Same text, same seed, same
     >>> split_values("[1, 2],{kind: ring, k: 2}")
     ['[1, 2]', '{kind: ring, k: 2}']
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,12 +23,14 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import yaml
 
+from .analysis.runs import final_figures, short_keys
 from .scenario import ScenarioError, apply_overrides, load, validate
 
 DONE, FAILED, KEPT = "done", "failed", "kept"  # kept: finished by an earlier invocation
@@ -62,19 +65,18 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[str]]:
         key, eq, values = item.partition("=")
         key = key.strip()
         if not eq or not key or not values.strip():
-            raise ScenarioError([f"--grid {item!r}: expected KEY=V1,V2,..., for example network.topology.kind=ring,complete"])
+            raise ScenarioError(
+                [
+                    f"--grid {item!r}: expected KEY=V1,V2,..., "
+                    "for example network.topology.kind=ring,complete"
+                ]
+            )
         if key in grid:
             raise ScenarioError([f"--grid {key}: given twice; put all its values in one --grid"])
         if key == "seed":
             raise ScenarioError(["--grid seed: use --seeds N (seeds 0..N-1) instead"])
         grid[key] = split_values(values)
     return grid
-
-
-def short_keys(keys: list[str]) -> dict[str, str]:
-    """``network.topology.kind`` → ``kind`` where that stays unambiguous, else the whole key."""
-    last = [k.rsplit(".", 1)[-1] for k in keys]
-    return {k: s if last.count(s) == 1 else k for k, s in zip(keys, last)}
 
 
 def _slug(text: str) -> str:
@@ -89,7 +91,9 @@ class Point:
     scenario: str = field(compare=False, repr=False)  # the resolved scenario, YAML text
 
 
-def points(scenario: str | Path, grid: dict[str, list[str]], seeds: int, fixed: list[str] = ()) -> list[Point]:
+def points(
+    scenario: str | Path, grid: dict[str, list[str]], seeds: int, fixed: list[str] = ()
+) -> list[Point]:
     """Every grid × seed combination, resolved and validated (problems of all points at once)."""
     if seeds < 1:
         raise ScenarioError([f"--seeds {seeds}: need at least one seed"])
@@ -114,8 +118,12 @@ def points(scenario: str | Path, grid: dict[str, list[str]], seeds: int, fixed: 
         raise ScenarioError(problems)
     names = [p.name for p in out]
     if len(set(names)) != len(names):
-        raise ScenarioError(["two grid points would share a run directory name; give values that differ "
-                             "in letters or digits"])
+        raise ScenarioError(
+            [
+                "two grid points would share a run directory name; give values that differ "
+                "in letters or digits"
+            ]
+        )
     return out
 
 
@@ -135,10 +143,26 @@ def execute(scenario_text: str, out: Path) -> tuple[str, str]:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(scenario_text)
     try:
-        cmd = [sys.executable, "-m", "mhd_sim", "run", f.name, "--out", str(out), "--overwrite", "--quiet",
-               "--threads", "1"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        cmd = [
+            sys.executable,
+            "-m",
+            "mhd_sim",
+            "run",
+            f.name,
+            "--out",
+            str(out),
+            "--overwrite",
+            "--quiet",
+            "--threads",
+            "1",
+        ]
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
     finally:
         os.unlink(f.name)
     if proc.returncode == 0:
@@ -189,7 +213,9 @@ def local_backend(todo: list[Point], runs: Path, jobs: int) -> Iterator[tuple[Po
                 fut.cancel()
 
 
-def ray_backend(todo: list[Point], runs: Path, jobs: int, address: str | None) -> Iterator[tuple[Point, str, str]]:
+def ray_backend(
+    todo: list[Point], runs: Path, jobs: int, address: str | None
+) -> Iterator[tuple[Point, str, str]]:
     try:
         import ray
     except ImportError:
@@ -220,34 +246,20 @@ def ray_backend(todo: list[Point], runs: Path, jobs: int, address: str | None) -
 # --- the index ---------------------------------------------------------------------------------
 
 
-FIGURES = ("best_head", "best_head_shared_acc", "head0_private_acc", "head0_shared_acc", "bytes_sent",
-           "messages_sent", "messages_delivered", "messages_dropped", "staleness_p50", "staleness_p90", "steps",
-           "sim_time", "wall_time_s")
-
-
-def figures(run: Path) -> dict[str, Any]:
-    """A run's final figures from its summary.json (all None when it has none): the sweep
-    index and the analysis tables both read them here."""
-    try:
-        s = json.loads((run / "summary.json").read_text())
-    except (OSError, ValueError):
-        return dict.fromkeys(FIGURES)
-    final, msgs, stale = s["final"], s["messages"], s.get("staleness") or {}
-    row = {"best_head": final["best_head"], "best_head_shared_acc": final["best_head_shared_acc"],
-           "head0_private_acc": (final["mean_private_acc"] or [None])[0],
-           "head0_shared_acc": (final["mean_shared_acc"] or [None])[0],
-           "bytes_sent": s["bytes_sent"], "messages_sent": msgs["sent"], "messages_delivered": msgs["delivered"],
-           "messages_dropped": msgs["dropped"], "staleness_p50": stale.get("p50"), "staleness_p90": stale.get("p90"),
-           "steps": s["steps"], "sim_time": s["sim_time"], "wall_time_s": s["wall_time_s"]}
-    return row
-
-
 def write_index(out: Path, pts: list[Point], status: dict[Point, tuple[str, str]]) -> Path:
     rows = []
     for p in pts:
         st, error = status.get(p, ("pending", ""))
-        rows.append({"point": p.name, **dict(p.settings), "seed": p.seed, "status": DONE if st == KEPT else st,
-                     "error": error, **(figures(out / "runs" / p.name) if st in (DONE, KEPT) else {})})
+        rows.append(
+            {
+                "point": p.name,
+                **dict(p.settings),
+                "seed": p.seed,
+                "status": DONE if st == KEPT else st,
+                "error": error,
+                **(final_figures(out / "runs" / p.name) if st in (DONE, KEPT) else {}),
+            }
+        )
     columns = list(dict.fromkeys(k for r in rows for k in r))
     tmp = out / f"{INDEX}.tmp"
     with open(tmp, "w", newline="") as f:
@@ -264,12 +276,14 @@ class Lock:
     def __init__(self, out: Path) -> None:
         self.path = out / ".sweep.lock"
 
-    def __enter__(self) -> "Lock":
+    def __enter__(self) -> Lock:
         try:
             pid = int(self.path.read_text())
             os.kill(pid, 0)
             if pid != os.getpid():
-                raise ScenarioError([f"{self.path.parent}: another sweep (pid {pid}) is running in it"])
+                raise ScenarioError(
+                    [f"{self.path.parent}: another sweep (pid {pid}) is running in it"]
+                )
         except (OSError, ValueError):
             pass
         self.path.write_text(str(os.getpid()))
@@ -279,8 +293,15 @@ class Lock:
         self.path.unlink(missing_ok=True)
 
 
-def sweep(pts: list[Point], out: Path, backend: str = "local", jobs: int = 1, address: str | None = None,
-          meta: dict[str, Any] | None = None, on_point: Callable[[Point, str, str], None] = lambda p, s, e: None) -> dict[Point, tuple[str, str]]:
+def sweep(
+    pts: list[Point],
+    out: Path,
+    backend: str = "local",
+    jobs: int = 1,
+    address: str | None = None,
+    meta: dict[str, Any] | None = None,
+    on_point: Callable[[Point, str, str], None] = lambda p, s, e: None,
+) -> dict[Point, tuple[str, str]]:
     """Run the points not finished yet; keep ``sweep.csv`` current as points finish.
 
     Returns each point's (status, error); a failing point never stops the others.
@@ -294,7 +315,11 @@ def sweep(pts: list[Point], out: Path, backend: str = "local", jobs: int = 1, ad
     todo = [p for p in pts if p not in status]
     with Lock(out):
         write_index(out, pts, status)
-        results = ray_backend(todo, runs, jobs, address) if backend == "ray" else local_backend(todo, runs, jobs)
+        results = (
+            ray_backend(todo, runs, jobs, address)
+            if backend == "ray"
+            else local_backend(todo, runs, jobs)
+        )
         try:
             for p, st, error in results:
                 status[p] = (st, error)

@@ -10,7 +10,13 @@ TINY = {
     "seed": 3,
     "duration": 20.0,
     "data": {
-        "dataset": {"kind": "synthetic", "classes": 4, "dim": 8, "train_size": 600, "test_size": 200},
+        "dataset": {
+            "kind": "synthetic",
+            "classes": 4,
+            "dim": 8,
+            "train_size": 600,
+            "test_size": 200,
+        },
         "public_fraction": 0.3,
         "partition": {"kind": "label_skew", "skew": 0.9, "classes_per_agent": 1},
     },

@@ -1,15 +1,38 @@
 """analysis/paper_claims.py on a tiny grid: every point runs, the table and figures come out."""
+
 import pandas as pd
 
 from analysis import paper_claims
+from mhd_sim.record.run_directory import METRIC_COLUMNS
 
-TINY = ["--set", "data.dataset={kind: synthetic, classes: 4, dim: 8, train_size: 600, test_size: 200}",
-        "--set", "duration=6", "--set", "eval.every=2"]
+TINY = [
+    "--set",
+    "data.dataset={kind: synthetic, classes: 4, dim: 8, train_size: 600, test_size: 200}",
+    "--set",
+    "duration=6",
+    "--set",
+    "eval.every=2",
+]
 
 
 def test_paper_claims_grid_writes_table_and_figures(tmp_path):
-    code = paper_claims.main(["--out", str(tmp_path), "--seeds", "1", "--skews", "0.9", "--aux", "1",
-                              "--algorithms", "isolated,mhd,gossip", "--jobs", "2", *TINY])
+    code = paper_claims.main(
+        [
+            "--out",
+            str(tmp_path),
+            "--seeds",
+            "1",
+            "--skews",
+            "0.9",
+            "--aux",
+            "1",
+            "--algorithms",
+            "isolated,mhd,gossip",
+            "--jobs",
+            "2",
+            *TINY,
+        ]
+    )
     assert code == 0
     results = pd.read_csv(tmp_path / "results.csv")
     assert len(results) == 6
@@ -24,10 +47,32 @@ def test_paper_claims_grid_writes_table_and_figures(tmp_path):
     for name in ("accuracy.png", "bytes_vs_accuracy.png"):
         assert (tmp_path / name).stat().st_size > 0
     # run again: finished points are skipped, not rerun
-    stamp = (tmp_path / "runs" / "homogeneous-skew0.9-isolated-seed0" / "summary.json").stat().st_mtime_ns
-    assert paper_claims.main(["--out", str(tmp_path), "--seeds", "1", "--skews", "0.9", "--aux", "1",
-                              "--algorithms", "isolated", *TINY]) == 0
-    assert (tmp_path / "runs" / "homogeneous-skew0.9-isolated-seed0" / "summary.json").stat().st_mtime_ns == stamp
+    stamp = (
+        (tmp_path / "runs" / "homogeneous-skew0.9-isolated-seed0" / "summary.json")
+        .stat()
+        .st_mtime_ns
+    )
+    assert (
+        paper_claims.main(
+            [
+                "--out",
+                str(tmp_path),
+                "--seeds",
+                "1",
+                "--skews",
+                "0.9",
+                "--aux",
+                "1",
+                "--algorithms",
+                "isolated",
+                *TINY,
+            ]
+        )
+        == 0
+    )
+    assert (
+        tmp_path / "runs" / "homogeneous-skew0.9-isolated-seed0" / "summary.json"
+    ).stat().st_mtime_ns == stamp
 
 
 def test_bytes_to_reach_reads_the_first_crossing(tmp_path):
@@ -37,8 +82,7 @@ def test_bytes_to_reach_reads_the_first_crossing(tmp_path):
     for t, acc, sent in ((0, 0.1, 0), (10, 0.35, 100), (20, 0.45, 300), (30, 0.52, 600)):
         for agent in range(2):
             rows += [(t, agent, 0, 0, 0.9, acc - 0.1, sent, 0), (t, agent, 1, 0, 0.5, acc, sent, 0)]
-    pd.DataFrame(rows, columns=["time", "agent", "head", "step", "private_acc", "shared_acc", "bytes_sent",
-                                "bytes_received"]).to_csv(run / "metrics.csv", index=False)
+    pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(run / "metrics.csv", index=False)
     c = paper_claims.curve(run)
     assert c.bytes.tolist() == [0, 200, 600, 1200]  # summed over agents
     assert c.best_shared.round(2).tolist() == [0.1, 0.35, 0.45, 0.52]

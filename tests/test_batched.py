@@ -1,11 +1,12 @@
 """The batched engine gives what per-agent execution gives, up to floating-point rounding."""
+
 import pandas as pd
 import pytest
 import torch
 
-from mhd_sim.record import RunDirectory
+from mhd_sim.record.run_directory import RunDirectory
 from mhd_sim.scenario import validate
-from mhd_sim.world import Simulation
+from mhd_sim.world.simulation import Simulation
 
 
 def run_both(tmp_path, sc: dict):
@@ -21,12 +22,20 @@ def run_both(tmp_path, sc: dict):
 
 VARIANTS = {
     "mhd, momentum, clipping, churn": {
-        "training": {"batch_size": 8, "public_batch_size": 16, "lr": 0.1, "momentum": 0.9, "clip_grad_norm": 1.0},
+        "training": {
+            "batch_size": 8,
+            "public_batch_size": 16,
+            "lr": 0.1,
+            "momentum": 0.9,
+            "clip_grad_norm": 1.0,
+        },
         "agents": {"churn": {"up_mean": 6.0, "down_mean": 2.0}},
         "algorithm": {"max_staleness": 4.0},
     },
     "two architectures, mean aggregation, last-head loop, weight decay": {
-        "agents": {"groups": [{"name": "wide", "agents": [1, 2], "model": {"kind": "mlp", "hidden": [24]}}]},
+        "agents": {
+            "groups": [{"name": "wide", "agents": [1, 2], "model": {"kind": "mlp", "hidden": [24]}}]
+        },
         "algorithm": {"aggregation": "mean", "last_head_loop": True, "encoding": "float32"},
         "training": {"weight_decay": 0.01},
     },
@@ -51,9 +60,12 @@ def test_batched_engine_equals_per_agent_execution(tmp_path, tiny, variant):
     for i, learner in enumerate(per.learners):  # the weights agree to rounding
         theirs = bat.engine.parameters(i)
         for name, p in learner.model.named_parameters():
-            torch.testing.assert_close(theirs[name], p.detach(), atol=2e-5, rtol=1e-4, msg=f"agent {i} {name}")
+            torch.testing.assert_close(
+                theirs[name], p.detach(), atol=2e-5, rtol=1e-4, msg=f"agent {i} {name}"
+            )
     m_per, m_bat = pd.read_csv(d_per / "metrics.csv"), pd.read_csv(d_bat / "metrics.csv")
-    pd.testing.assert_frame_equal(m_per, m_bat, atol=0.011, check_exact=False)  # ≤ 2 of 200 test samples
+    # ≤ 2 of 200 test samples
+    pd.testing.assert_frame_equal(m_per, m_bat, atol=0.011, check_exact=False)
     assert (m_per.shared_acc != m_per.shared_acc.iloc[0]).any()  # it did learn something
 
 

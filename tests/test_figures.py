@@ -1,4 +1,5 @@
-"""mhd-sim plot, analysis.summarize, animate and report: what they draw matches the run directories."""
+"""mhd-sim plot, summarize, animate and report: what they draw matches the run directories."""
+
 import json
 import shutil
 import subprocess
@@ -10,9 +11,9 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from analysis import figures, runs, summarize
-from mhd_sim.animation import frames
+from mhd_sim.analysis import figures, runs, summarize
 from mhd_sim.cli import app
+from mhd_sim.record.animation import frames
 
 
 def cli(*args):
@@ -26,8 +27,19 @@ def swept(tmp_path_factory, tiny_for_module):
     tmp = tmp_path_factory.mktemp("sweep")
     sc = {**TINY, "duration": 8.0, "eval": {"every": 2.0}}
     (tmp / "tiny.yaml").write_text(yaml.safe_dump(sc))
-    result = cli("sweep", tmp / "tiny.yaml", "--grid", "network.topology.kind=ring,complete", "--seeds", 2,
-                 "--jobs", 2, "--out", tmp / "sw", "--quiet")
+    result = cli(
+        "sweep",
+        tmp / "tiny.yaml",
+        "--grid",
+        "network.topology.kind=ring,complete",
+        "--seeds",
+        2,
+        "--jobs",
+        2,
+        "--out",
+        tmp / "sw",
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     return tmp / "sw"
 
@@ -37,9 +49,15 @@ def eventful(tmp_path_factory, tiny_for_module):
     """One run with churn and a link that goes down and comes back."""
     TINY = tiny_for_module
     tmp = tmp_path_factory.mktemp("run")
-    sc = {**TINY, "agents": {**TINY["agents"], "churn": {"kind": "schedule", "offline": {2: [[4, 9]]}}},
-          "network": {**TINY["network"], "loss": 0.0,
-                      "schedule": [{"kind": "link_down", "at": 3, "until": 12, "links": [[0, 1]]}]}}
+    sc = {
+        **TINY,
+        "agents": {**TINY["agents"], "churn": {"kind": "schedule", "offline": {2: [[4, 9]]}}},
+        "network": {
+            **TINY["network"],
+            "loss": 0.0,
+            "schedule": [{"kind": "link_down", "at": 3, "until": 12, "links": [[0, 1]]}],
+        },
+    }
     (tmp / "s.yaml").write_text(yaml.safe_dump(sc))
     result = cli("run", tmp / "s.yaml", "--out", tmp / "run", "--quiet")
     assert result.exit_code == 0, result.output
@@ -59,22 +77,31 @@ def test_communication_curves_end_at_the_runs_summary_figures(swept, tmp_path):
         assert last.bytes == pytest.approx(g.bytes_sent.mean())
         assert last.value == pytest.approx(g.best_head_shared_acc.mean(), abs=1e-6)
         assert last.low == pytest.approx(g.best_head_shared_acc.min(), abs=1e-6)
-    ring, complete = (index[index["network.topology.kind"] == k].bytes_sent.mean() for k in ("ring", "complete"))
+    ring, complete = (
+        index[index["network.topology.kind"] == k].bytes_sent.mean() for k in ("ring", "complete")
+    )
     assert complete > ring  # 6 links against 4
 
 
 @pytest.mark.parametrize("suffix, magic", [(".svg", b"<?xml"), (".pdf", b"%PDF")])
 def test_the_extension_picks_the_format(swept, tmp_path, suffix, magic):
     out = tmp_path / f"f{suffix}"
-    assert cli("plot", swept, "--x", "time", "--metric", "private_acc", "--head", "0", "-o", out).exit_code == 0
-    assert out.read_bytes()[:len(magic)] == magic
+    assert (
+        cli(
+            "plot", swept, "--x", "time", "--metric", "private_acc", "--head", "0", "-o", out
+        ).exit_code
+        == 0
+    )
+    assert out.read_bytes()[: len(magic)] == magic
 
 
 def test_plot_explains_bad_requests(swept, tmp_path):
-    for args, text in ((["-o", tmp_path / "f.jpg"], "extension picks the format"),
-                       (["-o", tmp_path / "f.png", "--by", "network.topolgy"], "not a setting of these runs"),
-                       (["-o", tmp_path / "f.png", "--head", "7"], "has no head 7"),
-                       (["-o", tmp_path / "f.png", "--x", "steps"], "choose bytes or time")):
+    for args, text in (
+        (["-o", tmp_path / "f.jpg"], "extension picks the format"),
+        (["-o", tmp_path / "f.png", "--by", "network.topolgy"], "not a setting of these runs"),
+        (["-o", tmp_path / "f.png", "--head", "7"], "has no head 7"),
+        (["-o", tmp_path / "f.png", "--x", "steps"], "choose bytes or time"),
+    ):
         result = cli("plot", swept, *args)
         assert result.exit_code == 2 and text in result.output, result.output
     result = cli("plot", tmp_path, "-o", tmp_path / "f.png")
@@ -85,14 +112,21 @@ def test_staleness_and_agent_figures_read_the_events_and_summaries(swept, tmp_pa
     run_dirs = runs.find_runs([swept])
     st = figures.plot([swept], tmp_path / "s.png", kind="staleness", by=["network.topology.kind"])
     ring = [r for r in run_dirs if "kind=ring" in r.name]
-    pooled = pd.concat([pd.read_csv(r / "events.csv").query("event == 'distill'").staleness for r in ring])
+    pooled = pd.concat(
+        [pd.read_csv(r / "events.csv").query("event == 'distill'").staleness for r in ring]
+    )
     assert st.set_index("group").loc["kind=ring", "p50"] == pytest.approx(pooled.median())
     ag = figures.plot([swept], tmp_path / "a.png", kind="agents")
     assert len(ag) == 2 * 4  # two groups of four agents
     s = json.loads((ring[0] / "summary.json").read_text())
     best = s["final"]["best_head"]
     other = json.loads((ring[1] / "summary.json").read_text())
-    mean0 = np.mean([s["agents"][0]["shared_acc"][best], other["agents"][0]["shared_acc"][other["final"]["best_head"]]])
+    mean0 = np.mean(
+        [
+            s["agents"][0]["shared_acc"][best],
+            other["agents"][0]["shared_acc"][other["final"]["best_head"]],
+        ]
+    )
     assert ag[(ag.group == "kind=ring") & (ag.agent == 0)]["mean"].iloc[0] == pytest.approx(mean0)
 
 
@@ -103,7 +137,9 @@ def test_summarize_writes_the_figure_set_and_table(swept, tmp_path):
     index = pd.read_csv(swept / "sweep.csv")
     ring = index[index["network.topology.kind"] == "ring"]
     assert f"| kind=ring | 2 | {ring.best_head_shared_acc.mean():.3f} ± " in table
-    assert (swept / "summary" / "shared_vs_bytes.png").is_file()  # the sweep drew its set when it ended
+    assert (
+        swept / "summary" / "shared_vs_bytes.png"
+    ).is_file()  # the sweep drew its set when it ended
 
 
 def test_animation_frames_follow_churn_links_and_deliveries(eventful, tmp_path):
@@ -112,12 +148,17 @@ def test_animation_frames_follow_churn_links_and_deliveries(eventful, tmp_path):
     assert not f["online"][(t > 4) & (t < 9), 2].any() and f["online"][(t < 4) | (t > 9), 2].all()
     assert f["online"][:, [0, 1, 3]].all()
     link = f["edges"].index((0, 1))
-    assert not f["link_up"][(t > 3) & (t < 12), link].any() and f["link_up"][(t < 3) | (t > 12), link].all()
+    assert (
+        not f["link_up"][(t > 3) & (t < 12), link].any()
+        and f["link_up"][(t < 3) | (t > 12), link].all()
+    )
     events = pd.read_csv(eventful / "events.csv")
     assert f["traffic"].sum() == (events.event == "deliver").sum()
     metrics = pd.read_csv(eventful / "metrics.csv")
     best = json.loads((eventful / "summary.json").read_text())["final"]["best_head"]
-    at10 = metrics[(metrics.time == 10.0) & (metrics["head"] == best)].sort_values("agent").shared_acc
+    at10 = (
+        metrics[(metrics.time == 10.0) & (metrics["head"] == best)].sort_values("agent").shared_acc
+    )
     np.testing.assert_allclose(f["accuracy"][t.tolist().index(10.0)], at10)
     out = tmp_path / "run.gif"
     result = cli("animate", eventful, "-o", out, "--frames", 12)
@@ -136,19 +177,40 @@ def test_report_is_self_contained_and_renders_its_images(eventful, tmp_path):
     result = cli("report", eventful, "-o", tmp_path / "report.html")
     assert result.exit_code == 0, result.output
     page = (tmp_path / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 4 and "http" not in page.lower().replace("http-equiv", "")
+    assert page.count('src="data:image/png;base64,') == 4 and "http" not in page.lower().replace(
+        "http-equiv", ""
+    )
     summary = json.loads((eventful / "summary.json").read_text())
     assert f"{summary['bytes_sent'] / 1e6:,.2f} MB" in page
     browser = _chromium()
     if browser is None:
-        pytest.skip("no chromium: `make test` installs Debian's chromium package; it could not here")
+        pytest.skip(
+            "no chromium: `make test` installs Debian's chromium package; it could not here"
+        )
     # the page as shipped, plus a probe that writes how many images decoded into the DOM
-    probe = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
-             "document.body.setAttribute('data-rendered',i.filter(x=>x.complete&&x.naturalWidth>0).length+'/'+i.length)"
-             "});</script>")
+    probe = (
+        "<script>window.addEventListener('load',()=>{const i=[...document.images];"
+        "document.body.setAttribute('data-rendered',i.filter(x=>x.complete&&x.naturalWidth>0).length+'/'+i.length)"
+        "});</script>"
+    )
     (tmp_path / "probe.html").write_text(page.replace("</body>", probe + "</body>"))
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
-                          (tmp_path / "probe.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            (tmp_path / "probe.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert 'data-rendered="4/4"' in dom, dom[:500]

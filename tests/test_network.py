@@ -5,29 +5,42 @@ import numpy as np
 import pytest
 import simpy
 
-from mhd_sim.network import Link, Links, Message, Network
 from mhd_sim.scenario import validate
 from mhd_sim.seeds import sampler
+from mhd_sim.world.network import Link, Links, Message, Network
 
 
-def make_network(latency=0.05, bandwidth=1e6, loss=0.0, agents=3, online=None, downlink=None, link=None):
+def make_network(
+    latency=0.05, bandwidth=1e6, loss=0.0, agents=3, online=None, downlink=None, link=None
+):
     env = simpy.Environment()
     rows, delivered = [], []
     spec = validate({"network": {"latency": latency}}).network.latency
     links = Links(nx.complete_graph(agents))
-    net = Network(env, links, uplink=[bandwidth] * agents, downlink=[downlink] * agents,
-                  link=link or (lambda a, b: Link(sampler(spec), loss)), seed=0,
-                  online=online or (lambda i: True), deliver=delivered.append,
-                  log=lambda t, e, a, peer=None, bytes=None, staleness=None, staleness_max=None, reason=None:
-                  rows.append((t, e, a, peer, bytes, reason)))
+    net = Network(
+        env,
+        links,
+        uplink=[bandwidth] * agents,
+        downlink=[downlink] * agents,
+        link=link or (lambda a, b: Link(sampler(spec), loss)),
+        seed=0,
+        online=online or (lambda i: True),
+        deliver=delivered.append,
+        log=lambda t, e, a, peer=None, bytes=None, staleness=None, staleness_max=None, reason=None: (  # noqa: E501
+            rows.append((t, e, a, peer, bytes, reason))
+        ),
+    )
     return env, net, rows, delivered
 
 
 def binomial_interval(n: int, p: float, level: float = 0.99) -> tuple[int, int]:
     """Central ``level`` interval of Binomial(n, p), from the exact pmf."""
     k = np.arange(n + 1)
-    logpmf = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k]) \
-        + k * math.log(p) + (n - k) * math.log1p(-p)
+    logpmf = (
+        np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k])
+        + k * math.log(p)
+        + (n - k) * math.log1p(-p)
+    )
     cdf = np.cumsum(np.exp(logpmf))
     tail = (1 - level) / 2
     return int(np.searchsorted(cdf, tail)), int(np.searchsorted(cdf, 1 - tail))
@@ -100,7 +113,9 @@ def test_downlink_queue_makes_the_slower_side_the_bottleneck(up, down):
 def test_per_link_bandwidth_cap_and_latency():
     slow = Link(lambda rng: 0.5, 0.0, bandwidth=1e3)
     fast = Link(lambda rng: 0.01, 0.0)
-    env, net, rows, _ = make_network(bandwidth=1e4, link=lambda a, b: slow if {a, b} == {0, 2} else fast)
+    env, net, rows, _ = make_network(
+        bandwidth=1e4, link=lambda a, b: slow if {a, b} == {0, 2} else fast
+    )
     net.send(Message(0, 2, 1000, 0.0, b""))  # 1 s on the capped link, then 0.5 s
     net.send(Message(0, 1, 1000, 0.0, b""))  # waits for the uplink: 1 s, then 0.1 s + 0.01 s
     env.run()
@@ -114,7 +129,8 @@ def test_a_link_cut_while_a_message_is_in_flight_drops_it():
     env.run(until=0.4)
     assert net.links.fail([(0, 1)], env.now) == ([(0, 1)], [])
     env.run(until=0.6)
-    assert net.links.restore([(1, 0)], env.now) == ([], [(0, 1)])  # back before the message would arrive
+    # back before the message would arrive
+    assert net.links.restore([(1, 0)], env.now) == ([], [(0, 1)])
     env.run()
     assert [m.receiver for m in delivered] == [2]
     assert [r[5] for r in rows if r[1] == "drop"] == ["link_down"]
@@ -145,11 +161,14 @@ def test_sender_going_offline_drops_its_queue():
 
 def test_lognormal_latency_is_seeded_per_link():
     def arrivals():
-        env, net, rows, _ = make_network(latency={"dist": "lognormal", "median": 0.1, "sigma": 0.5}, bandwidth=1e9)
+        env, net, rows, _ = make_network(
+            latency={"dist": "lognormal", "median": 0.1, "sigma": 0.5}, bandwidth=1e9
+        )
         for k in range(50):
             net.send(Message(k % 3, (k + 1) % 3, 10, 0.0, b""))
         env.run()
         return times(rows, "deliver")
+
     a = arrivals()
     assert a == arrivals()
     assert 0.05 < np.median(a) < 0.2
@@ -157,7 +176,9 @@ def test_lognormal_latency_is_seeded_per_link():
 
 def test_a_receiver_that_went_offline_during_the_flight_loses_the_message():
     state = {"online": True}
-    env, net, rows, delivered = make_network(latency=1.0, bandwidth=1e9, online=lambda i: i != 1 or state["online"])
+    env, net, rows, delivered = make_network(
+        latency=1.0, bandwidth=1e9, online=lambda i: i != 1 or state["online"]
+    )
     net.send(Message(0, 1, 10, 0.0, b""))
     env.run(until=0.3)
     state["online"] = False

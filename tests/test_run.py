@@ -5,9 +5,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from mhd_sim import messages
 from mhd_sim.cli import app
-from mhd_sim.record import EVENT_COLUMNS, METRIC_COLUMNS
+from mhd_sim.learning import messages
+from mhd_sim.record.run_directory import EVENT_COLUMNS, METRIC_COLUMNS
 
 
 def run(tmp_path, scenario: dict, name: str = "run", *args: str):
@@ -21,9 +21,17 @@ def run(tmp_path, scenario: dict, name: str = "run", *args: str):
 
 def test_tiny_run_writes_the_run_directory_contract(tmp_path, tiny):
     out = run(tmp_path, tiny)
-    for name in ("scenario.yaml", "metrics.csv", "events.csv", "summary.json",
-                 "plots/accuracy_vs_time.png", "plots/accuracy_vs_bytes.png", "plots/agents.png",
-                 "plots/topology.png", "topology.edges"):
+    for name in (
+        "scenario.yaml",
+        "metrics.csv",
+        "events.csv",
+        "summary.json",
+        "plots/accuracy_vs_time.png",
+        "plots/accuracy_vs_bytes.png",
+        "plots/agents.png",
+        "plots/topology.png",
+        "topology.edges",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     metrics, events = pd.read_csv(out / "metrics.csv"), pd.read_csv(out / "events.csv")
     assert tuple(metrics.columns) == METRIC_COLUMNS and tuple(events.columns) == EVENT_COLUMNS
@@ -87,7 +95,12 @@ def test_churn_takes_agents_offline_and_they_receive_nothing_meanwhile(tmp_path,
                 online = True
             elif r.event in ("deliver", "step", "send"):
                 assert online, f"agent {agent} had a {r.event} at t={r.time} while offline"
-    assert json.loads((out / "summary.json").read_text())["messages"]["dropped_by_reason"].get("offline", 0) > 0
+    assert (
+        json.loads((out / "summary.json").read_text())["messages"]["dropped_by_reason"].get(
+            "offline", 0
+        )
+        > 0
+    )
 
 
 def test_isolated_sends_nothing(tmp_path, tiny):
@@ -104,7 +117,10 @@ def test_run_refuses_to_overwrite_a_run(tmp_path, tiny):
 
 
 def test_setup_errors_are_bad_input(tmp_path, tiny):
-    tiny["network"]["topology"] = {"kind": "random_regular", "degree": 3}  # 4·3 fine; 5 agents would not be
+    tiny["network"]["topology"] = {
+        "kind": "random_regular",
+        "degree": 3,
+    }  # 4·3 fine; 5 agents would not be
     tiny["agents"]["count"] = 5
     f = tmp_path / "bad.yaml"
     f.write_text(yaml.safe_dump(tiny))
@@ -117,8 +133,13 @@ def test_npz_dataset_runs_and_a_malformed_one_is_bad_input(tmp_path, tiny):
 
     rng = np.random.default_rng(0)
     good, bad = tmp_path / "mine.npz", tmp_path / "broken.npz"
-    np.savez(good, x_train=rng.normal(size=(300, 6)), y_train=rng.integers(0, 3, 300),
-             x_test=rng.normal(size=(60, 6)), y_test=rng.integers(0, 3, 60))
+    np.savez(
+        good,
+        x_train=rng.normal(size=(300, 6)),
+        y_train=rng.integers(0, 3, 300),
+        x_test=rng.normal(size=(60, 6)),
+        y_test=rng.integers(0, 3, 60),
+    )
     np.savez(bad, x=rng.normal(size=(10, 6)))
     tiny["duration"] = 5.0
     tiny["data"]["dataset"] = {"kind": "npz", "path": str(good)}
@@ -132,9 +153,9 @@ def test_npz_dataset_runs_and_a_malformed_one_is_bad_input(tmp_path, tiny):
 
 
 def test_an_interrupted_run_keeps_what_it_recorded(tmp_path, tiny):
-    from mhd_sim.record import RunDirectory
+    from mhd_sim.record.run_directory import RunDirectory
     from mhd_sim.scenario import validate
-    from mhd_sim.world import Simulation
+    from mhd_sim.world.simulation import Simulation
 
     record = RunDirectory(tmp_path / "cut")
     sim = Simulation(validate(tiny), record)
@@ -154,19 +175,21 @@ def test_an_interrupted_run_keeps_what_it_recorded(tmp_path, tiny):
 
 
 def test_events_past_one_batch_go_through_the_writer_process_unchanged(tmp_path, tiny, monkeypatch):
-    from mhd_sim import record
+    from mhd_sim.record import run_directory as record
 
     direct = run(tmp_path, tiny, "direct")
     started = []
     start = record.RunDirectory._start_writer
-    monkeypatch.setattr(record.RunDirectory, "_start_writer", lambda self: started.append(1) or start(self))
+    monkeypatch.setattr(
+        record.RunDirectory, "_start_writer", lambda self: started.append(1) or start(self)
+    )
     monkeypatch.setattr(record, "BATCH", 50)
     via = run(tmp_path, tiny, "via")
     assert started and (via / "events.csv").read_bytes() == (direct / "events.csv").read_bytes()
 
 
 def test_flush_waits_until_the_writer_has_every_event_in_the_file(tmp_path, monkeypatch):
-    from mhd_sim import record
+    from mhd_sim.record import run_directory as record
 
     monkeypatch.setattr(record, "BATCH", 10)
     rd = record.RunDirectory(tmp_path / "r")
@@ -185,5 +208,11 @@ def test_flush_waits_until_the_writer_has_every_event_in_the_file(tmp_path, monk
 def test_timing_only_from_the_command_line(tmp_path, tiny):
     out = run(tmp_path, tiny, "timing", "--timing-only")
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["timing_only"] and summary["messages"]["sent"] > 0 and summary["staleness"]["p50"] > 0
-    assert (out / "plots" / "topology.png").is_file() and not (out / "plots" / "accuracy_vs_time.png").exists()
+    assert (
+        summary["timing_only"]
+        and summary["messages"]["sent"] > 0
+        and summary["staleness"]["p50"] > 0
+    )
+    assert (out / "plots" / "topology.png").is_file() and not (
+        out / "plots" / "accuracy_vs_time.png"
+    ).exists()

@@ -15,7 +15,11 @@ def problems(raw) -> list[str]:
 def test_defaults_fill_every_section():
     sc = validate({})
     assert sc.algorithm.name == "mhd" and sc.network.topology.kind == "ring"
-    assert sc.resolved()["data"]["dataset"] == {"kind": "mnist1d", "samples": 12000, "test_fraction": 0.2}
+    assert sc.resolved()["data"]["dataset"] == {
+        "kind": "mnist1d",
+        "samples": 12000,
+        "test_fraction": 0.2,
+    }
 
 
 def test_bound_violation_names_field_and_value():
@@ -38,14 +42,24 @@ def test_unknown_kind_lists_choices():
 
 def test_params_of_a_kind_are_checked_with_their_path():
     assert problems({"network": {"topology": {"kind": "erdos_renyi", "p": 3}}}) == [
-        "network.topology.p: must be <= 1, got 3"]
-    assert problems({"data": {"partition": {"kind": "iid", "skew": 0.5}}}) == ["data.partition.skew: unknown key"]
+        "network.topology.p: must be <= 1, got 3"
+    ]
+    assert problems({"data": {"partition": {"kind": "iid", "skew": 0.5}}}) == [
+        "data.partition.skew: unknown key"
+    ]
 
 
 def test_latency_accepts_number_or_distribution():
     assert validate({"network": {"latency": 0.2}}).resolved()["network"]["latency"] == {
-        "dist": "constant", "value": 0.2}
-    assert validate({"network": {"latency": {"dist": "lognormal", "median": 0.1}}}).network.latency.sigma == 0.5
+        "dist": "constant",
+        "value": 0.2,
+    }
+    assert (
+        validate(
+            {"network": {"latency": {"dist": "lognormal", "median": 0.1}}}
+        ).network.latency.sigma
+        == 0.5
+    )
     (line,) = problems({"network": {"latency": -1}})
     assert line == "network.latency.value: must be >= 0, got -1"
 
@@ -81,11 +95,14 @@ def test_load_reports_bad_yaml_with_line(tmp_path):
         load(f)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--set", "network.bandwidth=-3"], "network.bandwidth: must be > 0, got -3"),
-    (["--set", "algorithm.name=fedavg"], "unknown algorithm 'fedavg'"),
-    (["--set", "nonsense"], "expected KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "network.bandwidth=-3"], "network.bandwidth: must be > 0, got -3"),
+        (["--set", "algorithm.name=fedavg"], "unknown algorithm 'fedavg'"),
+        (["--set", "nonsense"], "expected KEY=VALUE"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, tiny, args, message):
     f = tmp_path / "s.yaml"
     f.write_text(yaml.safe_dump(tiny))
@@ -95,14 +112,16 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, tiny, args, message):
 
 
 def test_cli_missing_scenario_file_exit_2(tmp_path):
-    result = CliRunner().invoke(app, ["run", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        app, ["run", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "r")]
+    )
     assert result.exit_code == 2 and "no such scenario file" in result.output
 
 
 def test_bundled_scenarios_validate():
-    from mhd_sim.cli import BUNDLED
+    from mhd_sim.scenario import bundled
 
-    files = sorted(BUNDLED.glob("**/*.yaml"))
+    files = sorted(bundled.directory().glob("**/*.yaml"))
     assert files, "no bundled scenarios found"
     for f in files:
         load(f)
@@ -111,3 +130,34 @@ def test_bundled_scenarios_validate():
 def test_cli_lists_bundled_scenarios_with_their_first_comment():
     result = CliRunner().invoke(app, ["scenarios"])
     assert result.exit_code == 0 and "straggler" in result.output and "Stragglers:" in result.output
+
+
+def test_scenario_reference_and_bundled_schema_match_the_models():
+    """docs/scenario-reference.md and the bundled JSON Schema are generated; regenerate them
+    with `python -m mhd_sim.scenario.reference` when this fails."""
+    import json
+    from pathlib import Path
+
+    from mhd_sim.scenario import bundled, reference
+
+    root = Path(__file__).resolve().parent.parent
+    assert (root / "docs" / "scenario-reference.md").read_text() == reference.markdown()
+    shipped = json.loads((bundled.directory() / bundled.SCHEMA_FILE).read_text())
+    assert shipped == reference.json_schema()
+
+
+def test_schema_command_prints_a_json_schema_that_bundled_scenarios_use():
+    import json
+
+    from mhd_sim.scenario import bundled
+
+    result = CliRunner().invoke(app, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert schema["title"] == "mhd-sim scenario"
+    assert {"data", "agents", "network", "algorithm"} <= set(schema["properties"])
+    for name in bundled.names():
+        first = (bundled.directory() / f"{name}.yaml").read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema=") and first.endswith(
+            bundled.SCHEMA_FILE
+        ), name

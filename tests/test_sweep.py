@@ -1,4 +1,5 @@
 """mhd-sim sweep: one run per grid point and seed, resumable, failures reported, Ray = local."""
+
 import json
 
 import pandas as pd
@@ -25,11 +26,18 @@ def invoke(*args):
 
 def test_grid_points_are_named_by_their_settings_and_validated_up_front(tmp_path, tiny):
     f = scenario_file(tmp_path, tiny)
-    pts = sw.points(f, sw.parse_grid(["network.topology.kind=ring,complete", "algorithm.heads=2,3"]), 2)
+    pts = sw.points(
+        f, sw.parse_grid(["network.topology.kind=ring,complete", "algorithm.heads=2,3"]), 2
+    )
     assert len(pts) == 8
-    assert pts[0].name == "kind=ring_heads=2_seed=0" and pts[-1].name == "kind=complete_heads=3_seed=1"
+    assert (
+        pts[0].name == "kind=ring_heads=2_seed=0" and pts[-1].name == "kind=complete_heads=3_seed=1"
+    )
     resolved = yaml.safe_load(pts[-1].scenario)
-    assert resolved["network"]["topology"]["kind"] == "complete" and resolved["algorithm"]["heads"] == 3
+    assert (
+        resolved["network"]["topology"]["kind"] == "complete"
+        and resolved["algorithm"]["heads"] == 3
+    )
     assert resolved["seed"] == 1
     with pytest.raises(ScenarioError) as e:
         sw.points(f, sw.parse_grid(["algorithm.heads=2,0"]), 1)
@@ -39,7 +47,9 @@ def test_grid_points_are_named_by_their_settings_and_validated_up_front(tmp_path
 
 
 def test_sweep_runs_every_point_reports_failures_and_resumes(tmp_path, tiny):
-    tiny["agents"]["groups"].append({"name": "mlp32", "agents": [1], "model": {"kind": "mlp", "hidden": [32]}})
+    tiny["agents"]["groups"].append(
+        {"name": "mlp32", "agents": [1], "model": {"kind": "mlp", "hidden": [32]}}
+    )
     f = scenario_file(tmp_path, tiny)
     out = tmp_path / "sw"
     args = [f, "--grid", "algorithm.name=mhd,gossip", "--seeds", "2", "--jobs", "2", "--out", out]
@@ -47,9 +57,16 @@ def test_sweep_runs_every_point_reports_failures_and_resumes(tmp_path, tiny):
     assert result.exit_code == 1, result.output  # gossip cannot mix architectures: both seeds fail
     assert "2 of 4 points failed" in result.output and "averages weights" in result.output
     index = pd.read_csv(out / "sweep.csv")
-    assert list(index.point) == ["name=mhd_seed=0", "name=mhd_seed=1", "name=gossip_seed=0", "name=gossip_seed=1"]
+    assert list(index.point) == [
+        "name=mhd_seed=0",
+        "name=mhd_seed=1",
+        "name=gossip_seed=0",
+        "name=gossip_seed=1",
+    ]
     assert list(index.status) == ["done", "done", "failed", "failed"]
-    for _, row in index[index.status == "done"].iterrows():  # the index carries each run's own figures
+    for _, row in index[
+        index.status == "done"
+    ].iterrows():  # the index carries each run's own figures
         summary = json.loads((out / "runs" / row.point / "summary.json").read_text())
         assert row.bytes_sent == summary["bytes_sent"] > 0
         assert row.best_head_shared_acc == pytest.approx(summary["final"]["best_head_shared_acc"])
@@ -74,9 +91,13 @@ def test_ray_backend_gives_the_same_runs_as_local(tmp_path, tiny):
     assert invoke(f, *grid, "--out", tmp_path / "local").exit_code == 0
     result = invoke(f, *grid, "--out", tmp_path / "ray", "--backend", "ray")
     assert result.exit_code == 0, result.output
-    local, ray = (pd.read_csv(tmp_path / d / "sweep.csv").drop(columns=["wall_time_s"]) for d in ("local", "ray"))
+    local, ray = (
+        pd.read_csv(tmp_path / d / "sweep.csv").drop(columns=["wall_time_s"])
+        for d in ("local", "ray")
+    )
     pd.testing.assert_frame_equal(local, ray)
     for point in local.point:
         for name in ("metrics.csv", "events.csv"):
-            assert (tmp_path / "local" / "runs" / point / name).read_bytes() == \
-                (tmp_path / "ray" / "runs" / point / name).read_bytes()
+            assert (tmp_path / "local" / "runs" / point / name).read_bytes() == (
+                tmp_path / "ray" / "runs" / point / name
+            ).read_bytes()

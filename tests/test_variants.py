@@ -1,4 +1,5 @@
 """Datasets in their files' formats, partitions, models and the algorithm variants and baselines."""
+
 import json
 import pickle
 
@@ -9,10 +10,11 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from mhd_sim.algorithms import build_learners
 from mhd_sim.cli import app
-from mhd_sim.data import DATASETS, PARTITIONS
-from mhd_sim.models import build
+from mhd_sim.learning.datasets import DATASETS
+from mhd_sim.learning.models import build
+from mhd_sim.learning.partitions import PARTITIONS
+from mhd_sim.learning.population import build_learners
 from mhd_sim.scenario import validate
 
 
@@ -21,12 +23,16 @@ def write_cifar(root, kind="cifar10", n=40, corrupt=None):
     rng = np.random.default_rng(0)
 
     def batch(count, **labels):
-        return {b"data": rng.integers(0, 256, size=(count, 3072), dtype=np.uint8),
-                **{k.encode(): rng.integers(0, v, size=count).tolist() for k, v in labels.items()}}
+        return {
+            b"data": rng.integers(0, 256, size=(count, 3072), dtype=np.uint8),
+            **{k.encode(): rng.integers(0, v, size=count).tolist() for k, v in labels.items()},
+        }
 
     root.mkdir(parents=True, exist_ok=True)
     if kind == "cifar10":
-        files = {f"data_batch_{i}": batch(n, labels=10) for i in range(1, 6)} | {"test_batch": batch(n, labels=10)}
+        files = {f"data_batch_{i}": batch(n, labels=10) for i in range(1, 6)} | {
+            "test_batch": batch(n, labels=10)
+        }
     else:
         files = {name: batch(n, fine_labels=100, coarse_labels=20) for name in ("train", "test")}
     for name, content in files.items():
@@ -37,29 +43,46 @@ def write_cifar(root, kind="cifar10", n=40, corrupt=None):
 
 
 def test_cifar10_and_cifar100_read_the_official_pickles(tmp_path):
-    d = DATASETS.get("cifar10")(np.random.default_rng(0), path=write_cifar(tmp_path / "c10"), train_size=None)
-    assert d.x_train.shape == (200, 3, 32, 32) and d.x_test.shape == (40, 3, 32, 32) and d.classes == 10
+    d = DATASETS.get("cifar10")(
+        np.random.default_rng(0), path=write_cifar(tmp_path / "c10"), train_size=None
+    )
+    assert (
+        d.x_train.shape == (200, 3, 32, 32)
+        and d.x_test.shape == (40, 3, 32, 32)
+        and d.classes == 10
+    )
     assert abs(float(d.x_train.mean())) < 1e-3 and d.x_train.dtype == np.float32
     sub = DATASETS.get("cifar10")(np.random.default_rng(0), path=tmp_path / "c10", train_size=50)
     assert len(sub.y_train) == 50
     c100 = write_cifar(tmp_path / "c100", "cifar100")
-    fine = DATASETS.get("cifar100")(np.random.default_rng(0), path=c100, labels="fine", train_size=None)
-    coarse = DATASETS.get("cifar100")(np.random.default_rng(0), path=c100, labels="coarse", train_size=None)
+    fine = DATASETS.get("cifar100")(
+        np.random.default_rng(0), path=c100, labels="fine", train_size=None
+    )
+    coarse = DATASETS.get("cifar100")(
+        np.random.default_rng(0), path=c100, labels="coarse", train_size=None
+    )
     assert (fine.classes, coarse.classes) == (100, 20) and coarse.y_train.max() < 20
 
 
 def test_cifar_errors_say_what_was_expected_where(tmp_path):
     load = DATASETS.get("cifar10")
-    with pytest.raises(ValueError, match=r"no directory .*missing.*download https://www.cs.toronto.edu/~kriz/cifar-10"):
+    with pytest.raises(
+        ValueError,
+        match=r"no directory .*missing.*download https://www.cs.toronto.edu/~kriz/cifar-10",
+    ):
         load(np.random.default_rng(0), path=tmp_path / "missing", train_size=None)
     write_cifar(tmp_path / "bad", corrupt="data_batch_3")
     with pytest.raises(ValueError, match=r"data_batch_3' is not a python pickle"):
         load(np.random.default_rng(0), path=tmp_path / "bad", train_size=None)
-    (tmp_path / "bad" / "data_batch_3").write_bytes(pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}))
+    (tmp_path / "bad" / "data_batch_3").write_bytes(
+        pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]})
+    )
     with pytest.raises(ValueError, match=r"shape \(2, 10\), expected \[N, 3072\]"):
         load(np.random.default_rng(0), path=tmp_path / "bad", train_size=None)
     (tmp_path / "bad" / "test_batch").unlink()
-    (tmp_path / "bad" / "data_batch_3").write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}))
+    (tmp_path / "bad" / "data_batch_3").write_bytes(
+        pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]})
+    )
     with pytest.raises(ValueError, match=r"cifar10: no file .*test_batch"):
         load(np.random.default_rng(0), path=tmp_path / "bad", train_size=None)
 
@@ -86,9 +109,14 @@ def test_private_set_sizes_drawn_per_agent(tiny):
     tiny["data"]["samples_per_agent"] = {"dist": "uniform", "low": 10, "high": 60}
     sc = validate(tiny)
     sizes = sc.data.sizes(4, sc.seed)
-    _, _, split = build_learners(sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm,
-                                 sc.training, sc.seed)
-    assert [len(p) for p in split.private] == sizes and len(set(sizes)) == 4 and all(10 <= s <= 60 for s in sizes)
+    _, _, split = build_learners(
+        sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed
+    )
+    assert (
+        [len(p) for p in split.private] == sizes
+        and len(set(sizes)) == 4
+        and all(10 <= s <= 60 for s in sizes)
+    )
     sets = [set(split.public.tolist())] + [set(p.tolist()) for p in split.private]
     assert sum(len(s) for s in sets) == len(set().union(*sets))
 
@@ -99,15 +127,18 @@ def test_validate_prints_the_label_histogram_per_agent(tmp_path, tiny):
     result = CliRunner().invoke(app, ["validate", str(f)])
     assert result.exit_code == 0, result.output
     sc = validate(tiny)
-    _, dataset, split = build_learners(sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm,
-                                       sc.training, sc.seed)
+    _, dataset, split = build_learners(
+        sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed
+    )
     for i, p in enumerate(split.private):
         counts = np.bincount(dataset.y_train[p], minlength=dataset.classes)
         row = next(line for line in result.output.splitlines() if line.split()[:1] == [str(i)])
         assert [int(v) for v in row.split()[1:]] == [len(p), *counts.tolist()]
 
 
-@pytest.mark.parametrize("kind,shape", [("cnn2d", (1, 8, 8)), ("cnn2d", (3, 32, 32)), ("resnet", (3, 32, 32))])
+@pytest.mark.parametrize(
+    "kind,shape", [("cnn2d", (1, 8, 8)), ("cnn2d", (3, 32, 32)), ("resnet", (3, 32, 32))]
+)
 def test_image_models(kind, shape):
     spec = validate({"agents": {"model": {"kind": kind}}}).agents.model
     model = build(spec, shape, heads=2, classes=10, generator=torch.Generator().manual_seed(0))
@@ -121,7 +152,13 @@ def test_image_models_refuse_flat_inputs(tiny):
     tiny["agents"]["model"] = {"kind": "resnet"}
     sc = validate(tiny)
     with pytest.raises(ValueError, match="2-D models need image inputs"):
-        build_learners(sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed)
+        build_learners(
+            sc.data,
+            [a.model for a in sc.agents.per_agent(sc.seed)],
+            sc.algorithm,
+            sc.training,
+            sc.seed,
+        )
 
 
 def run(tmp_path, scenario, name="run"):
@@ -133,7 +170,9 @@ def run(tmp_path, scenario, name="run"):
 
 
 def test_mixed_architectures_run_with_mhd_and_gossip_refuses_them(tmp_path, tiny):
-    tiny["agents"]["groups"] = [{"name": "cnn", "agents": [2, 3], "model": {"kind": "cnn1d", "channels": [4]}}]
+    tiny["agents"]["groups"] = [
+        {"name": "cnn", "agents": [2, 3], "model": {"kind": "cnn1d", "channels": [4]}}
+    ]
     result, out = run(tmp_path, tiny)
     assert result.exit_code == 0, result.output
     assert pd.read_csv(out / "events.csv").query("event == 'distill'").agent.nunique() == 4
@@ -150,16 +189,18 @@ def test_gossip_sends_the_weights_and_averages_with_metropolis_weights(tmp_path,
     result, out = run(tmp_path, tiny)
     assert result.exit_code == 0, result.output
     sc = validate(tiny)
-    learners, _, _ = build_learners(sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm,
-                                    sc.training, sc.seed)
+    learners, _, _ = build_learners(
+        sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed
+    )
     params = sum(p.numel() for p in learners[0].model.parameters())
-    from mhd_sim import messages
+    from mhd_sim.learning import messages
+
     sends = pd.read_csv(out / "events.csv").query("event == 'send'")
     assert len(sends) > 0 and (sends.bytes == messages.weights_size(params, "float16")).all()
     # Metropolis: on a ring (degree 2 everywhere) the receiver moves 1/3 of the way
     a, b = learners[0], learners[1]
     a.degree = b.degree = lambda: 2
-    vec = lambda l: torch.nn.utils.parameters_to_vector(l.model.parameters()).detach().clone()  # noqa: E731
+    vec = lambda lr: torch.nn.utils.parameters_to_vector(lr.model.parameters()).detach().clone()  # noqa: E731
     va, vb = vec(a), vec(b)
     a.absorb(b.make_message(0.0), 0.0)
     torch.testing.assert_close(vec(a), va + (vb.half().float() - va) / 3, atol=1e-6, rtol=0)
@@ -168,40 +209,53 @@ def test_gossip_sends_the_weights_and_averages_with_metropolis_weights(tmp_path,
 def test_centralized_trains_one_model_on_the_union(tmp_path, tiny):
     tiny["algorithm"]["name"] = "centralized"
     sc = validate(tiny)
-    learners, _, split = build_learners(sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm,
-                                        sc.training, sc.seed)
-    assert len({id(l.model) for l in learners}) == 1 and len({id(l.opt) for l in learners}) == 1
-    assert all(len(l.y) == sum(len(p) for p in split.private) for l in learners)
+    learners, _, split = build_learners(
+        sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed
+    )
+    assert len({id(lr.model) for lr in learners}) == 1 and len({id(lr.opt) for lr in learners}) == 1
+    assert all(len(lr.y) == sum(len(p) for p in split.private) for lr in learners)
     result, out = run(tmp_path, tiny)
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["messages"]["sent"] == 0 and len({tuple(a["shared_acc"]) for a in summary["agents"]}) == 1
+    assert (
+        summary["messages"]["sent"] == 0
+        and len({tuple(a["shared_acc"]) for a in summary["agents"]}) == 1
+    )
 
 
 def test_embedding_distillation_sends_embeddings_and_needs_one_size(tmp_path, tiny):
     tiny["algorithm"]["embedding_weight"] = 0.5
     result, out = run(tmp_path, tiny)
     assert result.exit_code == 0, result.output
-    from mhd_sim import messages
+    from mhd_sim.learning import messages
+
     sends = pd.read_csv(out / "events.csv").query("event == 'send'")
     assert (sends.bytes == messages.encoded_size(32, 2, 4, "float16", embedding=16)).all()
     sc = validate(tiny)
-    learners, _, _ = build_learners(sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm,
-                                    sc.training, sc.seed)
+    learners, _, _ = build_learners(
+        sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed
+    )
     me, peer = learners[0], learners[1]
     me.absorb(peer.make_message(1.0), 1.0)
     step = me.begin_step(2.0)
     target, valid = step.embedding
     assert valid.any() and target.shape == (len(step.public), 16)
-    tiny["agents"]["groups"] = [{"name": "wide", "agents": [1], "model": {"kind": "mlp", "hidden": [32]}}]
+    tiny["agents"]["groups"] = [
+        {"name": "wide", "agents": [1], "model": {"kind": "mlp", "hidden": [32]}}
+    ]
     result, _ = run(tmp_path, tiny, "mixed")
-    assert result.exit_code == 2 and "needs one embedding size" in result.output and "16, 32" in result.output
+    assert (
+        result.exit_code == 2
+        and "needs one embedding size" in result.output
+        and "16, 32" in result.output
+    )
 
 
 def test_topk_encoding_runs_end_to_end_with_exact_bytes(tmp_path, tiny):
     tiny["algorithm"].update(encoding="topk", topk=2)
     result, out = run(tmp_path, tiny)
     assert result.exit_code == 0, result.output
-    from mhd_sim import messages
+    from mhd_sim.learning import messages
+
     sends = pd.read_csv(out / "events.csv").query("event == 'send'")
     assert (sends.bytes == messages.encoded_size(32, 2, 4, "topk", k=2)).all()

@@ -1,4 +1,5 @@
 """The world's network model over time: churn, neighbour sampling, scheduled link changes."""
+
 from collections import Counter
 
 import networkx as nx
@@ -6,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mhd_sim.record import RunDirectory
+from mhd_sim.record.run_directory import RunDirectory
 from mhd_sim.scenario import ScenarioError, validate
-from mhd_sim.topology import TOPOLOGIES
-from mhd_sim.topology import build as build_topology
-from mhd_sim.world import Simulation
+from mhd_sim.world.simulation import Simulation
+from mhd_sim.world.topology import TOPOLOGIES
+from mhd_sim.world.topology import build as build_topology
 
 
 def simulate(tmp_path, raw: dict) -> tuple[Simulation, dict]:
@@ -49,10 +50,18 @@ def test_scheduled_churn_takes_agents_offline_exactly_when_asked(tmp_path, tiny)
     sim, summary = simulate(tmp_path, tiny)
     events = pd.read_csv(sim.record.path / "events.csv")
     mine = events[events.event.isin(["offline", "online"]) & (events.agent == 1)]
-    assert list(zip(mine.time, mine.event)) == [(4, "offline"), (9, "online"), (12, "offline"), (15, "online")]
+    assert list(zip(mine.time, mine.event)) == [
+        (4, "offline"),
+        (9, "online"),
+        (12, "offline"),
+        (15, "online"),
+    ]
     assert summary["agents"][1]["online_fraction"] == pytest.approx(1 - 8 / 20)
     steps = events[(events.event == "step") & (events.agent == 1)].time
-    assert not steps.between(4, 9, inclusive="neither").any() and not steps.between(12, 15, "neither").any()
+    assert (
+        not steps.between(4, 9, inclusive="neither").any()
+        and not steps.between(12, 15, "neither").any()
+    )
 
 
 def test_neighbour_sampling_picks_each_neighbour_equally(tmp_path, tiny):
@@ -79,9 +88,12 @@ def test_sampled_shares_go_to_k_neighbours(tmp_path, tiny):
 
 
 def replay_links(run_dir) -> None:
-    """Replay events.csv; fail if any message is delivered over a down link or to an offline agent."""
-    up = {tuple(map(int, line.split())) for line in (run_dir / "topology.edges").read_text().splitlines()
-          if not line.startswith("#")}
+    """Replay events.csv; fail if a message is delivered over a down link or to an offline agent."""
+    up = {
+        tuple(map(int, line.split()))
+        for line in (run_dir / "topology.edges").read_text().splitlines()
+        if not line.startswith("#")
+    }
     offline: set[int] = set()
     events = pd.read_csv(run_dir / "events.csv")
     for row in events.itertuples():
@@ -95,7 +107,9 @@ def replay_links(run_dir) -> None:
         elif row.event == "deliver":
             pair = (min(row.agent, row.peer), max(row.agent, row.peer))
             assert pair in up, f"delivered over down link {pair} at t={row.time}"
-            assert row.agent not in offline, f"delivered to offline agent {row.agent} at t={row.time}"
+            assert row.agent not in offline, (
+                f"delivered to offline agent {row.agent} at t={row.time}"
+            )
     return events
 
 
@@ -105,10 +119,16 @@ def test_no_delivery_over_a_down_link_or_to_an_offline_agent(tmp_path, tiny):
     tiny["agents"]["churn"] = {"up_mean": 4.0, "down_mean": 2.0}
     tiny["duration"] = 30.0
     tiny["network"].update(
-        topology="complete", latency={"dist": "exponential", "mean": 0.3}, bandwidth=3e4, loss=0.0,
-        schedule=[{"kind": "link_down", "at": 3, "until": 8, "links": [[0, 1], [2, 3]]},
-                  {"kind": "partition", "at": 10, "until": 16, "groups": [[0, 1, 2]]},
-                  {"kind": "switch", "at": 20, "topology": "ring"}])
+        topology="complete",
+        latency={"dist": "exponential", "mean": 0.3},
+        bandwidth=3e4,
+        loss=0.0,
+        schedule=[
+            {"kind": "link_down", "at": 3, "until": 8, "links": [[0, 1], [2, 3]]},
+            {"kind": "partition", "at": 10, "until": 16, "groups": [[0, 1, 2]]},
+            {"kind": "switch", "at": 20, "topology": "ring"},
+        ],
+    )
     sim, summary = simulate(tmp_path, tiny)
     events = replay_links(sim.record.path)
     reasons = summary["messages"]["dropped_by_reason"]
@@ -122,7 +142,9 @@ def test_no_delivery_over_a_down_link_or_to_an_offline_agent(tmp_path, tiny):
 
 
 def test_disconnected_topologies_warn_once(tmp_path, tiny):
-    tiny["network"]["schedule"] = [{"kind": "switch", "at": 5, "topology": {"kind": "erdos_renyi", "p": 0.0}}]
+    tiny["network"]["schedule"] = [
+        {"kind": "switch", "at": 5, "topology": {"kind": "erdos_renyi", "p": 0.0}}
+    ]
     sim = Simulation(validate(tiny), RunDirectory(tmp_path / "run"))
     assert len(sim.warnings) == 1 and "t=5" in sim.warnings[0]
 
@@ -137,7 +159,11 @@ def test_max_staleness_stops_old_predictions_from_teaching(tmp_path, tiny):
     sim, summary = simulate(tmp_path / "b", tiny)
     events = pd.read_csv(sim.record.path / "events.csv")
     distill = events[events.event == "distill"]
-    assert len(distill) > 0 and (distill.staleness_max <= 10.0).all() and (distill.staleness >= 3.0).all()
+    assert (
+        len(distill) > 0
+        and (distill.staleness_max <= 10.0).all()
+        and (distill.staleness >= 3.0).all()
+    )
     assert (distill.staleness_max >= distill.staleness).all()
     assert summary["staleness"]["max"] == pytest.approx(distill.staleness_max.max())
 
@@ -151,10 +177,16 @@ def test_speeds_drawn_from_a_distribution_per_agent(tmp_path, tiny):
     assert speeds == [a.speed for a in sc.agents.per_agent(sc.seed)]
 
 
-@pytest.mark.parametrize("kind,settings,edges", [
-    ("grid", {"rows": 3}, 17), ("torus", {"rows": 3}, 24), ("small_world", {"k": 4, "p": 0.2}, 24),
-    ("barabasi_albert", {"m": 2}, 20), ("islands", {"islands": 3, "bridges": 2}, 4 * 6 // 2 * 3 // 2 + 4),
-])
+@pytest.mark.parametrize(
+    "kind,settings,edges",
+    [
+        ("grid", {"rows": 3}, 17),
+        ("torus", {"rows": 3}, 24),
+        ("small_world", {"k": 4, "p": 0.2}, 24),
+        ("barabasi_albert", {"m": 2}, 20),
+        ("islands", {"islands": 3, "bridges": 2}, 4 * 6 // 2 * 3 // 2 + 4),
+    ],
+)
 def test_topologies_are_seeded(kind, settings, edges):
     sc = validate({"agents": {"count": 12}, "network": {"topology": {"kind": kind, **settings}}})
     a = build_topology(sc.network.topology, 12, 0)
@@ -163,8 +195,19 @@ def test_topologies_are_seeded(kind, settings, edges):
 
 
 def test_every_topology_is_registered_and_validates():
-    assert set(TOPOLOGIES.names()) >= {"complete", "ring", "star", "grid", "torus", "islands", "erdos_renyi",
-                                       "random_regular", "small_world", "barabasi_albert", "edges"}
+    assert set(TOPOLOGIES.names()) >= {
+        "complete",
+        "ring",
+        "star",
+        "grid",
+        "torus",
+        "islands",
+        "erdos_renyi",
+        "random_regular",
+        "small_world",
+        "barabasi_albert",
+        "edges",
+    }
 
 
 def test_edge_list_file(tmp_path, tiny):
@@ -174,21 +217,37 @@ def test_edge_list_file(tmp_path, tiny):
     sim, _ = simulate(tmp_path, tiny)
     assert sorted(sim.links.graph.edges) == [(0, 1), (1, 2), (2, 3)]
     f.write_text("0 9\n")
-    with pytest.raises(ScenarioError, match=r"line 1: edge 0 9 is not between two of the agents 0..3"):
+    with pytest.raises(
+        ScenarioError, match=r"line 1: edge 0 9 is not between two of the agents 0..3"
+    ):
         validate(tiny)
     tiny["network"]["topology"]["path"] = str(tmp_path / "missing.txt")
     with pytest.raises(ScenarioError, match="expected an edge list"):
         validate(tiny)
 
 
-@pytest.mark.parametrize("network,message", [
-    ({"schedule": [{"kind": "link_down", "at": 5, "until": 2, "links": [[0, 1]]}]}, "until .2. must be after"),
-    ({"schedule": [{"kind": "partition", "at": 5, "groups": [[0, 7]]}]}, "schedule.0: agent 7 does not exist"),
-    ({"links": [{"links": [[0, 1]], "bandwidth": -1}]}, "network.links.0.bandwidth: must be > 0"),
-    ({"fanout": 0}, "network.fanout: must be >= 1"),
-    ({"schedule": [{"kind": "switch", "at": 1, "topology": {"kind": "star", "center": 9}}]},
-     "network.schedule.0.topology: center 9 is not an agent"),
-])
+@pytest.mark.parametrize(
+    "network,message",
+    [
+        (
+            {"schedule": [{"kind": "link_down", "at": 5, "until": 2, "links": [[0, 1]]}]},
+            "until .2. must be after",
+        ),
+        (
+            {"schedule": [{"kind": "partition", "at": 5, "groups": [[0, 7]]}]},
+            "schedule.0: agent 7 does not exist",
+        ),
+        (
+            {"links": [{"links": [[0, 1]], "bandwidth": -1}]},
+            "network.links.0.bandwidth: must be > 0",
+        ),
+        ({"fanout": 0}, "network.fanout: must be >= 1"),
+        (
+            {"schedule": [{"kind": "switch", "at": 1, "topology": {"kind": "star", "center": 9}}]},
+            "network.schedule.0.topology: center 9 is not an agent",
+        ),
+    ],
+)
 def test_network_schedule_errors_name_the_field(tiny, network, message):
     tiny["network"].update(network)
     with pytest.raises(ScenarioError, match=message):
@@ -196,8 +255,18 @@ def test_network_schedule_errors_name_the_field(tiny, network, message):
 
 
 def test_link_overrides_apply_to_the_named_links_only(tmp_path, tiny):
-    tiny["network"].update(topology={"kind": "islands", "islands": 2, "bridges": 1}, loss=0.0, links=[
-        {"between": [[0, 1], [2, 3]], "latency": {"dist": "constant", "value": 0.5}, "bandwidth": 1e3, "loss": 0.2}])
+    tiny["network"].update(
+        topology={"kind": "islands", "islands": 2, "bridges": 1},
+        loss=0.0,
+        links=[
+            {
+                "between": [[0, 1], [2, 3]],
+                "latency": {"dist": "constant", "value": 0.5},
+                "bandwidth": 1e3,
+                "loss": 0.2,
+            }
+        ],
+    )
     sim = Simulation(validate(tiny), RunDirectory(tmp_path / "run"))
     wan, lan = sim._link(2, 0), sim._link(0, 1)
     assert (wan.latency(None), wan.bandwidth, wan.loss) == (0.5, 1e3, 0.2)
@@ -228,18 +297,20 @@ def test_timing_only_runs_the_same_schedule_without_training(tmp_path, tiny, alg
 def test_timing_only_staleness_tracks_the_oldest_cached_prediction(tiny):
     """The earliest production time is kept up to date as peers' windows slide; it must equal
     the minimum over peers found afresh, with messages arriving out of order too."""
-    from mhd_sim.algorithms import Stub, build_schedules
+    from mhd_sim.learning.schedule import Stub, build_schedules
 
     sc = validate(tiny)
-    schedule = build_schedules(sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm,
-                               sc.training, sc.seed)[0]
+    schedule = build_schedules(
+        sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed
+    )[0]
     schedule.cycle = 3
     rng = np.random.default_rng(0)
     clock = {p: 0.0 for p in range(4)}
     for k in range(300):
         peer = int(rng.integers(4))
         clock[peer] += float(rng.exponential(1.0))
-        produced = clock[peer] - (2.0 if rng.random() < 0.2 else 0.0)  # sometimes older than the last
+        # sometimes older than the last
+        produced = clock[peer] - (2.0 if rng.random() < 0.2 else 0.0)
         schedule.absorb(Stub(peer, produced, 100), now=k)
         now = max(clock.values()) + 1.0
         mean, oldest = schedule.begin_step(now).staleness()

@@ -1,0 +1,204 @@
+"""Reading run directories into pandas frames: the one place that knows the run-directory files.
+
+A path given by the user may be a run directory (it has ``metrics.csv``), a sweep directory
+(``sweep.csv`` and ``runs/``) or any folder holding run directories below it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+FIGURES = (
+    "best_head",
+    "best_head_shared_acc",
+    "head0_private_acc",
+    "head0_shared_acc",
+    "bytes_sent",
+    "messages_sent",
+    "messages_delivered",
+    "messages_dropped",
+    "staleness_p50",
+    "staleness_p90",
+    "steps",
+    "sim_time",
+    "wall_time_s",
+)
+
+
+def final_figures(run: Path) -> dict[str, Any]:
+    """A run's final figures from its summary.json (all None when it has none): the sweep
+    index and the analysis tables both read them here."""
+    try:
+        s = json.loads((run / "summary.json").read_text())
+    except (OSError, ValueError):
+        return dict.fromkeys(FIGURES)
+    final, msgs, stale = s["final"], s["messages"], s.get("staleness") or {}
+    row = {
+        "best_head": final["best_head"],
+        "best_head_shared_acc": final["best_head_shared_acc"],
+        "head0_private_acc": (final["mean_private_acc"] or [None])[0],
+        "head0_shared_acc": (final["mean_shared_acc"] or [None])[0],
+        "bytes_sent": s["bytes_sent"],
+        "messages_sent": msgs["sent"],
+        "messages_delivered": msgs["delivered"],
+        "messages_dropped": msgs["dropped"],
+        "staleness_p50": stale.get("p50"),
+        "staleness_p90": stale.get("p90"),
+        "steps": s["steps"],
+        "sim_time": s["sim_time"],
+        "wall_time_s": s["wall_time_s"],
+    }
+    return row
+
+
+def short_keys(keys: list[str]) -> dict[str, str]:
+    """``network.topology.kind`` → ``kind`` where that stays unambiguous, else the whole key."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: s if last.count(s) == 1 else k for k, s in zip(keys, last)}
+
+
+class NoRuns(ValueError):
+    """A path holds no run directory: the message says which and what was expected."""
+
+
+def find_runs(paths: list[str | Path]) -> list[Path]:
+    """Run directories under the given paths, in a stable order; finished sweep points only."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise NoRuns(f"{p}: no such directory")
+        if (p / "metrics.csv").is_file():
+            found.append(p)
+        elif (p / "sweep.csv").is_file():
+            index = pd.read_csv(p / "sweep.csv")
+            found += [p / "runs" / name for name in index.loc[index.status == "done", "point"]]
+        else:
+            found += sorted(m.parent for m in p.rglob("metrics.csv"))
+        if not found:
+            raise NoRuns(f"{p}: no run directory (a folder with metrics.csv) in it")
+    return list(dict.fromkeys(found))
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out |= _flatten(v, f"{prefix}{k}.")
+        return out
+    return {prefix[:-1]: json.dumps(node) if isinstance(node, list) else node}
+
+
+def settings(run: Path) -> dict[str, Any]:
+    """The run's resolved scenario as dotted keys (``network.topology.kind``); lists as JSON."""
+    f = run / "scenario.yaml"
+    return _flatten(yaml.safe_load(f.read_text())) if f.is_file() else {}
+
+
+def grid_values(run: Path) -> dict[str, str]:
+    """For a sweep point: its grid settings as the user wrote them (``agents.churn=null``)."""
+    sweep = run.parent.parent
+    if not (sweep / "sweep.json").is_file() or not (sweep / "sweep.csv").is_file():
+        return {}
+    grid = json.loads((sweep / "sweep.json").read_text()).get("grid", {})
+    index = pd.read_csv(sweep / "sweep.csv", dtype=str, keep_default_na=False)
+    row = index[index.point == run.name]
+    return {k: row[k].iloc[0] for k in grid if k in row and len(row)}
+
+
+def summary(run: Path) -> dict[str, Any]:
+    f = run / "summary.json"
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def table(runs: list[Path]) -> pd.DataFrame:
+    """One row per run: its directory, every setting, and the summary's final figures."""
+    rows = []
+    for run in runs:
+        flat, grid = settings(run), grid_values(run)
+        flat = {
+            k: v for k, v in flat.items() if not any(k.startswith(g + ".") for g in grid)
+        } | grid
+        rows.append({"run": str(run), **flat, **final_figures(run)})
+    return pd.DataFrame(rows)
+
+
+IGNORED = {"seed", "name"}  # never a reason to draw separate lines
+
+
+def sweep_axes(runs: list[Path]) -> list[str]:
+    """The grid keys, when every run is a sweep point: the settings the user varied (a new
+    topology kind also changes that kind's own settings, which are no axis of their own)."""
+    axes: dict[str, None] = {}
+    for run in runs:
+        meta = run.parent.parent / "sweep.json"
+        if not meta.is_file():
+            return []
+        axes |= dict.fromkeys(json.loads(meta.read_text()).get("grid", {}))
+    return list(axes)
+
+
+def varying(runs: pd.DataFrame) -> list[str]:
+    """The settings that differ between the runs (seed and name aside), in scenario order."""
+    keys = [c for c in runs.columns if c != "run" and c not in FIGURES]
+    return [k for k in keys if k not in IGNORED and runs[k].map(text).nunique() > 1]
+
+
+def text(value: Any) -> str:
+    """A setting as shown in legends; absent and null both read ``null``."""
+    return (
+        "null" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    )
+
+
+def label(row: pd.Series | dict, keys: list[str]) -> str:
+    short = short_keys(keys)
+    return ", ".join(f"{short[k]}={text(row[k])}" for k in keys) or "all runs"
+
+
+def head_of(run: Path, head: str | int) -> int:
+    """``best`` → the head with the best final mean shared accuracy in this run."""
+    if head == "best":
+        return int(summary(run).get("final", {}).get("best_head", 0))
+    return int(head)
+
+
+def curve(run: Path, metric: str = "shared_acc", head: str | int = "best") -> pd.DataFrame:
+    """Per evaluation: simulated time, total bytes sent by all agents, and the head's metric
+    (mean over agents)."""
+    m = pd.read_csv(run / "metrics.csv")
+    h = head_of(run, head)
+    if h not in set(m["head"]):
+        raise NoRuns(f"{run}: has no head {h} (heads 0..{m['head'].max()})")
+    sel = m[m["head"] == h]
+    return pd.DataFrame(
+        {"bytes": sel.groupby("time").bytes_sent.sum(), "value": sel.groupby("time")[metric].mean()}
+    ).reset_index()
+
+
+def staleness(run: Path) -> pd.Series:
+    """Age in seconds of the teacher predictions of every distillation step (mean over the
+    batch's samples), from ``events.csv``."""
+    ev = pd.read_csv(run / "events.csv", usecols=["event", "staleness"])
+    return ev.loc[ev.event == "distill", "staleness"].dropna().reset_index(drop=True)
+
+
+def agents(run: Path, metric: str = "shared_acc", head: str | int = "best") -> pd.DataFrame:
+    """Each agent's final value of the metric for the head, with its group."""
+    s = summary(run)
+    h = head_of(run, head)
+    return pd.DataFrame(
+        [
+            {
+                "agent": a["agent"],
+                "group": a["group"],
+                "value": a[metric][h] if len(a[metric]) > h else float("nan"),
+            }
+            for a in s["agents"]
+        ]
+    )

@@ -1,0 +1,213 @@
+"""``run``, ``validate``, ``schema`` and ``scenarios``: one scenario at a time."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+import yaml
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..scenario import bundled
+from .common import SeedOption, SetOption, _fail, _load, app, err, out
+
+
+@app.command()
+def run(
+    scenario: Annotated[
+        str, typer.Argument(help="Scenario file, or the name of a bundled scenario.")
+    ],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Run directory (default runs/<name>-<time>).")
+    ] = None,
+    seed: SeedOption = None,
+    overrides: SetOption = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Reuse a run directory that already holds a run.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Torch CPU threads. Default: 1 (small models run "
+            "fastest on one; run several scenarios side by side to use more "
+            "cores), or every core with engine: batched.",
+        ),
+    ] = None,
+    timing_only: Annotated[
+        bool,
+        typer.Option(
+            "--timing-only",
+            help="Run the whole schedule (compute, messages, "
+            "churn, losses) without training: message counts, bytes and "
+            "staleness in seconds; no accuracy.",
+        ),
+    ] = False,
+) -> None:
+    """Run one scenario and write its run directory (metrics, events, summary, plots)."""
+    import torch
+
+    from ..record.plots import plot_run
+    from ..record.run_directory import RunDirectory
+    from ..world.simulation import Simulation
+
+    sc = _load(scenario, overrides, seed)
+    torch.set_num_threads(threads or (os.cpu_count() or 1 if sc.engine == "batched" else 1))
+    if out_dir is None:
+        out_dir = Path("runs") / f"{sc.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    if (out_dir / "metrics.csv").exists() and not overwrite:
+        raise _fail(
+            f"--out {out_dir}: already holds a run; pass --overwrite or choose another directory", 2
+        )
+    try:
+        record = RunDirectory(out_dir)
+    except OSError as e:
+        raise _fail(f"--out {out_dir}: cannot create the run directory ({e.strerror})", 2) from None
+    try:
+        sim = Simulation(sc, record, timing_only=timing_only)
+    except (
+        ValueError,
+        KeyError,
+    ) as e:  # inputs the schema cannot check alone (e.g. an empty shard)
+        record.close()
+        raise _fail(str(e).strip("'\""), 2) from None
+    except Exception as e:
+        record.close()
+        raise _fail(f"setting up the run failed: {type(e).__name__}: {e}", 1) from None
+    for w in sim.warnings:
+        err.print(f"[yellow]warning:[/] {w}")
+    start = time.perf_counter()
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("t={task.completed:.0f}/{task.total:.0f} s"),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=quiet,
+            transient=False,
+        ) as bar:
+            task = bar.add_task(sc.name, total=sc.duration, info="")
+            summary = sim.run(
+                lambda now, events, msgs: bar.update(
+                    task, completed=now, info=f"{events:,} events, {msgs:,} messages"
+                )
+            )
+    except KeyboardInterrupt:
+        record.write_summary(sim.summary(time.perf_counter() - start, interrupted=True))
+        record.close()
+        raise _fail(
+            f"interrupted at t={sim.env.now:.1f} s; what was recorded is in {out_dir}", 1
+        ) from None
+    except Exception as e:
+        record.close()
+        raise _fail(f"run failed at t={sim.env.now:.1f} s: {type(e).__name__}: {e}", 1) from None
+    record.close()
+    plot_run(out_dir)
+    _print_summary(summary, out_dir)
+
+
+def _print_summary(s: dict, out_dir: Path) -> None:
+    if s.get("timing_only"):
+        out.print("timing only: no training, no accuracy", highlight=False)
+    table = Table(
+        title=f"{s['name']}: {s['algorithm']}, seed {s['seed']}",
+        caption="final accuracy, mean over agents",
+    )
+    table.add_column("head")
+    table.add_column("private acc", justify="right")
+    table.add_column("shared acc", justify="right")
+    final = s["final"]
+    for h, (p, sh) in enumerate(zip(final["mean_private_acc"], final["mean_shared_acc"])):
+        mark = " (best)" if h == final["best_head"] and len(final["mean_shared_acc"]) > 1 else ""
+        table.add_row(f"{h}{mark}", f"{p:.3f}", f"{sh:.3f}")
+    out.print(table)
+    m = s["messages"]
+    drops = ", ".join(f"{k} {v}" for k, v in m["dropped_by_reason"].items()) or "none"
+    out.print(
+        f"simulated {s['sim_time']:.0f} s in {s['wall_time_s']:.1f} s wall; "
+        f"{s['events']:,} events, "
+        f"{s['steps']:,} steps; messages sent {m['sent']:,}, delivered {m['delivered']:,}, dropped "
+        f"{m['dropped']:,} ({drops}); {s['bytes_sent'] / 1e6:.2f} MB sent",
+        highlight=False,
+    )
+    out.print(f"run directory: {out_dir}", highlight=False)
+
+
+@app.command()
+def validate(
+    scenario: Annotated[
+        str, typer.Argument(help="Scenario file, or the name of a bundled scenario.")
+    ],
+    seed: SeedOption = None,
+    overrides: SetOption = None,
+    labels: Annotated[
+        bool, typer.Option(help="Also load the data and print each agent's label counts.")
+    ] = True,
+) -> None:
+    """Check a scenario; print it with every default filled in, and each agent's label counts."""
+    sc = _load(scenario, overrides, seed)
+    out.print(
+        yaml.safe_dump(sc.resolved(), sort_keys=False, default_flow_style=None),
+        end="",
+        highlight=False,
+    )
+    if not labels:
+        return
+    from ..learning.partitions import histogram
+    from ..learning.partitions import load as load_data
+
+    try:
+        dataset, parts = load_data(sc.data, sc.agents.count, sc.seed)
+    except ValueError as e:
+        raise _fail(str(e), 2) from None
+    counts = histogram(dataset, parts)
+    out.print(
+        f"\n# private label counts per agent ({dataset.name}: "
+        f"{len(dataset.y_train):,} training samples, "
+        f"{len(parts.public):,} public, {dataset.classes} classes)",
+        highlight=False,
+    )
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    table.add_column("agent", justify="right")
+    table.add_column("samples", justify="right")
+    shown = range(dataset.classes) if dataset.classes <= 20 else []
+    for c in shown:
+        table.add_column(f"c{c}", justify="right")
+    if not shown:
+        table.add_column("main classes (count)")
+    for i, row in enumerate(counts):
+        cells = (
+            [str(v) for v in row]
+            if shown
+            else [
+                ", ".join(f"{c} ({row[c]})" for c in np.argsort(-row, kind="stable")[:5] if row[c])
+            ]
+        )
+        table.add_row(str(i), str(row.sum()), *cells)
+    out.print(table)
+
+
+@app.command()
+def schema() -> None:
+    """Print the scenario file's JSON Schema, for editors that validate and complete YAML."""
+    import json
+
+    from ..scenario.reference import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+def scenarios() -> None:
+    """List the bundled scenarios, one line each."""
+    for name in bundled.names():
+        out.print(f"[bold]{name}[/]  {bundled.about(name)}", highlight=False)

@@ -1,0 +1,256 @@
+"""Datasets that work offline, each a registered function ``fn(rng, *, settings) -> Dataset``
+drawing only from the generator it is given. A missing file is a clear error that says
+what to download and where to put it."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import pydantic
+
+from ..registry import Registry
+
+DATASETS = Registry("dataset")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Arrays of one dataset: float32 inputs (samples first), int64 labels."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("MHD_SIM_CACHE", Path.home() / ".cache" / "mhd-sim"))
+
+
+def _existing_file(path: Path) -> Path:
+    if not Path(path).is_file():
+        raise ValueError(
+            f"no file at '{path}': expected an .npz with arrays x_train, y_train, x_test, y_test"
+        )
+    return Path(path)
+
+
+ExistingFile = Annotated[Path, pydantic.AfterValidator(_existing_file)]
+Fraction = Annotated[float, pydantic.Field(gt=0, lt=1)]
+
+
+def _standardize(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = x_train.mean(), x_train.std() + 1e-8
+    return ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
+
+
+def _split_train_test(x: np.ndarray, y: np.ndarray, test_fraction: float, rng: np.random.Generator):
+    order = rng.permutation(len(y))
+    cut = int(round(len(y) * (1 - test_fraction)))
+    tr, te = order[:cut], order[cut:]
+    x_tr, x_te = _standardize(x[tr], x[te])
+    return x_tr, y[tr].astype(np.int64), x_te, y[te].astype(np.int64)
+
+
+@DATASETS.register("synthetic")
+def synthetic(
+    rng: np.random.Generator,
+    *,
+    classes: Annotated[int, pydantic.Field(ge=2)] = 10,
+    dim: Annotated[int, pydantic.Field(ge=1)] = 32,
+    train_size: Annotated[int, pydantic.Field(ge=10)] = 6000,
+    test_size: Annotated[int, pydantic.Field(ge=10)] = 2000,
+    clusters_per_class: Annotated[int, pydantic.Field(ge=1)] = 2,
+    noise: Annotated[float, pydantic.Field(gt=0)] = 1.0,
+) -> Dataset:
+    """Gaussian clusters (a few per class) seen through a random tanh layer; seeded, instant."""
+    centers = rng.normal(0, 2.0, size=(classes * clusters_per_class, dim))
+    mixing = rng.normal(0, 1 / np.sqrt(dim), size=(dim, dim))
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        cluster = rng.integers(0, len(centers), size=n)
+        x = np.tanh((centers[cluster] + rng.normal(0, noise, size=(n, dim))) @ mixing)
+        return x, (cluster % classes).astype(np.int64)
+
+    (x_tr, y_tr), (x_te, y_te) = draw(train_size), draw(test_size)
+    x_tr, x_te = _standardize(x_tr, x_te)
+    return Dataset("synthetic", x_tr, y_tr, x_te, y_te, classes)
+
+
+@DATASETS.register("digits")
+def digits(rng: np.random.Generator, *, test_fraction: Fraction = 0.25) -> Dataset:
+    """scikit-learn's 8×8 handwritten digits (1,797 images, shipped with the package)."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x_tr, y_tr, x_te, y_te = _split_train_test(bunch.data, bunch.target, test_fraction, rng)
+    return Dataset("digits", x_tr.reshape(-1, 1, 8, 8), y_tr, x_te.reshape(-1, 1, 8, 8), y_te, 10)
+
+
+@DATASETS.register("mnist1d")
+def mnist1d(
+    rng: np.random.Generator,
+    *,
+    samples: Annotated[int, pydantic.Field(ge=100)] = 12000,
+    test_fraction: Fraction = 0.2,
+) -> Dataset:
+    """MNIST-1D (Greydanus 2020), generated locally by the mnist1d package and cached.
+
+    The generator's own seed is drawn from the scenario seed; the arrays are cached under
+    ``$MHD_SIM_CACHE`` (default ``~/.cache/mhd-sim``) because generation loops in Python.
+    """
+    seed = int(rng.integers(2**31 - 1))
+    path = _cache_dir() / f"mnist1d-{samples}-{seed}.npz"
+    if path.is_file():
+        with np.load(path) as f:
+            x, y = f["x"], f["y"]
+    else:
+        from mnist1d.data import get_dataset_args, make_dataset
+
+        args = get_dataset_args()
+        args.num_samples, args.seed, args.train_split = samples, seed, 1.0
+        state = np.random.get_state()  # the package seeds numpy's global generator
+        try:
+            made = make_dataset(args)
+        finally:
+            np.random.set_state(state)
+        x, y = made["x"].astype(np.float32), made["y"].astype(np.int64)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, x=x, y=y)
+        tmp.replace(path)
+    x_tr, y_tr, x_te, y_te = _split_train_test(x, y, test_fraction, rng)
+    return Dataset("mnist1d", x_tr, y_tr, x_te, y_te, 10)
+
+
+@DATASETS.register("npz")
+def npz(rng: np.random.Generator, *, path: ExistingFile) -> Dataset:
+    """Your own arrays: an .npz holding x_train, y_train, x_test, y_test (labels 0..C-1)."""
+    names = ("x_train", "y_train", "x_test", "y_test")
+    try:
+        with np.load(path) as f:
+            missing = [k for k in names if k not in f.files]
+            arrays = {k: f[k] for k in names if k in f.files}
+    except Exception as e:  # a corrupt or non-npz file
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    if missing:
+        raise ValueError(
+            f"{path}: missing array(s) {', '.join(missing)}; expected {', '.join(names)}"
+        )
+    y_tr, y_te = arrays["y_train"].astype(np.int64), arrays["y_test"].astype(np.int64)
+    classes = int(max(y_tr.max(), y_te.max())) + 1
+    x_tr = arrays["x_train"].astype(np.float32)
+    x_te = arrays["x_test"].astype(np.float32)
+    return Dataset(Path(path).stem, x_tr, y_tr, x_te, y_te, classes)
+
+
+def _unpickle(path: Path, what: str, keys: tuple[bytes, ...]) -> dict:
+    if not path.is_file():
+        raise ValueError(f"{what}: no file '{path}'")
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+    except Exception as e:
+        raise ValueError(f"{what}: '{path}' is not a python pickle ({type(e).__name__})") from None
+    if not isinstance(batch, dict) or any(k not in batch for k in keys):
+        raise ValueError(
+            f"{what}: '{path}' is not in the official python format "
+            f"(a dict with keys {', '.join(k.decode() for k in keys)})"
+        )
+    data = np.asarray(batch[b"data"])
+    if data.ndim != 2 or data.shape[1] != 3072 or len(batch[keys[1]]) != len(data):
+        raise ValueError(
+            f"{what}: '{path}' holds data of shape {data.shape}, expected [N, 3072] uint8 "
+            f"with one label per row"
+        )
+    return batch
+
+
+def _cifar(
+    name: str,
+    path: Path,
+    train_files: list[str],
+    test_file: str,
+    label_key: bytes,
+    classes: int,
+    url: str,
+    train_size: int | None,
+    rng: np.random.Generator,
+) -> Dataset:
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ValueError(
+            f"{name}: no directory '{path}'; download {url} and extract it there "
+            f"(it holds {', '.join(train_files[:2])}{', …' if len(train_files) > 2 else ''} "
+            f"and {test_file}), or set data.dataset.path"
+        )
+    keys = (b"data", label_key)
+    train = [_unpickle(path / f, name, keys) for f in train_files]
+    test = _unpickle(path / test_file, name, keys)
+    x_tr = np.concatenate([np.asarray(b[b"data"]) for b in train])
+    y_tr = np.concatenate([np.asarray(b[label_key]) for b in train]).astype(np.int64)
+    x_te, y_te = np.asarray(test[b"data"]), np.asarray(test[label_key], dtype=np.int64)
+    if train_size is not None and train_size < len(y_tr):
+        keep = np.sort(rng.choice(len(y_tr), train_size, replace=False))
+        x_tr, y_tr = x_tr[keep], y_tr[keep]
+    x_tr = x_tr.reshape(-1, 3, 32, 32).astype(np.float32) / 255
+    x_te = x_te.reshape(-1, 3, 32, 32).astype(np.float32) / 255
+    mean, std = x_tr.mean((0, 2, 3), keepdims=True), x_tr.std((0, 2, 3), keepdims=True) + 1e-8
+    return Dataset(name, (x_tr - mean) / std, y_tr, (x_te - mean) / std, y_te, classes)
+
+
+@DATASETS.register("cifar10")
+def cifar10(
+    rng: np.random.Generator,
+    *,
+    path: Path = Path("~/.cache/mhd-sim/cifar-10-batches-py"),
+    train_size: Annotated[int, pydantic.Field(ge=10)] | None = None,
+) -> Dataset:
+    """CIFAR-10 from the official python pickles in ``path`` (data_batch_1..5, test_batch);
+    ``train_size`` keeps a seeded random subset of the 50,000 training images."""
+    return _cifar(
+        "cifar10",
+        path,
+        [f"data_batch_{i}" for i in range(1, 6)],
+        "test_batch",
+        b"labels",
+        10,
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        train_size,
+        rng,
+    )
+
+
+@DATASETS.register("cifar100")
+def cifar100(
+    rng: np.random.Generator,
+    *,
+    path: Path = Path("~/.cache/mhd-sim/cifar-100-python"),
+    labels: Literal["fine", "coarse"] = "fine",
+    train_size: Annotated[int, pydantic.Field(ge=10)] | None = None,
+) -> Dataset:
+    """CIFAR-100 from the official python pickles in ``path`` (train, test); ``labels`` picks
+    the 100 fine classes or the 20 coarse superclasses."""
+    key, classes = (b"fine_labels", 100) if labels == "fine" else (b"coarse_labels", 20)
+    return _cifar(
+        "cifar100",
+        path,
+        ["train"],
+        "test",
+        key,
+        classes,
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        train_size,
+        rng,
+    )

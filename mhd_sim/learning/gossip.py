@@ -1,0 +1,29 @@
+"""Decentralized weight averaging (gossip): the parameter vector is the message."""
+
+from __future__ import annotations
+
+import torch
+
+from . import messages
+from .learner import Learner
+
+
+class Gossip(Learner):
+    """Decentralized weight averaging: the parameter vector is the message. On arrival the
+    receiver i moves toward sender j's weights by the Metropolis weight 1 / (1 + max(d_i, d_j)),
+    which makes the averaging doubly stochastic on any undirected graph."""
+
+    sends = True
+
+    def make_message(self, now: float) -> bytes | None:
+        values = torch.nn.utils.parameters_to_vector(self.model.parameters()).detach().cpu().numpy()
+        return messages.encode_weights(self.agent, self.degree(), now, values, self.algo.encoding)
+
+    @torch.no_grad()
+    def absorb(self, payload: bytes, now: float) -> None:
+        msg = messages.decode_weights(payload)
+        w = 1.0 / (1 + max(self.degree(), msg.degree))
+        params = list(self.model.parameters())
+        mine = torch.nn.utils.parameters_to_vector(params)
+        theirs = torch.from_numpy(msg.values).to(mine.device)
+        torch.nn.utils.vector_to_parameters(mine + w * (theirs - mine), params)

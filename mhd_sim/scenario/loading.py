@@ -1,0 +1,172 @@
+"""Reading a scenario: ``--set`` overrides, validation with one line per problem, and loading.
+
+Bad input becomes a :class:`ScenarioError` whose lines each name the field and the reason,
+so the command line can print them without a traceback.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from .schema import TAGS, Scenario
+
+
+class ScenarioError(ValueError):
+    """Bad input: one line per problem, each naming the field and the reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` assignments (value parsed as YAML) to a raw scenario dict.
+
+    Setting a ``kind`` (or ``dist``) replaces that piece's settings with the new kind's
+    defaults, so ``--set network.topology.kind=complete`` works whatever the file had.
+    Kinds are applied first, then everything else, in the order given.
+    """
+    raw = copy.deepcopy(raw)
+    pairs = []
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ScenarioError(
+                [f"--set {item!r}: expected KEY=VALUE, for example network.loss=0.1"]
+            )
+        pairs.append((key.strip().split("."), _parse_value(value)))
+    pairs.sort(key=lambda kv: kv[0][-1] not in TAGS)
+    for path, value in pairs:
+        node: Any = raw
+        for i, part in enumerate(path[:-1]):
+            where = ".".join(path[: i + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ScenarioError([f"{where}: no list item {part!r}"])
+                node = node[int(part)]
+                continue
+            child = node.get(part)
+            if isinstance(child, str) and path[i + 1] in TAGS:
+                child = {path[i + 1]: child}
+            if child is None:
+                child = {}
+            if not isinstance(child, (dict, list)):
+                raise ScenarioError([f"{where}: is {child!r}, not a section with settings"])
+            node[part] = child
+            node = child
+        last = path[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise ScenarioError([f"{'.'.join(path)}: no list item {last!r}"])
+            node[int(last)] = value
+        elif last in TAGS:
+            node.clear()
+            node[last] = value
+        else:
+            node[last] = value
+    return raw
+
+
+def _walk(raw: Any, loc: tuple) -> tuple[str, ...]:
+    """The user's path of a pydantic error: drop the union tags pydantic inserts into it."""
+    out, node = [], raw
+    for part in loc:
+        if isinstance(node, (str, int, float)) and isinstance(part, str):
+            node = {}  # shorthand (`ring`, `0.05`) expanded to a spec: this part is its tag
+            continue
+        if isinstance(node, dict) and part not in node and part in (node.get(t) for t in TAGS):
+            continue  # `{kind: ring}` shows up as a path step 'ring'
+        out.append(str(part))
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(out)
+
+
+_MESSAGES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "extra_forbidden": "unknown key",
+    "missing": "required",
+    "literal_error": "must be one of {expected}",
+}
+
+
+def _describe(err: dict[str, Any]) -> str:
+    kind, ctx = err["type"], err.get("ctx", {})
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tags = ctx.get("expected_tags", "")
+        return (
+            f"unknown kind {ctx.get('tag')!r}; choose from {tags.replace(chr(39), '')}"
+            if kind.endswith("invalid")
+            else f"needs a kind, one of {tags.replace(chr(39), '')}"
+        )
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    ctx = {
+        k: f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+        for k, v in ctx.items()
+    }
+    text = (
+        _MESSAGES[kind].format(**ctx)
+        if kind in _MESSAGES
+        else err["msg"][0].lower() + err["msg"][1:]
+    )
+    if kind not in ("extra_forbidden", "missing"):
+        text += f", got {err['input']!r}"
+    return text
+
+
+def validate(raw: Any) -> Scenario:
+    """Validate raw scenario data; raise :class:`ScenarioError` listing every problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError([f"scenario: expected a mapping of settings, got {type(raw).__name__}"])
+    try:
+        return Scenario.model_validate(raw)
+    except pydantic.ValidationError as e:
+        problems = []
+        for err in e.errors(include_url=False):
+            path = ".".join(_walk(raw, err["loc"]))
+            problems.append(f"{path}: {_describe(err)}" if path else _describe(err))
+        raise ScenarioError(problems) from None
+
+
+def load(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> Scenario:
+    """Read a scenario file, apply ``--set`` overrides and ``--seed``, and validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError([f"{path}: no such scenario file"])
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ScenarioError(
+            [f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}"]
+        ) from None
+    raw = raw if raw is not None else {}
+    if not isinstance(raw, dict):
+        raise ScenarioError([f"{path}: expected a mapping of settings at the top level"])
+    raw = apply_overrides(raw, list(overrides))
+    if seed is not None:
+        raw["seed"] = seed
+    return validate(raw)

@@ -1,0 +1,125 @@
+"""The ``network`` section: topology, link properties and overrides, changes over time."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import pydantic
+from pydantic import Field
+
+from ..world.topology import TOPOLOGIES
+from .fields import Agent, Count, Distribution, NonNegative, Positive, Strict, piece
+
+Loss = Annotated[float, Field(ge=0, lt=1)]
+Pair = tuple[Agent, Agent]
+
+
+class LinkSet(Strict):
+    """A set of links: ``links: [[a, b], ...]``, or every pair ``between: [[A...], [B...]]``."""
+
+    links: list[Pair] = []
+    """Explicit links `[[a, b], ...]`."""
+    between: tuple[list[Agent], list[Agent]] | None = None
+    """Every link between two groups of agents: `[[A...], [B...]]`."""
+
+    def pairs(self) -> list[tuple[int, int]]:
+        out = {tuple(sorted(p)) for p in self.links}
+        if self.between is not None:
+            out |= {
+                tuple(sorted((a, b))) for a in self.between[0] for b in self.between[1] if a != b
+            }
+        return sorted(out)
+
+    def agents(self) -> set[int]:
+        return {a for p in self.links for a in p} | {
+            a for side in (self.between or ()) for a in side
+        }
+
+
+class LinkOverride(LinkSet):
+    """Own latency, bandwidth cap or loss for some links (a slow wide-area hop between islands)."""
+
+    latency: Distribution | None = None
+    """These links' latency (seconds, or a distribution)."""
+    bandwidth: Positive | None = None
+    """A cap on these links' sending rate, bytes/s."""
+    loss: Loss | None = None
+    """These links' loss probability per message."""
+
+
+class LinkFailure(LinkSet):
+    """Links down from ``at`` until ``until`` (never back if null)."""
+
+    kind: Literal["link_down"]
+    at: NonNegative
+    """When the links go down, seconds."""
+    until: NonNegative | None = None
+    """When they come back (never if null)."""
+
+
+class Partition(Strict):
+    """Agents split into groups that cannot reach each other from ``at`` until ``until``.
+
+    Agents not listed form one more group.
+    """
+
+    kind: Literal["partition"]
+    at: NonNegative
+    """When the partition starts, seconds."""
+    until: NonNegative | None = None
+    """When it heals (never if null)."""
+    groups: list[list[Agent]]
+    """The groups that cannot reach each other; unlisted agents form one more."""
+
+    def labels(self, agents: int) -> list[int]:
+        label = [len(self.groups)] * agents
+        for k, members in enumerate(self.groups):
+            for a in members:
+                label[a] = k
+        return label
+
+    def agents(self) -> set[int]:
+        return {a for g in self.groups for a in g}
+
+
+class Switch(Strict):
+    """The whole topology replaced at ``at``."""
+
+    kind: Literal["switch"]
+    at: NonNegative
+    """When the topology is replaced, seconds."""
+    topology: piece(TOPOLOGIES)
+    """The new topology."""
+
+    def agents(self) -> set[int]:
+        return set()
+
+
+NetworkEvent = Annotated[LinkFailure | Partition | Switch, Field(discriminator="kind")]
+
+
+class NetworkSpec(Strict):
+    topology: piece(TOPOLOGIES) = "ring"
+    """The graph of who can send to whom."""
+    latency: Distribution = 0.05
+    """Seconds added after transmission: a number or a distribution."""
+    bandwidth: Positive = 1.0e6
+    """Each agent's uplink, bytes/s."""
+    downlink: Positive | None = None
+    """Each agent's downlink, bytes/s (null: no downlink queue)."""
+    loss: Loss = 0.0
+    """Probability that a link loses a message."""
+    fanout: Count | None = None
+    """Each share goes to this many neighbours drawn at random (null: all)."""
+    links: list[LinkOverride] = []
+    """Per-link overrides of latency, bandwidth cap or loss."""
+    schedule: list[NetworkEvent] = []
+    """Changes over time: link failures, partitions that heal, topology switches."""
+
+    @pydantic.model_validator(mode="after")
+    def _windows(self) -> NetworkSpec:
+        for k, ev in enumerate(self.schedule):
+            until = getattr(ev, "until", None)
+            if until is not None and until <= ev.at:
+                raise ValueError(f"schedule.{k}: until ({until:g}) must be after at ({ev.at:g})")
+        return self

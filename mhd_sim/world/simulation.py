@@ -1,0 +1,248 @@
+"""The simulated world: a SimPy clock, one process per agent, churn, the network, evaluation.
+
+All time lives here. A step lasts ``FLOPs / speed × jitter`` of simulated time; its inputs
+are read when it starts and its new weights become visible when it ends. The schedule
+(steps, messages, churn) depends on the scenario and seed only, never on weights.
+"""
+
+from __future__ import annotations
+
+import time as wallclock
+from collections.abc import Callable
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import simpy
+
+from ..learning.population import build_learners
+from ..learning.schedule import build_schedules
+from ..record.run_directory import RunDirectory
+from ..seeds import sampler, stream
+from . import churn as churn_process
+from .dynamics import network_change
+from .network import Link, Links, Message, Network
+from .runtime import few_collections, keep_freed_memory
+from .summary import summary as run_summary
+from .topology import build as build_topology
+from .topology import edge_list
+
+Progress = Callable[[float, int, int], None]  # (simulated time, events so far, messages sent)
+
+
+class Simulation:
+    """One run of a scenario, recording into a run directory."""
+
+    def __init__(self, scenario: Any, record: RunDirectory, timing_only: bool = False) -> None:
+        self.sc, self.record, self.timing_only = scenario, record, timing_only
+        seed, n, net = scenario.seed, scenario.agents.count, scenario.network
+        self.agents = scenario.agents.per_agent(seed)
+        models = [a.model for a in self.agents]
+        if timing_only:  # the same schedule, no training: see learning/schedule.py
+            self.split = None
+            self.learners = build_schedules(
+                scenario.data, models, scenario.algorithm, scenario.training, seed
+            )
+        else:
+            self.learners, _, self.split = build_learners(
+                scenario.data, models, scenario.algorithm, scenario.training, seed, scenario.device
+            )
+            self.engine = None
+            if scenario.engine == "batched":
+                from ..learning.batched import Engine, unsupported
+
+                missing = unsupported(scenario.algorithm, scenario.training)
+                if missing:
+                    raise ValueError(
+                        f"engine: batched does not support {'; '.join(missing)}; "
+                        f"use engine: per_agent"
+                    )
+                self.engine = Engine(self.learners)
+                self.learners = self.engine.proxies()
+        self.links = Links(build_topology(net.topology, n, seed))
+        for i, learner in enumerate(self.learners):
+            learner.degree = lambda i=i: len(self.links.neighbors(i))
+        self.warnings: list[str] = []
+        self._warn_if_disconnected(self.links.graph, net.topology.kind)
+        self.switches = {
+            k: build_topology(e.topology, n, seed, "switch", k)
+            for k, e in enumerate(net.schedule)
+            if e.kind == "switch"
+        }
+        if getattr(self, "engine", None) is not None:
+            # room in its shared cache for every peer an agent can hear
+            graphs = [self.links.graph, *self.switches.values()]
+            self.engine.ensure_slots(
+                max(len(set().union(*(g[i] for g in graphs))) for i in range(n))
+            )
+        for k, g in self.switches.items():
+            self._warn_if_disconnected(
+                g, net.schedule[k].topology.kind, f" (switched to at t={net.schedule[k].at:g})"
+            )
+
+        self.env = simpy.Environment()
+        self.online = [True] * n
+        self.came_online = [self.env.event() for _ in range(n)]
+        self.offline_since = [0.0] * n
+        self.offline_time = np.zeros(n)
+        self.steps = [0] * n
+        self.jitter_rng = [stream(seed, "compute", i) for i in range(n)]
+        self.fanout_rng = [stream(seed, "fanout", i) for i in range(n)]
+        self.staleness: list[float] = []  # mean age of the predictions each distillation step used
+        self.staleness_max = 0.0
+        self._link_specs = {p: o for o in net.links for p in o.pairs()}  # later overrides win
+        self.network = Network(
+            self.env,
+            self.links,
+            uplink=[a.bandwidth or net.bandwidth for a in self.agents],
+            downlink=[a.downlink or net.downlink for a in self.agents],
+            link=self._link,
+            seed=seed,
+            online=lambda i: self.online[i],
+            deliver=self._deliver,
+            log=record.event,
+        )
+        self.procs = [self.env.process(self._agent(i)) for i in range(n)]
+        churn = scenario.agents.churn
+        if churn is not None and churn.kind == "markov":
+            for i in churn.agents if churn.agents is not None else range(n):
+                self.env.process(churn_process.markov(self, i, churn))
+        elif churn is not None:
+            for i, spans in churn.offline.items():
+                self.env.process(churn_process.scheduled(self, i, spans))
+        for k, event in enumerate(net.schedule):
+            self.env.process(network_change(self, k, event))
+        self.last_eval: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _warn_if_disconnected(self, graph: nx.Graph, kind: str, when: str = "") -> None:
+        if graph.number_of_nodes() > 1 and not nx.is_connected(graph):
+            self.warnings.append(
+                f"topology {kind}{when} is disconnected: knowledge cannot reach every agent"
+            )
+
+    def _link(self, sender: int, receiver: int) -> Link:
+        """A link's latency, loss and bandwidth cap: the network's, unless a ``links`` entry
+        overrides them (the network asks once per link and keeps the answer)."""
+        override = self._link_specs.get((min(sender, receiver), max(sender, receiver)))
+
+        def pick(field: str) -> Any:
+            value = getattr(override, field, None)
+            return value if value is not None else getattr(self.sc.network, field, None)
+
+        return Link(
+            sampler(pick("latency")),
+            pick("loss"),
+            getattr(override, "bandwidth", None) or float("inf"),
+        )
+
+    # --- processes ---------------------------------------------------------------------
+
+    def _duration(self, agent: int, flops: float) -> float:
+        a = self.agents[agent]
+        sigma = a.jitter
+        jitter = (
+            np.exp(sigma * self.jitter_rng[agent].standard_normal() - sigma**2 / 2)
+            if sigma
+            else 1.0
+        )
+        # a Python float, not numpy's: it becomes the clock, and numpy scalars cost more in
+        # every later sum, comparison and pickled event row
+        return float(flops / a.speed * jitter)
+
+    def _agent(self, i: int):
+        learner, env, log = self.learners[i], self.env, self.record.event
+        share_every = self.sc.algorithm.share_every
+        while True:
+            try:
+                if not self.online[i]:
+                    yield self.came_online[i]
+                step = learner.begin_step(env.now)
+                ages = step.staleness()
+                if ages is not None:
+                    self.staleness.append(ages[0])
+                    self.staleness_max = max(self.staleness_max, ages[1])
+                    log(env.now, "distill", i, staleness=ages[0], staleness_max=ages[1])
+                yield env.timeout(self._duration(i, step.flops))
+                learner.end_step(step)
+                self.steps[i] += 1
+                log(env.now, "step", i)
+                if learner.sends and self.links.neighbors(i) and self.steps[i] % share_every == 0:
+                    yield env.timeout(self._duration(i, learner.message_flops()))
+                    payload = learner.make_message(env.now)
+                    if payload is not None:
+                        for j in self._targets(i):
+                            self.network.send(Message(i, j, len(payload), env.now, payload))
+            except simpy.Interrupt:
+                pass  # went offline: the step or message in progress is lost
+
+    def _targets(self, i: int) -> list[int]:
+        """The neighbours a share goes to: all of them, or ``fanout`` drawn without replacement."""
+        nbrs, k = self.links.neighbors(i), self.sc.network.fanout
+        if k is None or len(nbrs) <= k:
+            return nbrs
+        return sorted(self.fanout_rng[i].choice(nbrs, k, replace=False).tolist())
+
+    def go_offline(self, i: int) -> None:
+        self.online[i] = False
+        self.offline_since[i] = self.env.now
+        self.came_online[i] = self.env.event()
+        self.procs[i].interrupt()
+        self.network.went_offline(i)
+        self.record.event(self.env.now, "offline", i)
+
+    def go_online(self, i: int) -> None:
+        self.online[i] = True
+        self.offline_time[i] += self.env.now - self.offline_since[i]
+        self.came_online[i].succeed()
+        self.record.event(self.env.now, "online", i)
+
+    def _deliver(self, msg: Message) -> None:
+        self.learners[msg.receiver].absorb(msg.payload, self.env.now)
+
+    def _evaluate(self) -> None:
+        if self.timing_only:
+            self.record.flush()
+            return
+        now, net = self.env.now, self.network
+        self.last_eval = [learner.evaluate() for learner in self.learners]
+        for i, (shared, private) in enumerate(self.last_eval):
+            for h in range(len(shared)):
+                self.record.metric(
+                    now,
+                    i,
+                    h,
+                    int(self.steps[i]),
+                    float(private[h]),
+                    float(shared[h]),
+                    int(net.bytes_sent[i]),
+                    int(net.bytes_received[i]),
+                )
+        self.record.flush()
+
+    def _evaluations(self):
+        while True:
+            self._evaluate()
+            yield self.env.timeout(self.sc.eval.every)
+
+    # --- driving -----------------------------------------------------------------------
+
+    def run(self, progress: Progress | None = None, ticks: int = 200) -> dict[str, Any]:
+        """Run to ``duration``, evaluating every ``eval.every`` and at the end; the summary."""
+        start = wallclock.perf_counter()
+        self.record.write_scenario(self.sc.resolved())
+        self.record.write_text("topology.edges", edge_list(self.links.graph))
+        self.env.process(self._evaluations())
+        duration = self.sc.duration
+        keep_freed_memory()
+        with few_collections():
+            for k in range(1, ticks + 1):
+                self.env.run(until=duration * k / ticks)
+                if progress:
+                    progress(self.env.now, self.record.events, sum(self.network.sent))
+        self._evaluate()
+        summary = self.summary(wallclock.perf_counter() - start)
+        self.record.write_summary(summary)
+        return summary
+
+    def summary(self, wall_time: float, interrupted: bool = False) -> dict[str, Any]:
+        return run_summary(self, wall_time, interrupted)

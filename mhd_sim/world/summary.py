@@ -1,0 +1,86 @@
+"""The run's ``summary.json``: totals, final figures, and one entry per agent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+DROP_REASONS = ("loss", "offline", "link_down", "sender_offline")
+
+
+def online_fraction(sim: Any, i: int) -> float:
+    now = sim.env.now
+    offline = sim.offline_time[i] + (0.0 if sim.online[i] else now - sim.offline_since[i])
+    return 1.0 - offline / now if now > 0 else 1.0
+
+
+def ages_as_teacher(sim: Any) -> list[float | None]:
+    """Per agent, the mean age of its predictions at the moments peers distilled from them."""
+    total, count = np.zeros(len(sim.learners)), np.zeros(len(sim.learners))
+    for learner in sim.learners:
+        for sender, (s, c) in learner.teacher_ages().items():
+            total[sender] += s
+            count[sender] += c
+    return [float(t / c) if c else None for t, c in zip(total, count)]
+
+
+def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, Any]:
+    """What ``summary.json`` holds for ``sim`` as it stands now."""
+    net = sim.network
+    shared = np.array([s for s, _ in sim.last_eval])  # [agents, heads]
+    private = np.array([p for _, p in sim.last_eval])
+    best = int(shared.mean(0).argmax()) if len(shared) else 0
+    q = np.percentile(sim.staleness, [50, 90, 99]).tolist() if sim.staleness else [None] * 3
+    as_teacher = ages_as_teacher(sim)
+    return {
+        "name": sim.sc.name,
+        "seed": sim.sc.seed,
+        "algorithm": sim.sc.algorithm.name,
+        "sim_time": float(sim.env.now),
+        "wall_time_s": round(wall_time, 3),
+        "interrupted": interrupted,
+        "timing_only": sim.timing_only,
+        "events": sim.record.events,
+        "steps": sum(sim.steps),
+        "messages": {
+            "sent": sum(net.sent),
+            "delivered": int(net.delivered),
+            "dropped": int(sum(net.dropped.values())),
+            "dropped_by_reason": {r: int(net.dropped[r]) for r in DROP_REASONS},
+        },
+        "bytes_sent": sum(net.bytes_sent),
+        "bytes_received": sum(net.bytes_received),
+        "staleness": {
+            "p50": q[0],
+            "p90": q[1],
+            "p99": q[2],
+            "mean": float(np.mean(sim.staleness)) if sim.staleness else None,
+            "max": sim.staleness_max if sim.staleness else None,
+            "distill_steps": len(sim.staleness),
+        },
+        "final": {
+            "mean_private_acc": private.mean(0).tolist() if len(private) else [],
+            "mean_shared_acc": shared.mean(0).tolist() if len(shared) else [],
+            "best_head": best,
+            "best_head_shared_acc": float(shared.mean(0)[best]) if len(shared) else None,
+        },
+        "agents": [
+            {
+                "agent": i,
+                "group": a.group,
+                "speed": a.speed,
+                "steps": int(sim.steps[i]),
+                "online_fraction": online_fraction(sim, i),
+                "messages_sent": int(net.sent[i]),
+                "bytes_sent": int(net.bytes_sent[i]),
+                "bytes_received": int(net.bytes_received[i]),
+                "private_samples": int(len(sim.split.private[i])) if sim.split else None,
+                "shared_acc": shared[i].tolist() if len(shared) else [],
+                "private_acc": private[i].tolist() if len(private) else [],
+                "staleness_as_teacher": as_teacher[i],
+            }
+            for i, a in enumerate(sim.agents)
+        ],
+        "warnings": sim.warnings,
+    }

@@ -1,0 +1,68 @@
+"""The wheel is a library: it carries the bundled scenarios, installs ``mhd_sim`` alone, and
+its command works from any directory."""
+
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The wheel built from this checkout, installed into a fresh virtual environment whose
+    dependencies (torch and the rest) come from the test environment's site-packages."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    build = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation"]
+    subprocess.run([*build, "-q", "-w", str(tmp / "dist")], check=True, capture_output=True)
+    wheel = next((tmp / "dist").glob("mhd_sim-*.whl"))
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    install = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)]
+    subprocess.run(install, check=True, capture_output=True)
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    # a plain path entry: the dependencies, but not the checkout's editable finder
+    (Path(site) / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return wheel, venv, tmp
+
+
+def test_wheel_holds_mhd_sim_alone_with_its_scenarios(installed):
+    wheel, _, _ = installed
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"mhd_sim"}
+    assert "mhd_sim/scenarios/straggler.yaml" in names
+    assert "mhd_sim/scenarios/teaching/hops.yaml" in names
+    assert "mhd_sim/scenarios/scenario.schema.json" in names
+
+
+def test_installed_command_finds_bundled_scenarios_from_elsewhere(installed):
+    _, venv, tmp = installed
+    elsewhere = tmp / "elsewhere"
+    elsewhere.mkdir()
+    cli = str(venv / "bin" / "mhd-sim")
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import mhd_sim; print(mhd_sim.__file__)"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+    )
+    assert str(venv) in where.stdout, where.stdout + where.stderr
+    listed = subprocess.run([cli, "scenarios"], cwd=elsewhere, capture_output=True, text=True)
+    assert listed.returncode == 0
+    assert "straggler" in listed.stdout and "teaching/hops" in listed.stdout
+    run = [cli, "run", "straggler", "--timing-only", "--set", "duration=20", "--out", "r", "-q"]
+    done = subprocess.run(run, cwd=elsewhere, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (elsewhere / "r" / "summary.json").is_file()
+    assert (elsewhere / "r" / "events.csv").is_file()
