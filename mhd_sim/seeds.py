@@ -8,6 +8,7 @@ scenarios use them for latencies, compute speeds and private-set sizes.
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from collections.abc import Callable
@@ -54,8 +55,7 @@ def sampler(spec: pydantic.BaseModel) -> Callable[[np.random.Generator], float]:
     >>> sampler(spec)(None)
     2.5
     """
-    fn, kwargs = DISTRIBUTIONS.get(spec.dist), settings(spec, "dist")
-    return lambda rng: fn(rng, **kwargs)
+    return functools.partial(DISTRIBUTIONS.get(spec.dist), **settings(spec, "dist"))
 
 
 def _key(part: str | int) -> int:

@@ -81,7 +81,10 @@ def test_bytes_to_reach_reads_the_first_crossing(tmp_path):
     rows = []
     for t, acc, sent in ((0, 0.1, 0), (10, 0.35, 100), (20, 0.45, 300), (30, 0.52, 600)):
         for agent in range(2):
-            rows += [(t, agent, 0, 0, 0.9, acc - 0.1, sent, 0), (t, agent, 1, 0, 0.5, acc, sent, 0)]
+            rows += [
+                (t, agent, 0, 0, 0.9, acc - 0.1, sent, 0, sent),
+                (t, agent, 1, 0, 0.5, acc, sent, 0, sent),
+            ]
     pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(run / "metrics.csv", index=False)
     c = paper_claims.curve(run)
     assert c.bytes.tolist() == [0, 200, 600, 1200]  # summed over agents

@@ -1,53 +1,8 @@
-import math
-
-import networkx as nx
 import numpy as np
 import pytest
-import simpy
+from network_helpers import binomial_interval, make_network, times
 
-from mhd_sim.scenario import validate
-from mhd_sim.seeds import sampler
-from mhd_sim.world.network import Link, Links, Message, Network
-
-
-def make_network(
-    latency=0.05, bandwidth=1e6, loss=0.0, agents=3, online=None, downlink=None, link=None
-):
-    env = simpy.Environment()
-    rows, delivered = [], []
-    spec = validate({"network": {"latency": latency}}).network.latency
-    links = Links(nx.complete_graph(agents))
-    net = Network(
-        env,
-        links,
-        uplink=[bandwidth] * agents,
-        downlink=[downlink] * agents,
-        link=link or (lambda a, b: Link(sampler(spec), loss)),
-        seed=0,
-        online=online or (lambda i: True),
-        deliver=delivered.append,
-        log=lambda t, e, a, peer=None, bytes=None, staleness=None, staleness_max=None, reason=None: (  # noqa: E501
-            rows.append((t, e, a, peer, bytes, reason))
-        ),
-    )
-    return env, net, rows, delivered
-
-
-def binomial_interval(n: int, p: float, level: float = 0.99) -> tuple[int, int]:
-    """Central ``level`` interval of Binomial(n, p), from the exact pmf."""
-    k = np.arange(n + 1)
-    logpmf = (
-        np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k])
-        + k * math.log(p)
-        + (n - k) * math.log1p(-p)
-    )
-    cdf = np.cumsum(np.exp(logpmf))
-    tail = (1 - level) / 2
-    return int(np.searchsorted(cdf, tail)), int(np.searchsorted(cdf, 1 - tail))
-
-
-def times(rows, event):
-    return [r[0] for r in rows if r[1] == event]
+from mhd_sim.world.network import Link, Message, Queueing
 
 
 def test_lone_message_takes_bytes_over_bandwidth_plus_latency():
@@ -84,7 +39,8 @@ def test_uplinks_are_independent():
 @pytest.mark.parametrize("p", [0.01, 0.2, 0.5])
 def test_loss_rate_is_within_the_binomial_99_percent_interval(p):
     n = 4000
-    env, net, rows, _ = make_network(latency=0.0, bandwidth=1e9, loss=p)
+    unbounded = Queueing(policy="unbounded")  # a burst of 400 kB: no buffer drops here
+    env, net, rows, _ = make_network(latency=0.0, bandwidth=1e9, loss=p, queueing=unbounded)
     for k in range(n):
         net.send(Message(0, 1 + k % 2, 100, 0.0, b""))
     env.run()
@@ -146,7 +102,7 @@ def test_messages_to_offline_agents_are_dropped_and_counted():
     env.run()
     assert [r[5] for r in rows if r[1] == "drop"] == ["offline"]
     assert [m.receiver for m in delivered] == [2]
-    assert net.dropped["offline"] == 1 and net.delivered == 1
+    assert net.traffic.dropped["offline"] == 1 and net.traffic.delivered == 1
 
 
 def test_sender_going_offline_drops_its_queue():
@@ -156,7 +112,7 @@ def test_sender_going_offline_drops_its_queue():
     env.run(until=0.5)
     net.went_offline(0)
     env.run()
-    assert net.dropped["sender_offline"] == 3 and net.delivered == 0
+    assert net.traffic.dropped["sender_offline"] == 3 and net.traffic.delivered == 0
 
 
 def test_lognormal_latency_is_seeded_per_link():

@@ -83,7 +83,7 @@ def run(
         raise _fail(f"setting up the run failed: {type(e).__name__}: {e}", 1) from None
     for w in sim.warnings:
         err.print(f"[yellow]warning:[/] {w}")
-    start = time.perf_counter()
+    shown, start = len(sim.warnings), time.perf_counter()
     try:
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -111,6 +111,8 @@ def run(
         record.close()
         raise _fail(f"run failed at t={sim.env.now:.1f} s: {type(e).__name__}: {e}", 1) from None
     record.close()
+    for w in summary["warnings"][shown:]:  # what the run found: overloaded uplinks
+        err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     plot_run(out_dir)
     _print_summary(summary, out_dir)
 
@@ -131,12 +133,17 @@ def _print_summary(s: dict, out_dir: Path) -> None:
         table.add_row(f"{h}{mark}", f"{p:.3f}", f"{sh:.3f}")
     out.print(table)
     m = s["messages"]
-    drops = ", ".join(f"{k} {v}" for k, v in m["dropped_by_reason"].items()) or "none"
+    drops = ", ".join(f"{k} {v:,}" for k, v in m["dropped_by_reason"].items() if v) or "none"
+    extra = "".join(f", {m[k]:,} {k}" for k in ("retransmitted", "skipped") if m.get(k))
     out.print(
         f"simulated {s['sim_time']:.0f} s in {s['wall_time_s']:.1f} s wall; "
-        f"{s['events']:,} events, "
-        f"{s['steps']:,} steps; messages sent {m['sent']:,}, delivered {m['delivered']:,}, dropped "
-        f"{m['dropped']:,} ({drops}); {s['bytes_sent'] / 1e6:.2f} MB sent",
+        f"{s['events']:,} events, {s['steps']:,} steps",
+        highlight=False,
+    )
+    out.print(
+        f"messages: {m['offered']:,} handed to uplinks, {m['sent']:,} left them, "
+        f"{m['delivered']:,} delivered, {m['dropped']:,} dropped ({drops}){extra}; "
+        f"MB offered {s['bytes_offered'] / 1e6:.2f}, sent {s['bytes_sent'] / 1e6:.2f}",
         highlight=False,
     )
     out.print(f"run directory: {out_dir}", highlight=False)

@@ -109,16 +109,25 @@ class Learner:
         self.private = len(y)  # an int: len() of a tensor costs more, once per step
         self.on_cpu = shared.public_x.device.type == "cpu"
         self._flops: dict[tuple[str, int], float] = {}
-        params = model.parameters()
-        if training.optimizer == "adam":
-            self.opt = torch.optim.Adam(params, lr=training.lr, weight_decay=training.weight_decay)
-        else:
-            self.opt = torch.optim.SGD(
-                params,
-                lr=training.lr,
-                momentum=training.momentum,
-                weight_decay=training.weight_decay,
-            )
+        self._opt: torch.optim.Optimizer | None = None  # made at the first step
+
+    @property
+    def opt(self) -> torch.optim.Optimizer:
+        """The optimizer, made when first needed: a timing-only template never steps, and the
+        first optimizer a process makes costs a second of imports."""
+        if self._opt is None:
+            t, params = self.training, self.model.parameters()
+            if t.optimizer == "adam":
+                self._opt = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+            else:
+                self._opt = torch.optim.SGD(
+                    params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
+                )
+        return self._opt
+
+    @opt.setter
+    def opt(self, optimizer: torch.optim.Optimizer) -> None:  # agents sharing one model
+        self._opt = optimizer
 
     @property
     def heads(self) -> int:

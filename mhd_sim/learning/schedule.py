@@ -31,6 +31,45 @@ class Stub:
         return self.size
 
 
+@dataclass(frozen=True)
+class Costs:
+    """What a schedule needs of a learner, measured once per architecture: FLOPs of a plain
+    and a distillation step and of a message, and the size of a message."""
+
+    sends: bool
+    heads: int
+    plain: float
+    distill: float
+    public_step: bool  # its steps read peers' predictions (a public batch)
+    include_self: bool
+    size: int
+    message_flops: float
+    cycle: int  # messages per pass over the public set
+    max_staleness: float | None
+
+    @classmethod
+    def of(cls, template: Learner, public: int) -> Costs:
+        algo, training = template.algo, template.training
+        public_step = bool(getattr(template, "sources", None) or getattr(template, "embeds", False))
+        include_self = bool(getattr(algo, "include_self", False)) and public_step
+        distill = template.flops("train", training.batch_size + training.public_batch_size)
+        if include_self:
+            distill += template.flops("forward", training.public_batch_size)
+        payload = template.make_message(0.0) if template.sends else None
+        return cls(
+            sends=template.sends,
+            heads=template.heads,
+            plain=template.flops("train", training.batch_size),
+            distill=distill,
+            public_step=public_step,
+            include_self=include_self,
+            size=len(payload) if payload is not None else 0,
+            message_flops=template.message_flops(),
+            cycle=max(1, -(-public // max(1, getattr(algo, "share_size", 1)))),
+            max_staleness=getattr(algo, "max_staleness", None),
+        )
+
+
 class Schedule:
     """Stands in for a learner when only the schedule matters (``--timing-only``): the same
     FLOPs per step and per message and the same message sizes, taken from a real learner of
@@ -41,22 +80,12 @@ class Schedule:
     age of those and its max the oldest of them.
     """
 
-    def __init__(self, agent: int, template: Learner, public: int) -> None:
-        algo, training = template.algo, template.training
-        self.agent, self.sends, self.heads = agent, template.sends, template.heads
-        self.plain = template.flops("train", training.batch_size)
-        self.public_step = bool(
-            getattr(template, "sources", None) or getattr(template, "embeds", False)
-        )
-        self.include_self = bool(getattr(algo, "include_self", False)) and self.public_step
-        self.distill = template.flops("train", training.batch_size + training.public_batch_size)
-        if self.include_self:
-            self.distill += template.flops("forward", training.public_batch_size)
-        payload = template.make_message(0.0) if template.sends else None
-        self.size = len(payload) if payload is not None else 0
-        self._message_flops = template.message_flops()
-        self.cycle = max(1, -(-public // max(1, getattr(algo, "share_size", 1))))
-        self.max_staleness = getattr(algo, "max_staleness", None)
+    def __init__(self, agent: int, costs: Costs) -> None:
+        self.agent, self.costs = agent, costs
+        self.sends, self.heads, self.size = costs.sends, costs.heads, costs.size
+        self.plain, self.distill = costs.plain, costs.distill
+        self.public_step, self.include_self = costs.public_step, costs.include_self
+        self.cycle, self.max_staleness = costs.cycle, costs.max_staleness
         self.cache: dict[int, deque[float]] = {}  # peer -> production times of its cached chunks
         self.total = 0.0  # sum of all those times
         self.count = 0
@@ -83,7 +112,7 @@ class Schedule:
         pass
 
     def message_flops(self) -> float:
-        return self._message_flops
+        return self.costs.message_flops
 
     def make_message(self, now: float) -> Stub | None:
         return Stub(self.agent, now, self.size) if self.size else None
@@ -132,6 +161,7 @@ def build_schedules(
     x, y = torch.from_numpy(dataset.x_train[:1]), torch.from_numpy(dataset.y_train[:1])
     dist = torch.full((dataset.classes,), 1.0 / dataset.classes)
     templates: dict[str, Learner] = {}
+    costs: dict[str, Costs] = {}
     out = []
     for i, spec in enumerate(models):
         key = repr(spec)
@@ -146,6 +176,7 @@ def build_schedules(
             templates[key] = cls(
                 i, model, x, y, dist, shared, algo, training, stream(seed, "template", i)
             )
-        out.append(Schedule(i, templates[key], public))
+            costs[key] = Costs.of(templates[key], public)
+        out.append(Schedule(i, costs[key]))
     check_population(cls, algo, models, [t.model for t in templates.values()])
     return out

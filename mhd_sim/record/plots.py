@@ -1,4 +1,7 @@
-"""Figures drawn from a run directory alone (pandas + matplotlib); no simulator objects."""
+"""Figures drawn from a run directory alone (pandas + matplotlib); no simulator objects.
+
+``plot_run`` writes them all into ``plots/``: accuracy against time and bytes here, the
+population's (per agent, topology, network) in ``population_plots.py``."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
+
+from .population_plots import plot_agents, plot_network, plot_topology  # noqa: E402
 
 METRICS = {
     "shared_acc": "shared accuracy (global test set)",
@@ -65,105 +70,6 @@ def _mark_schedule(ax: Axes, schedule: list[dict], duration: float) -> None:
             )
 
 
-def plot_agents(run_dir: Path, summary: dict) -> Path:
-    """Per-agent bars: steps, messages sent, age of its predictions when peers used them, and
-    final shared accuracy of the best head — where stragglers and isolated nodes show up."""
-    agents = pd.DataFrame(summary["agents"])
-    best = summary["final"]["best_head"]
-    agents["best_head_shared_acc"] = agents["shared_acc"].map(
-        lambda accs: accs[best] if accs else float("nan")
-    )
-    panels = (
-        ("steps", "local steps"),
-        ("messages_sent", "messages sent\n(one per neighbour)"),
-        ("staleness_as_teacher", "age of its predictions\nwhen used by peers (s)"),
-        ("best_head_shared_acc", f"final shared accuracy\n(head {best})"),
-    )
-    if summary.get("timing_only"):  # no learning: what the schedule alone tells
-        agents["mb_sent"] = agents["bytes_sent"] / 1e6
-        panels = panels[:2] + (
-            ("mb_sent", "MB sent"),
-            ("online_fraction", "fraction of time online"),
-        )
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), constrained_layout=True)
-    groups = list(dict.fromkeys(agents["group"]))
-    colors = {g: f"C{k}" for k, g in enumerate(groups)}
-    for ax, (col, label) in zip(axes, panels):
-        ax.bar(agents["agent"], agents[col].fillna(0), color=[colors[g] for g in agents["group"]])
-        ax.set_title(label, fontsize=10)
-        ax.set_xlabel("agent")
-        ax.set_xticks(agents["agent"])
-        ax.grid(axis="y", alpha=0.3)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[g]) for g in groups]
-    fig.legend(
-        handles,
-        [f"group: {g}" for g in groups],
-        loc="outside lower center",
-        ncol=len(groups),
-        fontsize=9,
-    )
-    fig.suptitle(f"{summary['name']}: per agent")
-    path = run_dir / "plots" / "agents.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_topology(run_dir: Path, summary: dict | None) -> Path | None:
-    """The initial graph (``topology.edges``), nodes coloured by the best head's final accuracy."""
-    import networkx as nx
-
-    edges = run_dir / "topology.edges"
-    if not edges.is_file():
-        return None
-    g = nx.Graph()
-    n = len(summary["agents"]) if summary else 0
-    g.add_nodes_from(range(n))
-    for line in edges.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            a, b = map(int, line.split()[:2])
-            g.add_edge(a, b)
-    fig, ax = plt.subplots(figsize=(5.5, 5), constrained_layout=True)
-    pos = nx.circular_layout(g) if g.number_of_nodes() <= 40 else nx.spring_layout(g, seed=0)
-    colors = None
-    if summary:
-        best = summary["final"]["best_head"]
-        colors = [
-            summary["agents"][i]["shared_acc"][best] if summary["agents"][i]["shared_acc"] else 0.0
-            for i in g.nodes
-        ]
-    nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.4)
-    nodes = nx.draw_networkx_nodes(
-        g,
-        pos,
-        ax=ax,
-        node_color=colors,
-        cmap="viridis",
-        vmin=0,
-        vmax=1,
-        node_size=max(30, 400 - 3 * g.number_of_nodes()),
-    )
-    if g.number_of_nodes() <= 40:
-        nx.draw_networkx_labels(g, pos, ax=ax, font_size=8, font_color="white")
-    if colors is not None:
-        fig.colorbar(
-            nodes,
-            ax=ax,
-            shrink=0.7,
-            label=f"final shared accuracy (head {summary['final']['best_head']})",
-        )
-    ax.set_title(
-        f"{summary['name'] if summary else run_dir.name}: topology at t=0 "
-        f"({g.number_of_nodes()} agents, {g.number_of_edges()} links)",
-        fontsize=10,
-    )
-    ax.axis("off")
-    path = run_dir / "plots" / "topology.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def plot_run(run_dir: str | Path) -> list[Path]:
     """Write the run's figures into ``plots/``; return their paths."""
     run_dir = Path(run_dir)
@@ -175,8 +81,11 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     scenario = yaml.safe_load(resolved.read_text()) if resolved.is_file() else {}
     schedule = scenario.get("network", {}).get("schedule", [])
     duration = scenario.get("duration", metrics["time"].max())
+    queue = scenario.get("network", {}).get("queue", {})
+    limit = queue.get("limit") if queue.get("policy") != "unbounded" else None
     out = [plot_agents(run_dir, summary)] if summary else []
-    out += [p for p in [plot_topology(run_dir, summary)] if p is not None]
+    drawn = [plot_topology(run_dir, summary), plot_network(run_dir, summary, limit)]
+    out += [p for p in drawn if p is not None]
     if metrics.empty:  # a timing-only run: no accuracy to draw
         return out
     stats = per_head(metrics)

@@ -5,6 +5,7 @@
 | scenario.yaml | the resolved scenario |
 | metrics.csv | one row per evaluation × agent × head |
 | events.csv | one row per event |
+| network.csv | per sample × agent: its uplink's queue, utilization and bytes |
 | summary.json | totals and final figures, written at the end (or on interruption) |
 """
 
@@ -16,6 +17,7 @@ import json
 import pickle
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,15 @@ METRIC_COLUMNS = (
     "shared_acc",
     "bytes_sent",
     "bytes_received",
+    "bytes_offered",
+)
+NETWORK_COLUMNS = (
+    "time",
+    "agent",
+    "queued_bytes",
+    "utilization",
+    "bytes_offered",
+    "bytes_sent",
 )
 EVENT_COLUMNS = ("time", "event", "agent", "peer", "bytes", "staleness", "staleness_max", "reason")
 
@@ -69,6 +80,7 @@ class RunDirectory:
         self._files = []
         self._metrics = self._open("metrics.csv", METRIC_COLUMNS)
         self._events = self._open("events.csv", EVENT_COLUMNS)
+        self._network = self._open("network.csv", NETWORK_COLUMNS)
         self.events = 0
         self._pending: list[tuple] = []  # event rows, written in batches
         self._writer: subprocess.Popen | None = None  # formats events.csv once the run is large
@@ -153,10 +165,25 @@ class RunDirectory:
         shared_acc: float,
         bytes_sent: int,
         bytes_received: int,
+        bytes_offered: int,
     ) -> None:
         self._metrics.writerow(
-            (time, agent, head, step, private_acc, shared_acc, bytes_sent, bytes_received)
+            (
+                time,
+                agent,
+                head,
+                step,
+                private_acc,
+                shared_acc,
+                bytes_sent,
+                bytes_received,
+                bytes_offered,
+            )
         )
+
+    def network(self, rows: Iterable[tuple]) -> None:
+        """Rows of ``network.csv``: the network's state at one sample time."""
+        self._network.writerows(rows)
 
     def flush(self) -> None:
         """Everything recorded so far is in the files (the run calls this at every evaluation)."""

@@ -98,6 +98,36 @@ class Switch(Strict):
 NetworkEvent = Annotated[LinkFailure | Partition | Switch, Field(discriminator="kind")]
 
 
+class QueueSpec(Strict):
+    """The buffer of every uplink (and downlink, where one is set), as a host's socket has."""
+
+    policy: Literal["drop_tail", "replace", "unbounded"] = "drop_tail"
+    """drop_tail: a message that does not fit is dropped; replace: a newer message to the same
+    receiver takes the place of one still waiting; unbounded: no limit."""
+    limit: Annotated[int, Field(ge=1)] = 212_992
+    """Bytes a buffer holds, the message being transmitted included (default: Linux's
+    net.core.wmem_default, a UDP socket's send buffer). An empty buffer takes any message."""
+
+
+class TransportSpec(Strict):
+    """What happens to a message the link loses."""
+
+    kind: Literal["datagram", "reliable"] = "datagram"
+    """datagram: it is gone; reliable: it is sent again when its retransmission timeout
+    expires."""
+    max_retries: Annotated[int, Field(ge=0)] = 6
+    """reliable: how many times a message is sent again before it is given up."""
+    min_rto: Positive = 0.2
+    """reliable: the shortest retransmission timeout, seconds."""
+
+
+def _transport_kind(v: object) -> object:
+    return {"kind": v} if isinstance(v, str) else v
+
+
+Transport = Annotated[TransportSpec, pydantic.BeforeValidator(_transport_kind)]
+
+
 class NetworkSpec(Strict):
     topology: piece(TOPOLOGIES) = "ring"
     """The graph of who can send to whom."""
@@ -111,6 +141,13 @@ class NetworkSpec(Strict):
     """Probability that a link loses a message."""
     fanout: Count | None = None
     """Each share goes to this many neighbours drawn at random (null: all)."""
+    queue: QueueSpec = QueueSpec()
+    """The buffers of uplinks and downlinks."""
+    transport: Transport = TransportSpec()
+    """datagram or reliable (or `{kind: reliable, max_retries, min_rto}`)."""
+    backpressure: Count | None = None
+    """An agent whose uplink still holds this many messages skips making the next one
+    (no forward pass, no bytes; counted as skipped). Null: it always sends."""
     links: list[LinkOverride] = []
     """Per-link overrides of latency, bandwidth cap or loss."""
     schedule: list[NetworkEvent] = []

@@ -21,7 +21,8 @@ from ..record.run_directory import RunDirectory
 from ..seeds import sampler, stream
 from . import churn as churn_process
 from .dynamics import network_change
-from .network import Link, Links, Message, Network
+from .links import Links
+from .network import Link, Message, Network, Queueing
 from .runtime import few_collections, keep_freed_memory
 from .summary import summary as run_summary
 from .topology import build as build_topology
@@ -101,6 +102,13 @@ class Simulation:
             online=lambda i: self.online[i],
             deliver=self._deliver,
             log=record.event,
+            queueing=Queueing(
+                net.queue.policy,
+                net.queue.limit,
+                net.transport.kind == "reliable",
+                net.transport.max_retries,
+                net.transport.min_rto,
+            ),
         )
         self.procs = [self.env.process(self._agent(i)) for i in range(n)]
         churn = scenario.agents.churn
@@ -113,6 +121,7 @@ class Simulation:
         for k, event in enumerate(net.schedule):
             self.env.process(network_change(self, k, event))
         self.last_eval: list[tuple[np.ndarray, np.ndarray]] = []
+        self._sampled_at, self._busy = 0.0, np.zeros(n)  # the network's last sample
 
     def _warn_if_disconnected(self, graph: nx.Graph, kind: str, when: str = "") -> None:
         if graph.number_of_nodes() > 1 and not nx.is_connected(graph):
@@ -151,22 +160,28 @@ class Simulation:
 
     def _agent(self, i: int):
         learner, env, log = self.learners[i], self.env, self.record.event
-        share_every = self.sc.algorithm.share_every
+        share_every, full = self.sc.algorithm.share_every, self.sc.network.backpressure
         while True:
             try:
                 if not self.online[i]:
                     yield self.came_online[i]
                 step = learner.begin_step(env.now)
-                ages = step.staleness()
+                ages = step.age_summary
                 if ages is not None:
-                    self.staleness.append(ages[0])
-                    self.staleness_max = max(self.staleness_max, ages[1])
-                    log(env.now, "distill", i, staleness=ages[0], staleness_max=ages[1])
+                    mean_age, max_age = ages
+                    self.staleness.append(mean_age)
+                    if max_age > self.staleness_max:
+                        self.staleness_max = max_age
+                    log(env.now, "distill", i, None, None, mean_age, max_age)
                 yield env.timeout(self._duration(i, step.flops))
                 learner.end_step(step)
                 self.steps[i] += 1
                 log(env.now, "step", i)
                 if learner.sends and self.links.neighbors(i) and self.steps[i] % share_every == 0:
+                    if full is not None and self.network.holding(i) >= full:
+                        self.network.traffic.skipped[i] += 1  # its uplink is still full
+                        log(env.now, "skip", i)
+                        continue
                     yield env.timeout(self._duration(i, learner.message_flops()))
                     payload = learner.make_message(env.now)
                     if payload is not None:
@@ -203,7 +218,8 @@ class Simulation:
         if self.timing_only:
             self.record.flush()
             return
-        now, net = self.env.now, self.network
+        now, traffic = self.env.now, self.network.traffic
+        self.network.settle()
         self.last_eval = [learner.evaluate() for learner in self.learners]
         for i, (shared, private) in enumerate(self.last_eval):
             for h in range(len(shared)):
@@ -214,8 +230,9 @@ class Simulation:
                     int(self.steps[i]),
                     float(private[h]),
                     float(shared[h]),
-                    int(net.bytes_sent[i]),
-                    int(net.bytes_received[i]),
+                    traffic.bytes_sent[i],
+                    traffic.bytes_received[i],
+                    traffic.bytes_offered[i],
                 )
         self.record.flush()
 
@@ -234,15 +251,41 @@ class Simulation:
         self.env.process(self._evaluations())
         duration = self.sc.duration
         keep_freed_memory()
+        # the network's state is sampled at ticks: every tick up to 100 agents, fewer beyond
+        # (about 20,000 rows of network.csv): sampling settles every uplink, which costs
+        sample_every = max(1, len(self.agents) * ticks // 20_000)
         with few_collections():
             for k in range(1, ticks + 1):
                 self.env.run(until=duration * k / ticks)
+                if k % sample_every == 0 or k == ticks:
+                    self._sample_network()
                 if progress:
-                    progress(self.env.now, self.record.events, sum(self.network.sent))
+                    progress(self.env.now, self.record.events, sum(self.network.traffic.offered))
         self._evaluate()
         summary = self.summary(wallclock.perf_counter() - start)
         self.record.write_summary(summary)
         return summary
+
+    def _sample_network(self) -> None:
+        """A row per agent in ``network.csv``: its uplink's queue, and its utilization since
+        the last sample."""
+        net, now = self.network, self.env.now
+        net.settle()
+        busy = np.array(net.traffic.busy) - np.maximum(0.0, np.array(net.uplink_free) - now)
+        since = now - self._sampled_at
+        utilization = (busy - self._busy) / since if since > 0 else np.zeros_like(busy)
+        self._sampled_at, self._busy = now, busy
+        tr = net.traffic
+        self.record.network(
+            zip(
+                [now] * len(busy),
+                range(len(busy)),
+                net.queued,
+                utilization.round(6).tolist(),
+                tr.bytes_offered,
+                tr.bytes_sent,
+            )
+        )
 
     def summary(self, wall_time: float, interrupted: bool = False) -> dict[str, Any]:
         return run_summary(self, wall_time, interrupted)

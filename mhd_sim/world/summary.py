@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-DROP_REASONS = ("loss", "offline", "link_down", "sender_offline")
+from .traffic import DROP_REASONS, overload_warnings
 
 
 def online_fraction(sim: Any, i: int) -> float:
@@ -28,12 +28,17 @@ def ages_as_teacher(sim: Any) -> list[float | None]:
 def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, Any]:
     """What ``summary.json`` holds for ``sim`` as it stands now."""
     net = sim.network
+    totals = net.summary()  # settles the uplinks: bytes sent up to now
+    tr, now = net.traffic, float(sim.env.now)
+    uplinks = [
+        tr.per_agent(i, now, net.uplink_free[i], net.uplink[i]) for i in range(len(sim.agents))
+    ]
     shared = np.array([s for s, _ in sim.last_eval])  # [agents, heads]
     private = np.array([p for _, p in sim.last_eval])
     best = int(shared.mean(0).argmax()) if len(shared) else 0
     q = np.percentile(sim.staleness, [50, 90, 99]).tolist() if sim.staleness else [None] * 3
     as_teacher = ages_as_teacher(sim)
-    return {
+    out = {
         "name": sim.sc.name,
         "seed": sim.sc.seed,
         "algorithm": sim.sc.algorithm.name,
@@ -44,13 +49,16 @@ def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, 
         "events": sim.record.events,
         "steps": sum(sim.steps),
         "messages": {
-            "sent": sum(net.sent),
-            "delivered": int(net.delivered),
-            "dropped": int(sum(net.dropped.values())),
-            "dropped_by_reason": {r: int(net.dropped[r]) for r in DROP_REASONS},
+            "offered": sum(tr.offered),
+            "sent": sum(tr.sent),
+            "delivered": int(tr.delivered),
+            "dropped": int(sum(tr.dropped.values())),
+            "dropped_by_reason": {r: int(tr.dropped[r]) for r in DROP_REASONS},
+            "retransmitted": int(tr.retransmitted),
+            "skipped": sum(tr.skipped),
         },
-        "bytes_sent": sum(net.bytes_sent),
-        "bytes_received": sum(net.bytes_received),
+        **totals,
+        "bytes_received": sum(tr.bytes_received),
         "staleness": {
             "p50": q[0],
             "p90": q[1],
@@ -72,9 +80,13 @@ def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, 
                 "speed": a.speed,
                 "steps": int(sim.steps[i]),
                 "online_fraction": online_fraction(sim, i),
-                "messages_sent": int(net.sent[i]),
-                "bytes_sent": int(net.bytes_sent[i]),
-                "bytes_received": int(net.bytes_received[i]),
+                "messages_offered": tr.offered[i],
+                "messages_sent": tr.sent[i],
+                "messages_skipped": tr.skipped[i],
+                "bytes_offered": tr.bytes_offered[i],
+                "bytes_sent": tr.bytes_sent[i],
+                "bytes_received": tr.bytes_received[i],
+                "uplink": uplinks[i],
                 "private_samples": int(len(sim.split.private[i])) if sim.split else None,
                 "shared_acc": shared[i].tolist() if len(shared) else [],
                 "private_acc": private[i].tolist() if len(private) else [],
@@ -82,5 +94,6 @@ def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, 
             }
             for i, a in enumerate(sim.agents)
         ],
-        "warnings": sim.warnings,
     }
+    out["warnings"] = sim.warnings + overload_warnings(out["agents"], tr.offered)
+    return out

@@ -1,0 +1,165 @@
+"""Per-run figures of the population: per agent, the topology, and the network over time.
+
+Each adapts to scale: a bar per agent and a drawn graph while they can be read (up to
+``READABLE`` agents); past that, distributions over agents and a summary of the graph, so
+a run of 10,000 agents is drawn in about the time of a run of ten.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+READABLE = 32  # agents drawn one by one (bars, lines); more become distributions
+DRAWN = 300  # largest graph drawn node by node
+
+
+def _save(fig: plt.Figure, run_dir: Path, name: str) -> Path:
+    path = run_dir / "plots" / name
+    path.parent.mkdir(exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_agents(run_dir: Path, summary: dict) -> Path:
+    """Per agent: steps, messages, age of its predictions when peers used them, and final
+    shared accuracy of the best head — where stragglers and isolated nodes show up. Bars up
+    to ``READABLE`` agents, a histogram per group beyond."""
+    agents = pd.DataFrame(summary["agents"])
+    best = summary["final"]["best_head"]
+    agents["best_head_shared_acc"] = agents["shared_acc"].map(
+        lambda accs: accs[best] if accs else float("nan")
+    )
+    panels = (
+        ("steps", "local steps"),
+        ("messages_sent", "messages sent\n(one per neighbour)"),
+        ("staleness_as_teacher", "age of its predictions\nwhen used by peers (s)"),
+        ("best_head_shared_acc", f"final shared accuracy\n(head {best})"),
+    )
+    if summary.get("timing_only"):  # no learning: what the schedule alone tells
+        agents["mb_sent"] = agents["bytes_sent"] / 1e6
+        panels = panels[:2] + (("mb_sent", "MB sent"), ("online_fraction", "fraction online"))
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), constrained_layout=True)
+    groups = list(dict.fromkeys(agents["group"]))
+    colors = {g: f"C{k}" for k, g in enumerate(groups)}
+    for ax, (col, label) in zip(axes, panels):
+        if len(agents) <= READABLE:
+            values = agents[col].fillna(0)
+            ax.bar(agents["agent"], values, color=[colors[g] for g in agents["group"]])
+            ax.set_xlabel("agent")
+            ax.set_xticks(agents["agent"])
+        else:
+            values = agents[col].dropna()
+            bins = np.histogram_bin_edges(values, bins=30) if len(values) else 10
+            for g in groups:
+                ax.hist(agents.loc[agents["group"] == g, col].dropna(), bins=bins, color=colors[g])
+            ax.set_xlabel(label.replace("\n", " "))
+            ax.set_ylabel("agents")
+        ax.set_title(label, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[g]) for g in groups]
+    labels = [f"group: {g}" for g in groups]
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(groups), fontsize=9)
+    fig.suptitle(f"{summary['name']}: per agent ({len(agents)} agents)")
+    return _save(fig, run_dir, "agents.png")
+
+
+def _graph(run_dir: Path, n: int) -> nx.Graph | None:
+    edges = run_dir / "topology.edges"
+    if not edges.is_file():
+        return None
+    g = nx.Graph()
+    g.add_nodes_from(range(n))
+    pairs = np.loadtxt(edges, dtype=np.int64, comments="#", ndmin=2)
+    g.add_edges_from(pairs[:, :2].tolist())
+    return g
+
+
+def plot_topology(run_dir: Path, summary: dict | None) -> Path | None:
+    """The initial graph (``topology.edges``), nodes coloured by the best head's final shared
+    accuracy; past ``DRAWN`` agents, its degree distribution and a summary instead."""
+    g = _graph(run_dir, len(summary["agents"]) if summary else 0)
+    if g is None:
+        return None
+    n = g.number_of_nodes()
+    title = (
+        f"{summary['name'] if summary else run_dir.name}: topology at t=0 "
+        f"({n:,} agents, {g.number_of_edges():,} links)"
+    )
+    if n > DRAWN:
+        degrees = np.array([d for _, d in g.degree()])
+        components = nx.number_connected_components(g)
+        fig, ax = plt.subplots(figsize=(5.5, 4), constrained_layout=True)
+        ax.hist(degrees, bins=np.arange(degrees.min(), degrees.max() + 2) - 0.5, color="C0")
+        ax.set_xlabel("degree (neighbours)")
+        ax.set_ylabel("agents")
+        ax.set_title(
+            f"{title}\ndegree mean {degrees.mean():.1f}, min {degrees.min()}, max "
+            f"{degrees.max()}; {components} connected component{'s' * (components > 1)}",
+            fontsize=9,
+        )
+        return _save(fig, run_dir, "topology.png")
+    fig, ax = plt.subplots(figsize=(5.5, 5), constrained_layout=True)
+    pos = nx.circular_layout(g) if n <= 40 else nx.spring_layout(g, seed=0, iterations=30)
+    colors = None
+    if summary:
+        best = summary["final"]["best_head"]
+        accs = [summary["agents"][i]["shared_acc"] for i in g.nodes]
+        colors = [a[best] if a else 0.0 for a in accs]
+    nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.4)
+    size = max(20, 400 - 3 * n)
+    nodes = nx.draw_networkx_nodes(
+        g, pos, ax=ax, node_color=colors, cmap="viridis", vmin=0, vmax=1, node_size=size
+    )
+    if n <= 40:
+        nx.draw_networkx_labels(g, pos, ax=ax, font_size=8, font_color="white")
+    if colors is not None:
+        label = f"final shared accuracy (head {summary['final']['best_head']})"
+        fig.colorbar(nodes, ax=ax, shrink=0.7, label=label)
+    ax.set_title(title, fontsize=10)
+    ax.axis("off")
+    return _save(fig, run_dir, "topology.png")
+
+
+def plot_network(run_dir: Path, summary: dict | None, limit: int | None = None) -> Path | None:
+    """Each uplink's utilization and queue over time (``network.csv``): a line per agent up
+    to ``READABLE`` agents, else the median, 90th percentile and maximum over agents."""
+    path = run_dir / "network.csv"
+    if not path.is_file():
+        return None
+    net = pd.read_csv(path)
+    if net.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    panels = (("utilization", "uplink utilization"), ("queued_bytes", "bytes on the uplink"))
+    agents = net["agent"].nunique()
+    for ax, (col, label) in zip(axes, panels):
+        if agents <= READABLE:
+            for agent, rows in net.groupby("agent"):
+                ax.plot(rows["time"], rows[col], lw=1, label=f"agent {agent}")
+        else:
+            by_time = net.groupby("time")[col]
+            for q, style in ((0.5, "-"), (0.9, "--"), (1.0, ":")):
+                name = "max" if q == 1.0 else f"p{int(q * 100)}"
+                ax.plot(by_time.quantile(q), style, color="C0", label=f"{name} over agents")
+        ax.set_xlabel("simulated time (s)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylim(0, 1.05)
+    axes[1].set_ylim(bottom=0)
+    if limit:
+        axes[1].axhline(limit, color="0.4", lw=0.8, ls="-.", label="buffer limit")
+    handles, labels = axes[1].get_legend_handles_labels()
+    if len(labels) <= 12:
+        axes[1].legend(fontsize=8)
+    name = summary["name"] if summary else run_dir.name
+    fig.suptitle(f"{name}: uplinks over time ({agents:,} agents)")
+    return _save(fig, run_dir, "network.png")
