@@ -30,7 +30,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from mhd_sim.scenario import ScenarioError, load  # noqa: E402
-from mhd_sim.sweep import DONE, execute, finished  # noqa: E402
+from mhd_sim.sweeps import DONE, execute, finished  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "scenarios" / "paper_claims.yaml"

@@ -39,6 +39,9 @@ VARIANTS = {
         "algorithm": {"aggregation": "mean", "last_head_loop": True, "encoding": "float32"},
         "training": {"weight_decay": 0.01},
     },
+    "peers only, one random teacher, max probability": {
+        "algorithm": {"include_self": False, "teachers": 1, "confidence": "max_probability"},
+    },
     "distill": {"algorithm": {"name": "distill", "heads": 1}},
     "isolated": {"algorithm": {"name": "isolated"}},
 }

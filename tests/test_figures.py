@@ -177,9 +177,8 @@ def test_report_is_self_contained_and_renders_its_images(eventful, tmp_path):
     result = cli("report", eventful, "-o", tmp_path / "report.html")
     assert result.exit_code == 0, result.output
     page = (tmp_path / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 4 and "http" not in page.lower().replace(
-        "http-equiv", ""
-    )
+    assert page.count('src="data:image/png;base64,') == 6
+    assert "http:" not in page and "https:" not in page  # nothing fetched from elsewhere
     summary = json.loads((eventful / "summary.json").read_text())
     assert f"{summary['bytes_sent'] / 1e6:,.2f} MB" in page
     browser = _chromium()
@@ -213,4 +212,4 @@ def test_report_is_self_contained_and_renders_its_images(eventful, tmp_path):
         text=True,
         timeout=120,
     ).stdout
-    assert 'data-rendered="4/4"' in dom, dom[:500]
+    assert 'data-rendered="6/6"' in dom, dom[:500]

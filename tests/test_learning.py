@@ -124,7 +124,7 @@ def test_public_and_private_sets_are_disjoint(tiny):
 
 
 def test_head_m_learns_from_peers_head_m_minus_1(tiny):
-    learners, dataset, _ = population(tiny, heads=3)
+    learners, dataset, _ = population(tiny, heads=3, include_self=False)
     me = learners[0]
     P, C = len(me.shared.public_x), dataset.classes
     assert me.sent.tolist() == [0, 1]  # peers use our heads 0 and 1, never the last
@@ -162,12 +162,16 @@ def test_older_predictions_never_overwrite_newer(tiny):
     assert me.cache_p[0, :4, 0].argmax(-1).tolist() == [1] * 4
 
 
+@pytest.mark.parametrize("include_self", [False, True])
 @pytest.mark.parametrize("encoding", ["float16", "float32"])
-def test_max_confidence_fast_path_gives_the_reference_teachers(tiny, encoding):
+def test_max_confidence_fast_path_gives_the_reference_teachers(tiny, encoding, include_self):
     """The per-agent fast path (confidences kept beside the cache, the choice made in numpy)
     gives exactly the reference path's teachers, masks included: with stale entries, with
-    a message that arrives after a newer one and overwrites only part of the cache, at τ ≠ 1."""
-    learners, dataset, _ = population(tiny, encoding=encoding, max_staleness=5.0, temperature=2.0)
+    a message that arrives after a newer one and overwrites only part of the cache, with
+    ties, with and without the agent's own head among the candidates, at τ ≠ 1."""
+    learners, dataset, _ = population(
+        tiny, encoding=encoding, max_staleness=5.0, temperature=2.0, include_self=include_self
+    )
     me, C = learners[0], dataset.classes
     assert me.by_confidence
     P = len(me.shared.public_x)
@@ -175,8 +179,12 @@ def test_max_confidence_fast_path_gives_the_reference_teachers(tiny, encoding):
 
     def absorb(sender, t, ids, now):
         probs = torch.softmax(3 * torch.randn(len(ids), 2, C), -1).numpy()
-        probs[:3] = probs[3]  # equal confidences: the first peer wins, in both paths
-        me.absorb(messages.encode(sender, t, np.array([0, 1]), ids, probs, encoding), now)
+        conf = np.log(probs.max(-1) / (1 - probs.max(-1)))
+        probs[:3], conf[:3] = probs[3], conf[3]  # equal confidences: the draw decides
+        payload = messages.encode(
+            sender, t, np.array([0, 1]), ids, probs, encoding, confidence=conf
+        )
+        me.absorb(payload, now)
 
     absorb(1, 2.0, np.arange(P), now=3.0)  # stale by t = 10
     absorb(2, 8.0, rng.permutation(P)[: P // 2], now=9.0)
@@ -192,7 +200,41 @@ def test_max_confidence_fast_path_gives_the_reference_teachers(tiny, encoding):
         for (_, a, ma), (_, b, mb) in zip(fast, reference):
             assert torch.equal(a, b)
             assert (ma is None and mb is None) or torch.equal(ma, mb)
-    assert any(ok is not None for _, _, ok in fast)  # some samples had only stale peers
+    if not include_self:  # some samples had only stale peers; the own head is always there
+        assert any(ok is not None for _, _, ok in fast)
+
+
+def test_a_float16_tie_at_one_is_decided_by_confidence_then_by_a_fair_draw(tiny):
+    """Two peers and the agent's own head all give class 2 a probability of 1.0 in float16.
+    Their confidences (max logit, carried by the message) rank them; where those tie too,
+    a seeded draw picks each of the three about equally often, the own head included."""
+    learners, dataset, _ = population(tiny, heads=2, include_self=True)
+    me, C = learners[0], dataset.classes
+    P = len(me.shared.public_x)
+    with torch.no_grad():  # its own head 0: logits = bias, class 2 ahead by 30, on every input
+        me.model.head.weight.zero_()
+        me.model.head.bias.zero_()
+        me.model.head.bias[2] = 30.0
+
+    def peer(sender, mark, margin):  # class 2 at 1.0, and a trace on class `mark` to tell it by
+        probs = np.zeros((P, 1, C), dtype=np.float32)
+        probs[:, 0, 2], probs[:, 0, mark] = 1.0, 1e-3
+        conf = np.full((P, 1), margin, dtype=np.float32)
+        ids, heads = np.arange(P), np.array([0])
+        return messages.encode(sender, 1.0, heads, ids, probs, "float16", confidence=conf)
+
+    def chosen(step):
+        ((m, teacher, ok),) = me.teachers(step)
+        assert m == 1 and ok is None
+        return np.where(teacher[:, 0] > 1e-4, 0, np.where(teacher[:, 1] > 1e-4, 1, 2))
+
+    me.absorb(peer(1, 0, 30.0), now=1.0)
+    me.absorb(peer(2, 1, 31.0), now=1.0)  # the most confident: always its predictions
+    assert (chosen(me.plan(2.0)) == 1).all()
+    me.absorb(peer(2, 1, 30.0), now=1.5)  # now all three tie at a max logit of 30
+    picks = np.concatenate([chosen(me.plan(2.0)) for _ in range(40)])
+    share = np.bincount(picks, minlength=3) / len(picks)
+    assert (share > 0.28).all(), share  # peer 1, peer 2 and its own head, each about a third
 
 
 def test_isolated_has_one_head_and_sends_nothing(tiny):
@@ -203,7 +245,7 @@ def test_isolated_has_one_head_and_sends_nothing(tiny):
 def test_private_accuracy_weights_per_class_accuracy_by_own_label_mix(tiny):
     learners, dataset, split = population(tiny)
     me = learners[1]
-    shared, private = me.evaluate()
+    shared, private, _ = me.evaluate()
     with torch.no_grad():
         pred = me.model(me.shared.test_x)[0].argmax(-1)
     y = me.shared.test_y

@@ -52,7 +52,9 @@ def test_bytes_are_the_encoded_sizes_and_add_up(tmp_path, tiny):
     summary = json.loads((out / "summary.json").read_text())
     sends = events[events.event == "send"]
     classes, heads_sent = tiny["data"]["dataset"]["classes"], tiny["algorithm"]["heads"] - 1
-    assert (sends.bytes == messages.encoded_size(32, heads_sent, classes, "float16")).all()
+    assert (
+        sends.bytes == messages.encoded_size(32, heads_sent, classes, "float16", confidence=True)
+    ).all()
     assert summary["bytes_sent"] == sends.bytes.sum()
     assert summary["messages"]["sent"] == len(sends)
     m = summary["messages"]

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from mhd_sim import sweep as sw
+from mhd_sim import sweeps as sw
 from mhd_sim.cli import app
 from mhd_sim.scenario import ScenarioError
 

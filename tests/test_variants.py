@@ -230,7 +230,9 @@ def test_embedding_distillation_sends_embeddings_and_needs_one_size(tmp_path, ti
     from mhd_sim.learning import messages
 
     sends = pd.read_csv(out / "events.csv").query("event == 'send'")
-    assert (sends.bytes == messages.encoded_size(32, 2, 4, "float16", embedding=16)).all()
+    assert (
+        sends.bytes == messages.encoded_size(32, 2, 4, "float16", embedding=16, confidence=True)
+    ).all()
     sc = validate(tiny)
     learners, _, _ = build_learners(
         sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed
@@ -258,4 +260,4 @@ def test_topk_encoding_runs_end_to_end_with_exact_bytes(tmp_path, tiny):
     from mhd_sim.learning import messages
 
     sends = pd.read_csv(out / "events.csv").query("event == 'send'")
-    assert (sends.bytes == messages.encoded_size(32, 2, 4, "topk", k=2)).all()
+    assert (sends.bytes == messages.encoded_size(32, 2, 4, "topk", k=2, confidence=True)).all()

@@ -21,7 +21,7 @@ from . import runs as R  # noqa: E402
 
 Grouped = list[tuple[str, list[Path]]]  # (label, run directories) per group, as groups() makes
 
-KINDS = ("curves", "staleness", "agents")
+KINDS = ("curves", "staleness", "agents", "reach")
 FORMATS = (".png", ".svg", ".pdf")
 METRIC_NAMES = {"shared_acc": "shared accuracy", "private_acc": "private accuracy"}
 
@@ -175,6 +175,42 @@ def agents(ax: Axes, grouped: Grouped, metric: str, head: str | int) -> pd.DataF
     return pd.concat(per, ignore_index=True)
 
 
+def draw_reach(ax: Axes, table: pd.DataFrame, title: str) -> None:
+    """A heatmap of accuracy by head (rows) and hop distance (columns; −1 last, as
+    'unreachable'), each cell labelled: the paper's topology view."""
+    grid = table.pivot(index="head", columns="hops", values="acc")
+    order = sorted(c for c in grid.columns if c >= 0) + [c for c in grid.columns if c < 0]
+    grid = grid[order]
+    ax.imshow(grid.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for (r, c), v in np.ndenumerate(grid.to_numpy()):
+        if v == v:
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if v < 0.6 else "black")  # fmt: skip
+    ax.set_xticks(range(len(order)), ["unreach." if c < 0 else str(c) for c in order])
+    ax.set_yticks(range(len(grid.index)), [f"head {h}" for h in grid.index])
+    ax.set_xlabel("hops to the agents whose data it is tested on")
+    ax.set_title(title, fontsize=9)
+
+
+def _reach_figure(grouped: list, name: str) -> tuple[plt.Figure, pd.DataFrame]:
+    """One heatmap per group (at most eight): mean over its runs of the final reach."""
+    if len(grouped) > 8:
+        raise R.NoRuns(f"--kind reach draws one panel per group; {len(grouped)} is too many: "
+                       "narrow the runs or group with --by")  # fmt: skip
+    tables = []
+    fig, axes = plt.subplots(
+        1, len(grouped), figsize=(3.2 * len(grouped) + 1, 3.4), constrained_layout=True,
+        squeeze=False,
+    )  # fmt: skip
+    for ax, (label, members) in zip(axes[0], grouped):
+        table = pd.concat([R.reach(m) for m in members]).groupby(["head", "hops"], as_index=False)
+        table = table["acc"].mean()
+        draw_reach(ax, table, f"{label or name} ({len(members)} runs)")
+        tables.append(table.assign(group=label))
+    fig.suptitle(f"{name}: final accuracy by head and hop distance, mean over agents")
+    return fig, pd.concat(tables, ignore_index=True)
+
+
 def plot(
     paths: list[str | Path],
     out: str | Path,
@@ -189,10 +225,28 @@ def plot(
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
         raise R.NoRuns(f"-o {out}: the extension picks the format; use one of {', '.join(FORMATS)}")
+    fig, data = figure(paths, kind, x, metric, head, by)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return data
+
+
+def figure(
+    paths: list[str | Path],
+    kind: str = "curves",
+    x: str = "bytes",
+    metric: str = "shared_acc",
+    head: str | int = "best",
+    by: list[str] | None = None,
+) -> tuple[plt.Figure, pd.DataFrame]:
+    """The comparison figure of the runs under ``paths``, and the numbers drawn."""
     if kind not in KINDS:
         raise R.NoRuns(f"--kind {kind}: choose one of {', '.join(KINDS)}")
     run_dirs = R.find_runs(paths)
     keys, grouped = groups(run_dirs, by)
+    if kind == "reach":
+        return _reach_figure(grouped, R.summary(run_dirs[0]).get("name", run_dirs[0].name))
     fig, ax = plt.subplots(figsize=(8.5, 4.8), constrained_layout=True)
     if kind == "curves":
         data = curves(ax, grouped, x, metric, head)
@@ -228,7 +282,4 @@ def plot(
             )
         else:
             ax.legend(title=title, fontsize=8, title_fontsize=8, loc="best")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return data
+    return fig, data

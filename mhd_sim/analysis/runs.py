@@ -181,6 +181,19 @@ def curve(run: Path, metric: str = "shared_acc", head: str | int = "best") -> pd
     ).reset_index()
 
 
+def reach(run: Path) -> pd.DataFrame:
+    """The last evaluation's accuracy by head and hop distance, mean over agents
+    (``reach.csv``: 0 = the agent's own data, −1 = agents it cannot reach)."""
+    path = run / "reach.csv"
+    if not path.is_file():
+        raise NoRuns(f"{run}: has no reach.csv (a timing-only run, or made before it existed)")
+    r = pd.read_csv(path)
+    if r.empty:
+        raise NoRuns(f"{run}: reach.csv is empty (a timing-only run)")
+    last = r[r.time == r.time.max()]
+    return last.groupby(["head", "hops"], as_index=False)["acc"].mean()
+
+
 def staleness(run: Path) -> pd.Series:
     """Age in seconds of the teacher predictions of every distillation step (mean over the
     batch's samples), from ``events.csv``."""

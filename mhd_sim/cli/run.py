@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import datetime
-import os
-import time
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
 import yaml
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..api import MhdSimError, default_out, simulate
 from ..scenario import bundled
 from .common import SeedOption, SetOption, _fail, _load, app, err, out
 
@@ -52,69 +49,27 @@ def run(
     ] = False,
 ) -> None:
     """Run one scenario and write its run directory (metrics, events, summary, plots)."""
-    import torch
-
-    from ..record.plots import plot_run
-    from ..record.run_directory import RunDirectory
-    from ..world.simulation import Simulation
-
     sc = _load(scenario, overrides, seed)
-    torch.set_num_threads(threads or (os.cpu_count() or 1 if sc.engine == "batched" else 1))
-    if out_dir is None:
-        out_dir = Path("runs") / f"{sc.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    if (out_dir / "metrics.csv").exists() and not overwrite:
-        raise _fail(
-            f"--out {out_dir}: already holds a run; pass --overwrite or choose another directory", 2
+    out_dir = out_dir or default_out(sc)
+
+    def warn(line: str) -> None:
+        err.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+
+    try:
+        run = simulate(
+            sc,
+            out_dir,
+            progress=not quiet,
+            timing_only=timing_only,
+            overwrite=overwrite,
+            threads=threads,
+            warn=warn,
         )
-    try:
-        record = RunDirectory(out_dir)
-    except OSError as e:
-        raise _fail(f"--out {out_dir}: cannot create the run directory ({e.strerror})", 2) from None
-    try:
-        sim = Simulation(sc, record, timing_only=timing_only)
-    except (
-        ValueError,
-        KeyError,
-    ) as e:  # inputs the schema cannot check alone (e.g. an empty shard)
-        record.close()
-        raise _fail(str(e).strip("'\""), 2) from None
-    except Exception as e:
-        record.close()
-        raise _fail(f"setting up the run failed: {type(e).__name__}: {e}", 1) from None
-    for w in sim.warnings:
-        err.print(f"[yellow]warning:[/] {w}")
-    shown, start = len(sim.warnings), time.perf_counter()
-    try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("t={task.completed:.0f}/{task.total:.0f} s"),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            console=err,
-            disable=quiet,
-            transient=False,
-        ) as bar:
-            task = bar.add_task(sc.name, total=sc.duration, info="")
-            summary = sim.run(
-                lambda now, events, msgs: bar.update(
-                    task, completed=now, info=f"{events:,} events, {msgs:,} messages"
-                )
-            )
-    except KeyboardInterrupt:
-        record.write_summary(sim.summary(time.perf_counter() - start, interrupted=True))
-        record.close()
-        raise _fail(
-            f"interrupted at t={sim.env.now:.1f} s; what was recorded is in {out_dir}", 1
-        ) from None
-    except Exception as e:
-        record.close()
-        raise _fail(f"run failed at t={sim.env.now:.1f} s: {type(e).__name__}: {e}", 1) from None
-    record.close()
-    for w in summary["warnings"][shown:]:  # what the run found: overloaded uplinks
-        err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
-    plot_run(out_dir)
-    _print_summary(summary, out_dir)
+    except MhdSimError as e:
+        for line in e.problems:
+            err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(e.code) from None
+    _print_summary(run.summary, out_dir)
 
 
 def _print_summary(s: dict, out_dir: Path) -> None:

@@ -53,7 +53,7 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run a grid of settings × seeds, one run directory per point; run again to resume."""
-    from .. import sweep as sw
+    from .. import sweeps as sw
 
     if backend not in ("local", "ray"):
         raise _fail(f"--backend {backend}: choose local or ray", 2)
@@ -142,7 +142,8 @@ def plot(
     kind: Annotated[
         str,
         typer.Option(
-            help="curves (accuracy vs --x), staleness (distribution of the age of "
+            help="curves (accuracy vs --x), reach (accuracy by head and hop distance), "
+            "staleness (distribution of the age of "
             "distilled predictions) or agents (final accuracy per agent)."
         ),
     ] = "curves",

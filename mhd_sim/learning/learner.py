@@ -22,6 +22,19 @@ from ..registry import Registry
 from .models import HeadedModel, forward_flops, step_flops
 
 ALGORITHMS = Registry("algorithm")
+# shared [H], private [H] and per-class [H, C] accuracy of every head
+Evaluation = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class NonFiniteLoss(ArithmeticError):
+    """A step's loss or update was NaN or infinite: the run cannot go on meaningfully."""
+
+    def __init__(self, agent: int, start: float) -> None:
+        super().__init__(
+            f"agent {agent}'s loss became non-finite in its step started at t={start:.2f} s "
+            "(diverged: try a lower training.lr or training.clip_grad_norm)"
+        )
+        self.agent, self.start = agent, start
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class Step:
 
     batch: torch.Tensor  # private sample indices
     flops: float
+    start: float = 0.0  # when it started (simulated seconds)
     public: torch.Tensor | None = None  # public sample ids
     # (head, teacher, which samples have one; None when all do)
     teachers: list[tuple[int, torch.Tensor, torch.Tensor | None]] = field(default_factory=list)
@@ -49,6 +63,8 @@ class Step:
     age_summary: tuple[float, float] | None = None
     # [peers, B, heads sent]: which cached predictions it may read
     valid: torch.Tensor | None = None
+    # [student heads, candidate rows, B]: draws that decide between equally confident teachers
+    ties: np.ndarray | None = None
     embed_ok: torch.Tensor | None = None  # [peers, B]: which cached embeddings it may read
 
     def staleness(self) -> tuple[float, float] | None:
@@ -148,7 +164,7 @@ class Learner:
 
     def begin_step(self, now: float) -> Step:
         batch = torch.from_numpy(self.rng.integers(self.private, size=self.training.batch_size))
-        return Step(batch, self.flops("train", self.training.batch_size))
+        return Step(batch, self.flops("train", self.training.batch_size), now)
 
     def end_step(self, step: Step) -> None:
         """One SGD step: cross-entropy on head 0, plus the distillation terms of ``step``."""
@@ -174,6 +190,8 @@ class Learner:
         if step.embedding is not None and step.embedding[1].any():
             target, valid = step.embedding
             loss = loss + self.algo.embedding_weight * F.mse_loss(emb[n:][valid], target[valid])
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(self.agent, step.start)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.training.clip_grad_norm is not None:
@@ -194,14 +212,15 @@ class Learner:
         return {}
 
     @torch.no_grad()
-    def evaluate(self, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """Shared and private accuracy per head on the whole test set.
+    def evaluate(self, chunk: int = 4096) -> Evaluation:
+        """Shared and private accuracy per head on the whole test set, and per class.
 
         Private accuracy is Σ_c π_i(c)·acc_c: exact, weighting the global per-class accuracy
         by this agent's own label distribution instead of resampling a private test set.
         """
         shared, per_class = self._correct(chunk)
-        return shared.cpu().numpy(), (per_class @ self.label_dist).cpu().numpy()
+        private = per_class @ self.label_dist
+        return shared.cpu().numpy(), private.cpu().numpy(), per_class.cpu().numpy()
 
     @torch.no_grad()
     def _correct(self, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:

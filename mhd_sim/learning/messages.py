@@ -1,13 +1,16 @@
 """Wire formats, so that bytes sent are bytes actually encoded.
 
 A prediction message carries a header, the head indices it holds, the public-sample ids,
-the sender's probabilities ``[samples, heads, classes]`` and optionally its embeddings
-``[samples, dim]``. A weight message (gossip) carries the sender's flattened parameters.
+the sender's probabilities ``[samples, heads, classes]``, optionally each prediction's
+confidence ``[samples, heads]`` (what the receiver needs to choose the most confident
+teacher without re-deriving it from rounded probabilities, which saturate at 1.0 in
+float16) and optionally its embeddings ``[samples, dim]``. A weight message (gossip) carries
+the sender's flattened parameters.
 
 Encodings of the values: ``float32`` (4 bytes), ``float16`` and ``bfloat16`` (2 bytes), and
 ``topk``: per sample and head only the k largest probabilities (float16) with their class
 indices (1 byte, 2 beyond 256 classes); the receiver spreads the remaining mass evenly over
-the other classes. Embeddings are float16 under ``topk``.
+the other classes. Confidences and embeddings are float16 under ``topk``.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-# magic, version, encoding, k, heads, sender, samples, classes, embedding dim, time
-HEADER = struct.Struct("<4sBBBHIIHHd")
+# magic, version, encoding, k, heads, sender, samples, classes, embedding dim, confidences, time
+HEADER = struct.Struct("<4sBBBHIIHHBd")
 # magic, version, encoding, sender, degree, values, time
 WEIGHTS_HEADER = struct.Struct("<4sBBIIId")
-MAGIC, WEIGHTS_MAGIC, VERSION = b"MHDP", b"MHDW", 2
+MAGIC, WEIGHTS_MAGIC, VERSION = b"MHDP", b"MHDW", 3
 ENCODINGS = {"float32": 0, "float16": 1, "bfloat16": 2, "topk": 3}
 _NAMES = {code: name for name, code in ENCODINGS.items()}
 
@@ -37,6 +40,7 @@ class Predictions:
     ids: np.ndarray  # uint32 [samples]
     probs: np.ndarray  # float32 (or float16, see decode) [samples, heads, classes]
     embeddings: np.ndarray | None = None  # float32 [samples, dim]
+    confidence: np.ndarray | None = None  # float32 [samples, heads]
 
 
 def _value_bytes(encoding: str) -> int:
@@ -48,14 +52,22 @@ def _index_dtype(classes: int) -> type:
 
 
 def encoded_size(
-    samples: int, heads: int, classes: int, encoding: str, k: int = 0, embedding: int = 0
+    samples: int,
+    heads: int,
+    classes: int,
+    encoding: str,
+    k: int = 0,
+    embedding: int = 0,
+    confidence: bool = False,
 ) -> int:
     """Bytes of a message, known before it is built: the schedule never waits on weights.
 
     >>> encoded_size(256, 2, 10, "float16")
-    11295
+    11296
+    >>> encoded_size(256, 2, 10, "float16", confidence=True)  # 2 bytes per sample and head
+    12320
     >>> encoded_size(256, 2, 10, "topk", k=2)  # 2 × (1-byte index + 2-byte value) per head
-    4127
+    4128
     """
     if encoding == "topk":
         per_head = k * (np.dtype(_index_dtype(classes)).itemsize + 2)
@@ -66,8 +78,20 @@ def encoded_size(
         + heads
         + 4 * samples
         + samples * heads * per_head
-        + samples * embedding * _value_bytes(encoding)
+        + samples * (embedding + heads * confidence) * _value_bytes(side_encoding(encoding))
     )
+
+
+def side_encoding(encoding: str) -> str:
+    """How confidences and embeddings travel: as the probabilities, float16 under topk."""
+    return "float16" if encoding == "topk" else encoding
+
+
+def quantize(values: np.ndarray, encoding: str) -> np.ndarray:
+    """``values`` as float32 after the round trip through ``encoding`` (what a receiver sees)."""
+    return _unpack(_pack(values, side_encoding(encoding)), values.size, 0, side_encoding(encoding))[
+        0
+    ].reshape(values.shape)
 
 
 def _pack(values: np.ndarray, encoding: str) -> bytes:
@@ -105,13 +129,17 @@ def encode(
     encoding: str,
     k: int = 0,
     embeddings: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
 ) -> bytes:
-    """Serialise predictions: ``probs`` [samples, heads, classes], ``embeddings`` [samples, dim]."""
+    """Serialise predictions: ``probs`` [samples, heads, classes], ``embeddings`` [samples,
+    dim], ``confidence`` [samples, heads]."""
     samples, n_heads, classes = probs.shape
     dim = 0 if embeddings is None else embeddings.shape[1]
+    conf = confidence is not None
+    code = ENCODINGS[encoding]
     parts = [
         HEADER.pack(
-            MAGIC, VERSION, ENCODINGS[encoding], k, n_heads, sender, samples, classes, dim, produced
+            MAGIC, VERSION, code, k, n_heads, sender, samples, classes, dim, conf, produced
         ),
         np.asarray(heads, dtype=np.uint8).tobytes(),
         np.asarray(ids, dtype=np.uint32).tobytes(),
@@ -124,16 +152,18 @@ def encode(
         ]
     else:
         parts.append(_pack(probs, encoding))
+    if confidence is not None:
+        parts.append(_pack(confidence, side_encoding(encoding)))
     if embeddings is not None:
-        parts.append(_pack(embeddings, "float16" if encoding == "topk" else encoding))
+        parts.append(_pack(embeddings, side_encoding(encoding)))
     return b"".join(parts)
 
 
 def decode(payload: bytes, store: torch.dtype = torch.float32) -> Predictions:
     """Parse a message made by :func:`encode`; values come back as float32, or as float16
     when they are float16 on the wire and the receiver stores float16 (exact either way)."""
-    magic, version, code, k, n_heads, sender, samples, classes, dim, produced = HEADER.unpack_from(
-        payload
+    magic, version, code, k, n_heads, sender, samples, classes, dim, conf, produced = (
+        HEADER.unpack_from(payload)
     )
     if magic != MAGIC or version != VERSION:
         raise ValueError("not a prediction message of this version")
@@ -162,13 +192,14 @@ def decode(payload: bytes, store: torch.dtype = torch.float32) -> Predictions:
             payload, samples * n_heads * classes, at, encoding, half=store == torch.float16
         )
         probs = flat.reshape(samples, n_heads, classes)
-    emb = None
+    confidence = emb = None
+    if conf:
+        flat, at = _unpack(payload, samples * n_heads, at, side_encoding(encoding))
+        confidence = flat.reshape(samples, n_heads)
     if dim:
-        flat, at = _unpack(
-            payload, samples * dim, at, "float16" if encoding == "topk" else encoding
-        )
+        flat, at = _unpack(payload, samples * dim, at, side_encoding(encoding))
         emb = flat.reshape(samples, dim)
-    return Predictions(sender, produced, heads, ids, probs, emb)
+    return Predictions(sender, produced, heads, ids, probs, emb, confidence)
 
 
 # --- weights (gossip) ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ import torch
 
 from . import messages
 from .learner import Learner, Step
-from .teachers import StepTeacher, confident_teachers, reference_teachers
+from .teachers import StepTeacher, confidence, confident_teachers, reference_teachers
 
 
 class MHD(Learner):
@@ -52,6 +52,8 @@ class MHD(Learner):
         self.cache_p = torch.zeros(0, P, S, C, dtype=store, device=device)
         self.embeds = algo.embedding_weight > 0
         self.learns = bool(self.sources) or self.embeds  # its steps read peers' predictions
+        # its own head m−1 is a candidate for head m (the main head never learns from itself)
+        self.own_candidates = algo.include_self and any(m > 0 for m in self.sources)
         E = self.model.head.in_features if self.embeds else 0
         self.cache_e = torch.zeros(0, P, E, device=device)
         # The schedule's side of the cache lives in numpy (small arrays, touched at every step
@@ -70,18 +72,16 @@ class MHD(Learner):
             [self.column[h] for src in self.sources.values() for h in src], dtype=np.int64
         )
         self.used_all = np.array_equal(self.used, np.arange(S))
-        # The fast path of teacher choice (teachers.confident_teachers): one cache column per
-        # student head, max-confidence, on CPU. Each cached prediction's confidence (its largest
-        # probability, as ``aggregate`` computes it) is kept beside its time.
-        single = bool(self.sources) and all(len(src) == 1 for src in self.sources.values())
-        self.by_confidence = (
-            single
-            and algo.aggregation == "max_confidence"
-            and not algo.include_self
-            and device.type == "cpu"
-        )
-        self.columns = {m: self.column[src[0]] for m, src in self.sources.items()} if single else {}
+        # max_confidence ranks candidates by the confidence the sender computed (messages carry
+        # it; the cache keeps it beside each prediction), ties drawn from a stream of their own
+        self.ranked = algo.aggregation == "max_confidence"
         self.cache_c = np.zeros((0, P, S), dtype=np.float32)
+        self.tie_rng = np.random.default_rng(self.rng.bit_generator.seed_seq.spawn(1)[0])
+        # the fast path of teacher choice (teachers.confident_teachers): one cache column per
+        # student head, max-confidence, on CPU
+        single = bool(self.sources) and all(len(src) == 1 for src in self.sources.values())
+        self.by_confidence = single and self.ranked and device.type == "cpu"
+        self.columns = {m: self.column[src[0]] for m, src in self.sources.items()} if single else {}
         self.order = self.rng.permutation(P)  # the order messages walk through the public set
         self.cursor = 0
         self.age_sum = np.zeros(0)  # per peer slot: ages of its predictions used as a teacher
@@ -105,7 +105,7 @@ class MHD(Learner):
         the predictions themselves (the batched engine defers that part)."""
         step = super().begin_step(now)
         pool = self.pool
-        if not self.learns or (pool is None and not self.algo.include_self):
+        if not self.learns or (pool is None and not self.own_candidates):
             return step
         if pool is None:
             pool = self.order
@@ -113,6 +113,8 @@ class MHD(Learner):
         born = self.cache_t.take(u, axis=1)  # [K, B, S]
         if self.algo.max_staleness is not None:
             born = self._fresh(born, now)
+        if self.algo.teachers is not None and len(self.slots) > self.algo.teachers:
+            born = self._sample_peers(born)
         valid = born == born  # not NaN
         age = np.where(valid, now - born, 0.0)
         per_slot, counts = age.sum((1, 2)), valid.sum((1, 2))
@@ -135,9 +137,22 @@ class MHD(Learner):
         if not self.on_cpu:
             step.public, step.valid = step.public.to(device), step.valid.to(device)
         step.flops = self.flops("train", self.training.batch_size + len(u))
-        if self.algo.include_self:
+        if self.own_candidates:
             step.flops += self.flops("forward", len(u))
+        if self.ranked:  # a draw per candidate row: the peers of each source head, then its own
+            rows = max(map(len, self.sources.values())) * len(born) + 1
+            step.ties = self.tie_rng.random((len(self.sources), rows, len(u)))
         return step
+
+    def _sample_peers(self, born: np.ndarray) -> np.ndarray:
+        """``teachers`` peers drawn at random among those with cached predictions; the others'
+        entries blanked for this step (the paper's random neighbours)."""
+        cached = np.flatnonzero(~np.isnan(self.cache_t).all(axis=(1, 2)))
+        if len(cached) <= self.algo.teachers:
+            return born
+        keep = np.zeros(len(born), dtype=bool)
+        keep[self.rng.choice(cached, self.algo.teachers, replace=False)] = True
+        return np.where(keep[:, None, None], born, np.nan)
 
     def teach(self, step: Step) -> None:
         """Fill in the step's teachers from the cached predictions it may read."""
@@ -151,20 +166,46 @@ class MHD(Learner):
         """Per student head: its teacher on the step's public samples, and which have one (None:
         all do). The fast path where it applies (the same teachers exactly, a test checks), else
         the reference."""
-        if self.by_confidence:
-            u, valid = step.public.numpy(), step.valid.numpy()
-            return confident_teachers(
-                self.cache_p, self.cache_c, u, valid, self.columns, self.algo.temperature
-            )
         u, algo = step.public, self.algo
-        own = None
-        if algo.include_self:  # the agent's own heads are candidates too (as they are now)
+        own = own_conf = None
+        if self.own_candidates:  # the agent's own heads are candidates too, as they are now
             with torch.no_grad():
                 self.mode(train=False)
-                own = torch.softmax(self.model(self.shared.public_x[u])[0], -1)  # [H, B, C]
+                logits = self.model(self.shared.public_x[u])[0]  # [H, B, C]
+            own = torch.softmax(logits, -1)
+            if self.ranked:  # rounded as a message would carry it: all compared alike
+                conf = confidence(logits, algo.confidence).cpu().numpy()
+                own_conf = messages.quantize(conf, algo.encoding)
+        if self.by_confidence:
+            return confident_teachers(
+                self.cache_p,
+                self.cache_c,
+                u.numpy(),
+                step.valid.numpy(),
+                self.columns,
+                algo.temperature,
+                step.ties,
+                own,
+                own_conf,
+            )
         probs = self.cache_p.index_select(1, u).float()  # [K, B, S, C]
+        ranks = {}
+        if self.ranked:
+            ranks = {
+                "conf": torch.from_numpy(self.cache_c.take(u.cpu().numpy(), axis=1)),
+                "own_conf": None if own_conf is None else torch.from_numpy(own_conf),
+                "ties": torch.from_numpy(step.ties),
+            }
+            ranks = {k: v if v is None else v.to(probs.device) for k, v in ranks.items()}
         chosen = reference_teachers(
-            probs, step.valid, self.sources, self.column, algo.aggregation, algo.temperature, own
+            probs,
+            step.valid,
+            self.sources,
+            self.column,
+            algo.aggregation,
+            algo.temperature,
+            own,
+            **ranks,
         )
         return [(m, teacher, None if bool(ok.all()) else ok) for m, teacher, ok in chosen]
 
@@ -187,7 +228,9 @@ class MHD(Learner):
         self.mode(train=False)
         x = self.shared.public_x
         logits, emb = self.model(x.index_select(0, torch.from_numpy(ids).to(x.device)))
-        probs = torch.softmax(logits[torch.from_numpy(self.sent).long()], -1).permute(1, 0, 2)
+        logits = logits[torch.from_numpy(self.sent).long()]  # [S, n, C]
+        probs = torch.softmax(logits, -1).permute(1, 0, 2)
+        conf = confidence(logits, self.algo.confidence).T if self.ranked else None
         return messages.encode(
             self.agent,
             now,
@@ -197,6 +240,7 @@ class MHD(Learner):
             self.algo.encoding,
             self.algo.topk,
             emb.cpu().numpy() if self.embeds else None,
+            None if conf is None else conf.cpu().numpy(),
         )
 
     def _slot(self, sender: int) -> int:
@@ -209,7 +253,7 @@ class MHD(Learner):
                 self.cache_e = torch.cat(
                     [self.cache_e, self.cache_e.new_zeros(1, *self.cache_e.shape[1:])]
                 )
-                if self.by_confidence:
+                if self.ranked:
                     self.cache_c = np.concatenate(
                         [self.cache_c, np.zeros((1, *self.cache_c.shape[1:]), np.float32)]
                     )
@@ -232,20 +276,23 @@ class MHD(Learner):
         msg = messages.decode(payload, self.cache_p.dtype)
         k, ids, newer = self.note(msg.sender, msg.ids, msg.produced, msg.heads)
         probs = torch.from_numpy(msg.probs).to(self.cache_p.device, self.cache_p.dtype)
+        conf = msg.confidence
+        if self.ranked and conf is None:  # a message without them: rank by probability
+            conf = msg.probs.astype(np.float32).max(-1)
         if newer is None:
             # the usual case: all of it is newer; one write
             self.cache_p[k].index_copy_(0, ids, probs)
-            if self.by_confidence:
-                # numpy's float16 max is slow: take it in torch
-                self.cache_c[k][msg.ids] = probs.float().amax(-1).numpy()
+            if self.ranked:
+                self.cache_c[k][msg.ids] = conf
         else:
             for j, h in enumerate(self.sent):
                 col = np.flatnonzero(msg.heads == h)
                 if len(col):
                     fresh, values = newer[:, j], probs[newer[:, j], int(col[0])]
                     self.cache_p[k, ids[fresh], j] = values
-                    if self.by_confidence:
-                        self.cache_c[k, msg.ids[fresh.numpy()], j] = values.float().amax(-1).numpy()
+                    if self.ranked:
+                        fresh_ids = msg.ids[fresh.cpu().numpy()]
+                        self.cache_c[k, fresh_ids, j] = conf[fresh.cpu().numpy(), col[0]]
         if self.embeds and msg.embeddings is not None:
             at = msg.ids.astype(np.int64)
             fresh = ~(self.cache_et[k, at] > msg.produced)

@@ -51,7 +51,7 @@ class Costs:
     def of(cls, template: Learner, public: int) -> Costs:
         algo, training = template.algo, template.training
         public_step = bool(getattr(template, "sources", None) or getattr(template, "embeds", False))
-        include_self = bool(getattr(algo, "include_self", False)) and public_step
+        include_self = bool(getattr(template, "own_candidates", False))
         distill = template.flops("train", training.batch_size + training.public_batch_size)
         if include_self:
             distill += template.flops("forward", training.public_batch_size)
@@ -137,8 +137,8 @@ class Schedule:
     def teacher_ages(self) -> dict[int, tuple[float, int]]:
         return {}
 
-    def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.empty(0), np.empty(0)
+    def evaluate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.empty(0), np.empty(0), np.empty((0, 0))
 
 
 def build_schedules(

@@ -1,11 +1,19 @@
 """Teachers for distillation: gather the candidates, aggregate them per sample, sharpen.
 
+The candidates for student head m are the cached predictions of the peers' heads it learns
+from (head m−1; also head m for the last head with ``last_head_loop``) and, with
+``include_self``, the agent's own head m−1 as it is now. ``max_confidence`` takes, per
+sample, the candidate with the largest confidence: the largest logit (``max_logit``, the
+paper's) or probability (``max_probability``, ranked by its log-odds so that it never
+saturates at 1.0), as the sender computed it in float32. Candidates that truly tie are
+decided by a seeded draw (``ties``), never by their order.
+
 ``reference_teachers`` is the method as written and serves every configuration (any
-aggregation, several sources per head, the agent's own head, leading agent dimensions for
-the batched engine). ``confident_teachers`` is its fast path for the common case, one
-cache column per student head and max-confidence teachers on CPU: the choice is made in
-numpy on confidences kept beside the cache, then only the chosen predictions are gathered.
-A test checks that both give exactly the same teachers.
+aggregation, several sources per head, leading agent dimensions for the batched engine).
+``confident_teachers`` is its fast path for the common case, one cache column per student
+head and max-confidence teachers on CPU: the choice is made in numpy on confidences kept
+beside the cache, then only the chosen predictions are gathered. A test checks that both
+give exactly the same teachers.
 """
 
 from __future__ import annotations
@@ -14,37 +22,72 @@ import numpy as np
 import torch
 
 AGGREGATIONS = ("max_confidence", "mean", "confidence_weighted")
+CONFIDENCES = ("max_logit", "max_probability")
 # (student head, teacher [..., B, C], which samples have one [..., B])
 Teacher = tuple[int, torch.Tensor, torch.Tensor]
 # the same for a per-agent step: the mask is None when every sample has a teacher
 StepTeacher = tuple[int, torch.Tensor, torch.Tensor | None]
 
 
+def confidence(logits: torch.Tensor, how: str) -> torch.Tensor:
+    """Each prediction's confidence [...] from its logits [..., C], in float32: its largest
+    logit, or (``max_probability``) the log-odds of its largest probability,
+    log(p / (1 − p)), which orders exactly as p does but never rounds to a tie: p is 1.0 in
+    float16 (and float32) long before its log-odds stop growing.
+
+    >>> confidence(torch.tensor([[2.0, 0.0], [40.0, 0.0]]), "max_logit").tolist()
+    [2.0, 40.0]
+    >>> confidence(torch.tensor([[30.0, 0.0], [40.0, 0.0], [0.0, 0.0]]), "max_probability").tolist()
+    [30.0, 40.0, -0.0]
+    """
+    logits = logits.float()
+    top = logits.max(-1, keepdim=True)
+    if how == "max_logit":
+        return top.values.squeeze(-1)
+    others = (logits - top.values).scatter(-1, top.indices, -torch.inf)
+    return -torch.logsumexp(others, -1)
+
+
 def aggregate(
-    cands: torch.Tensor, mask: torch.Tensor, how: str
+    cands: torch.Tensor,
+    mask: torch.Tensor,
+    how: str,
+    conf: torch.Tensor | None = None,
+    ties: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Combine candidate teacher distributions per sample.
 
     ``cands`` is [..., K, B, C] probabilities, ``mask`` [..., K, B] marks which candidates
-    exist (leading dimensions: agents, for the batched engine). Returns the teacher
-    [..., B, C] and which samples have one at all [..., B].
+    exist (leading dimensions: agents, for the batched engine), ``conf`` [..., K, B] their
+    confidences (default: their largest probability) and ``ties`` [..., K, B] random
+    numbers that decide between equally confident candidates (default: the first wins).
+    Returns the teacher [..., B, C] and which samples have one at all [..., B].
 
     >>> c = torch.tensor([[[0.75, 0.25]], [[0.125, 0.875]]]); m = torch.tensor([[True], [True]])
     >>> aggregate(c, m, "max_confidence")[0].tolist()
     [[0.125, 0.875]]
+    >>> aggregate(c, m, "max_confidence", conf=torch.tensor([[3.0], [3.0]]),
+    ...           ties=torch.tensor([[0.9], [0.2]]))[0].tolist()  # a tie: the draw decides
+    [[0.75, 0.25]]
     >>> aggregate(c, m, "mean")[0].tolist()
     [[0.4375, 0.5625]]
     """
     valid = mask.any(-2)
-    conf = cands.max(-1).values
     if how == "max_confidence":
+        conf = cands.max(-1).values if conf is None else conf
+        ranked = torch.where(mask, conf, -torch.inf)
         # max's indices are argmax's (the first of equal maxima), and far faster off the last dim
-        best = torch.where(mask, conf, -1.0).max(-2, keepdim=True).indices  # [..., 1, B]
-        teacher = cands.gather(-3, best.unsqueeze(-1).expand(*best.shape, cands.shape[-1])).squeeze(
-            -3
-        )
+        if ties is None:
+            best = ranked.max(-2, keepdim=True).indices  # [..., 1, B]
+        else:
+            top = ranked.max(-2, keepdim=True).values
+            best = torch.where(mask & (ranked == top), ties, -1.0).max(-2, keepdim=True).indices
+        at = best.unsqueeze(-1).expand(*best.shape, cands.shape[-1])
+        teacher = cands.gather(-3, at).squeeze(-3)
     elif how in ("mean", "confidence_weighted"):
-        w = mask.to(cands.dtype) * (conf if how == "confidence_weighted" else 1.0)
+        w = mask.to(cands.dtype)
+        if how == "confidence_weighted":  # weights are probabilities, whatever ranks max_confidence
+            w = w * cands.max(-1).values
         teacher = (cands * w[..., None]).sum(-3) / w.sum(-2).clamp_min(1e-12)[..., None]
     else:
         raise ValueError(f"unknown aggregation {how!r}; choose from {', '.join(AGGREGATIONS)}")
@@ -67,22 +110,34 @@ def reference_teachers(
     how: str,
     temperature: float,
     own: torch.Tensor | None = None,
+    conf: torch.Tensor | None = None,
+    own_conf: torch.Tensor | None = None,
+    ties: torch.Tensor | None = None,
 ) -> list[Teacher]:
-    """Per student head m: the candidates are the cached peer predictions of each source
-    head (``probs`` [..., K, B, S, C] with ``valid`` [..., K, B, S]) and, when ``own``
-    [..., H, B, C] is given, the agent's own head m−1; aggregate them, then sharpen."""
+    """Per student head m: gather the candidates — the cached peer predictions of each
+    source head (``probs`` [..., K, B, S, C], ``valid`` [..., K, B, S], ``conf``
+    [..., K, B, S]) and, when ``own`` [..., H, B, C] is given, the agent's own head m−1
+    (``own_conf`` [..., H, B]) — aggregate them, then sharpen. ``ties`` [..., J, R, B] holds
+    a random number per student head j and candidate row: the peers of each source head in
+    turn, then the own head."""
     out = []
-    for m, src in sources.items():
+    K = probs.shape[-4]
+    for j, (m, src) in enumerate(sources.items()):
         cands = [probs[..., column[h], :] for h in src]
         masks = [valid[..., column[h]] for h in src]
+        confs = [conf[..., column[h]] for h in src] if conf is not None else []
         if own is not None and m > 0:
             cands.append(own[..., m - 1, :, :].unsqueeze(-3))
             ones = (*own.shape[:-3], 1, own.shape[-2])  # [..., 1, B]: always there
             masks.append(torch.ones(ones, dtype=torch.bool, device=own.device))
-        if len(cands) == 1:
-            teacher, ok = aggregate(cands[0], masks[0], how)
-        else:
-            teacher, ok = aggregate(torch.cat(cands, -3), torch.cat(masks, -2), how)
+            if confs:
+                confs.append(own_conf[..., m - 1, :].unsqueeze(-2))
+        rows = len(src) * K + (len(cands) > len(src))
+        draw = ties[..., j, :rows, :] if ties is not None else None
+        cat = lambda xs, d: xs[0] if len(xs) == 1 else torch.cat(xs, d)  # noqa: E731
+        teacher, ok = aggregate(
+            cat(cands, -3), cat(masks, -2), how, cat(confs, -2) if confs else None, draw
+        )
         out.append((m, sharpen(teacher, temperature), ok))
     return out
 
@@ -94,20 +149,35 @@ def confident_teachers(
     valid: np.ndarray,
     columns: dict[int, int],
     temperature: float,
+    ties: np.ndarray,
+    own: torch.Tensor | None = None,
+    own_conf: np.ndarray | None = None,
 ) -> list[StepTeacher]:
     """``reference_teachers`` for max-confidence teachers, one cache column per student head
-    (``columns``: student head -> column): per (sample, column) the first of the most
-    confident peers, chosen in numpy from the confidences ``cache_c`` [K, P, S] kept beside
-    ``cache_p`` [K, P, S, C]; then one gather of the chosen predictions. A head whose samples
-    all have a teacher gets None for its mask, as a step uses it."""
+    (``columns``: student head -> column): per (sample, column) the most confident of the
+    peers (confidences ``cache_c`` [K, P, S] kept beside ``cache_p`` [K, P, S, C]) and, with
+    ``own`` [H, B, C], of the agent's own head m−1 (``own_conf`` [H, B]), ties drawn by
+    ``ties`` [J, R, B], chosen in numpy; then one gather of the chosen predictions. A head
+    whose samples all have a teacher gets None for its mask, as a step uses it."""
     K, P, S, C = cache_p.shape
-    best = np.where(valid, cache_c.take(u, axis=1), -1.0).argmax(0).T  # [S, B]
-    at = (best * P + u) * S + np.arange(S)[:, None]
-    chosen = cache_p.view(K * P * S, C).index_select(0, torch.from_numpy(at.reshape(-1)))
-    chosen = sharpen(chosen.view(S, len(u), C).float(), temperature)  # [S, B, C]
-    ok = valid.any(0).T  # [S, B]: samples with any teacher
-    complete = ok.all(1).tolist()
-    return [
-        (m, chosen[col], None if complete[col] else torch.from_numpy(ok[col].copy()))
-        for m, col in columns.items()
-    ]
+    B = len(u)
+    out = []
+    peers = cache_c.take(u, axis=1)  # [K, B, S]
+    for j, (m, col) in enumerate(columns.items()):
+        conf, mask = peers[:, :, col], valid[:, :, col]  # [K, B]
+        with_own = own is not None and m > 0
+        if with_own:
+            conf = np.concatenate([conf, own_conf[m - 1][None]])
+            mask = np.concatenate([mask, np.ones((1, B), dtype=bool)])
+        ranked = np.where(mask, conf, -np.inf)
+        tied = mask & (ranked == ranked.max(0))
+        best = np.where(tied, ties[j, : len(mask)], -1.0).argmax(0)  # [B]
+        from_peer = np.minimum(best, K - 1) if K else np.zeros(B, dtype=np.int64)
+        at = torch.from_numpy((from_peer * P + u) * S + col)
+        chosen = cache_p.view(K * P * S, C).index_select(0, at).float() if K else None
+        if with_own:
+            mine = torch.from_numpy(best == K)[:, None]
+            chosen = own[m - 1] if chosen is None else torch.where(mine, own[m - 1], chosen)
+        ok = mask.any(0)
+        out.append((m, sharpen(chosen, temperature), None if ok.all() else torch.from_numpy(ok)))
+    return out

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
-from .population_plots import plot_agents, plot_network, plot_topology  # noqa: E402
+from .population_plots import plot_agents, plot_network, plot_reach, plot_topology  # noqa: E402
 
 METRICS = {
     "shared_acc": "shared accuracy (global test set)",
@@ -79,32 +79,58 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     name = summary["name"] if summary else run_dir.name
     resolved = run_dir / "scenario.yaml"
     scenario = yaml.safe_load(resolved.read_text()) if resolved.is_file() else {}
-    schedule = scenario.get("network", {}).get("schedule", [])
-    duration = scenario.get("duration", metrics["time"].max())
     queue = scenario.get("network", {}).get("queue", {})
     limit = queue.get("limit") if queue.get("policy") != "unbounded" else None
     out = [plot_agents(run_dir, summary)] if summary else []
-    drawn = [plot_topology(run_dir, summary), plot_network(run_dir, summary, limit)]
+    drawn = [
+        plot_topology(run_dir, summary),
+        plot_network(run_dir, summary, limit),
+        plot_reach(run_dir, summary),
+    ]
     out += [p for p in drawn if p is not None]
-    if metrics.empty:  # a timing-only run: no accuracy to draw
-        return out
-    stats = per_head(metrics)
-    stats["total_mb_sent"] = stats["total_bytes_sent"] / 1e6
-    for x, xlabel, fname in (
-        ("time", "simulated time (s)", "accuracy_vs_time.png"),
-        ("total_mb_sent", "total bytes sent by all agents (MB)", "accuracy_vs_bytes.png"),
-    ):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-        for ax, metric in zip(axes, METRICS):
-            _panel(ax, stats, x, metric)
-            ax.set_xlabel(xlabel)
-            if x == "time":
-                _mark_schedule(ax, schedule, duration)
-        axes[0].legend(title="mean over agents,\nband = min–max", fontsize=8, title_fontsize=8)
-        fig.suptitle(f"{name}: accuracy vs {'simulated time' if x == 'time' else 'bytes sent'}")
+    for x, fname in (("time", "accuracy_vs_time.png"), ("bytes", "accuracy_vs_bytes.png")):
+        fig = accuracy_figure(run_dir, x, metrics, scenario, name)
+        if fig is None:  # a timing-only run: no accuracy to draw
+            break
         path = run_dir / "plots" / fname
         path.parent.mkdir(exist_ok=True)
         fig.savefig(path, dpi=110)
         plt.close(fig)
         out.append(path)
     return out
+
+
+def accuracy_figure(
+    run_dir: str | Path,
+    x: str = "time",
+    metrics: pd.DataFrame | None = None,
+    scenario: dict | None = None,
+    name: str | None = None,
+) -> plt.Figure | None:
+    """Shared and private accuracy per head (mean over agents, band = min–max) against
+    simulated time or total bytes sent; None for a run without accuracy (timing-only)."""
+    run_dir = Path(run_dir)
+    metrics = load_metrics(run_dir) if metrics is None else metrics
+    if metrics.empty:
+        return None
+    if scenario is None:
+        resolved = run_dir / "scenario.yaml"
+        scenario = yaml.safe_load(resolved.read_text()) if resolved.is_file() else {}
+    schedule = scenario.get("network", {}).get("schedule", [])
+    duration = scenario.get("duration", metrics["time"].max())
+    stats = per_head(metrics)
+    stats["total_mb_sent"] = stats["total_bytes_sent"] / 1e6
+    column, xlabel = {
+        "time": ("time", "simulated time (s)"),
+        "bytes": ("total_mb_sent", "total bytes sent by all agents (MB)"),
+    }[x]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for ax, metric in zip(axes, METRICS):
+        _panel(ax, stats, column, metric)
+        ax.set_xlabel(xlabel)
+        if x == "time":
+            _mark_schedule(ax, schedule, duration)
+    axes[0].legend(title="mean over agents,\nband = min–max", fontsize=8, title_fontsize=8)
+    name = name or scenario.get("name", run_dir.name)
+    fig.suptitle(f"{name}: accuracy vs {'simulated time' if x == 'time' else 'bytes sent'}")
+    return fig

@@ -22,6 +22,8 @@ DRAWN = 300  # largest graph drawn node by node
 
 
 def _save(fig: plt.Figure, run_dir: Path, name: str) -> Path:
+    """Write ``fig`` into ``plots/`` and close it (with ``save=False`` the plot functions
+    return the figure instead, for notebooks)."""
     path = run_dir / "plots" / name
     path.parent.mkdir(exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -29,7 +31,7 @@ def _save(fig: plt.Figure, run_dir: Path, name: str) -> Path:
     return path
 
 
-def plot_agents(run_dir: Path, summary: dict) -> Path:
+def plot_agents(run_dir: Path, summary: dict, save: bool = True) -> Path | plt.Figure:
     """Per agent: steps, messages, age of its predictions when peers used them, and final
     shared accuracy of the best head — where stragglers and isolated nodes show up. Bars up
     to ``READABLE`` agents, a histogram per group beyond."""
@@ -69,7 +71,7 @@ def plot_agents(run_dir: Path, summary: dict) -> Path:
     labels = [f"group: {g}" for g in groups]
     fig.legend(handles, labels, loc="outside lower center", ncol=len(groups), fontsize=9)
     fig.suptitle(f"{summary['name']}: per agent ({len(agents)} agents)")
-    return _save(fig, run_dir, "agents.png")
+    return _save(fig, run_dir, "agents.png") if save else fig
 
 
 def _graph(run_dir: Path, n: int) -> nx.Graph | None:
@@ -83,7 +85,9 @@ def _graph(run_dir: Path, n: int) -> nx.Graph | None:
     return g
 
 
-def plot_topology(run_dir: Path, summary: dict | None) -> Path | None:
+def plot_topology(
+    run_dir: Path, summary: dict | None, save: bool = True
+) -> Path | plt.Figure | None:
     """The initial graph (``topology.edges``), nodes coloured by the best head's final shared
     accuracy; past ``DRAWN`` agents, its degree distribution and a summary instead."""
     g = _graph(run_dir, len(summary["agents"]) if summary else 0)
@@ -106,7 +110,7 @@ def plot_topology(run_dir: Path, summary: dict | None) -> Path | None:
             f"{degrees.max()}; {components} connected component{'s' * (components > 1)}",
             fontsize=9,
         )
-        return _save(fig, run_dir, "topology.png")
+        return _save(fig, run_dir, "topology.png") if save else fig
     fig, ax = plt.subplots(figsize=(5.5, 5), constrained_layout=True)
     pos = nx.circular_layout(g) if n <= 40 else nx.spring_layout(g, seed=0, iterations=30)
     colors = None
@@ -126,10 +130,31 @@ def plot_topology(run_dir: Path, summary: dict | None) -> Path | None:
         fig.colorbar(nodes, ax=ax, shrink=0.7, label=label)
     ax.set_title(title, fontsize=10)
     ax.axis("off")
-    return _save(fig, run_dir, "topology.png")
+    return _save(fig, run_dir, "topology.png") if save else fig
 
 
-def plot_network(run_dir: Path, summary: dict | None, limit: int | None = None) -> Path | None:
+def plot_reach(run_dir: Path, summary: dict | None, save: bool = True) -> Path | plt.Figure | None:
+    """Each head's final accuracy on the data of the agents at each hop distance, mean over
+    agents (``reach.csv``): how far each head's knowledge has travelled."""
+    from ..analysis.figures import draw_reach
+    from ..analysis.runs import NoRuns, reach
+
+    try:
+        table = reach(run_dir)
+    except NoRuns:
+        return None
+    fig, ax = plt.subplots(
+        figsize=(1.1 * table.hops.nunique() + 3, 0.6 * table["head"].nunique() + 2)
+    )
+    name = summary["name"] if summary else run_dir.name
+    draw_reach(ax, table, f"{name}: final accuracy by hop distance, mean over agents")
+    fig.tight_layout()
+    return _save(fig, run_dir, "reach.png") if save else fig
+
+
+def plot_network(
+    run_dir: Path, summary: dict | None, limit: int | None = None, save: bool = True
+) -> Path | plt.Figure | None:
     """Each uplink's utilization and queue over time (``network.csv``): a line per agent up
     to ``READABLE`` agents, else the median, 90th percentile and maximum over agents."""
     path = run_dir / "network.csv"
@@ -162,4 +187,4 @@ def plot_network(run_dir: Path, summary: dict | None, limit: int | None = None) 
         axes[1].legend(fontsize=8)
     name = summary["name"] if summary else run_dir.name
     fig.suptitle(f"{name}: uplinks over time ({agents:,} agents)")
-    return _save(fig, run_dir, "network.png")
+    return _save(fig, run_dir, "network.png") if save else fig

@@ -16,6 +16,8 @@ FIGURES = (  # plots/ file, caption
     ("accuracy_vs_bytes.png", "Accuracy vs total bytes sent by all agents."),
     ("agents.png", "Per agent: steps, messages, age of its predictions when used, final accuracy."),
     ("topology.png", "The topology at t = 0, nodes coloured by final shared accuracy."),
+    ("reach.png", "Final accuracy of each head on the data of the agents at each hop distance."),
+    ("network.png", "Each uplink's utilization and queue over time."),
 )
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;

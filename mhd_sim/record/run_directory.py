@@ -6,6 +6,7 @@
 | metrics.csv | one row per evaluation × agent × head |
 | events.csv | one row per event |
 | network.csv | per sample × agent: its uplink's queue, utilization and bytes |
+| reach.csv | per evaluation × agent × head × hop distance: accuracy on those agents' data |
 | summary.json | totals and final figures, written at the end (or on interruption) |
 """
 
@@ -42,6 +43,7 @@ NETWORK_COLUMNS = (
     "bytes_offered",
     "bytes_sent",
 )
+REACH_COLUMNS = ("time", "agent", "head", "hops", "acc")
 EVENT_COLUMNS = ("time", "event", "agent", "peer", "bytes", "staleness", "staleness_max", "reason")
 
 
@@ -81,6 +83,7 @@ class RunDirectory:
         self._metrics = self._open("metrics.csv", METRIC_COLUMNS)
         self._events = self._open("events.csv", EVENT_COLUMNS)
         self._network = self._open("network.csv", NETWORK_COLUMNS)
+        self._reach = self._open("reach.csv", REACH_COLUMNS)
         self.events = 0
         self._pending: list[tuple] = []  # event rows, written in batches
         self._writer: subprocess.Popen | None = None  # formats events.csv once the run is large
@@ -180,6 +183,10 @@ class RunDirectory:
                 bytes_offered,
             )
         )
+
+    def reach(self, rows: Iterable[tuple]) -> None:
+        """Rows of ``reach.csv``: one evaluation's accuracies by hop distance."""
+        self._reach.writerows(rows)
 
     def network(self, rows: Iterable[tuple]) -> None:
         """Rows of ``network.csv``: the network's state at one sample time."""

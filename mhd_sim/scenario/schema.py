@@ -55,8 +55,17 @@ class AlgorithmSpec(Strict):
     """ν: one weight for every auxiliary head, or one per head (head 0 first)."""
     aggregation: Literal[AGGREGATIONS] = "max_confidence"
     """How candidate teachers combine per sample."""
-    include_self: bool = False
-    """The agent's own head m-1 is a candidate teacher for its head m."""
+    include_self: bool = True
+    """The agent's own head m-1 is a candidate teacher for its head m, beside the peers' (the
+    paper's method: head m keeps what head m-1 knew and adds one hop). false: peers only, so
+    head m knows only the agents m, m-2, ... hops away."""
+    confidence: Literal["max_logit", "max_probability"] = "max_logit"
+    """How max_confidence ranks candidates: the largest logit (the paper's) or the largest
+    probability (by its log-odds). Messages carry it, so rounding never makes ties; true ties
+    are drawn at random."""
+    teachers: Count | None = None
+    """Per step, this many peers drawn at random among those whose predictions are cached
+    are the candidates (the paper's random neighbours). Null: all of them."""
     last_head_loop: bool = False
     """The last head also learns from the peers' last heads."""
     share_every: Count = 5

@@ -30,6 +30,7 @@ class Links:
         self.cut_at: dict[tuple[int, int], float] = {}  # when a link last went down
         self._neighbors: dict[int, list[int]] = {}
         self._up: set[tuple[int, int]] | None = None  # (a, b) and (b, a) of every link up now
+        self.version = 0  # counts changes: what was computed from the links up may be stale
 
     def up(self, a: int, b: int) -> bool:
         if not self.graph.has_edge(a, b):
@@ -62,6 +63,7 @@ class Links:
         """Apply ``mutate``; return the graph edges that went down and those that came up."""
         before = self.edges_up()
         mutate()
+        self.version += 1
         self._neighbors.clear()
         self._up = None
         after = self.edges_up()

@@ -20,6 +20,7 @@ from ..learning.schedule import build_schedules
 from ..record.run_directory import RunDirectory
 from ..seeds import sampler, stream
 from . import churn as churn_process
+from . import reach
 from .dynamics import network_change
 from .links import Links
 from .network import Link, Message, Network, Queueing
@@ -120,7 +121,8 @@ class Simulation:
                 self.env.process(churn_process.scheduled(self, i, spans))
         for k, event in enumerate(net.schedule):
             self.env.process(network_change(self, k, event))
-        self.last_eval: list[tuple[np.ndarray, np.ndarray]] = []
+        self.last_eval: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._hops: tuple[int, np.ndarray] | None = None  # (links version, hop distances)
         self._sampled_at, self._busy = 0.0, np.zeros(n)  # the network's last sample
 
     def _warn_if_disconnected(self, graph: nx.Graph, kind: str, when: str = "") -> None:
@@ -221,7 +223,7 @@ class Simulation:
         now, traffic = self.env.now, self.network.traffic
         self.network.settle()
         self.last_eval = [learner.evaluate() for learner in self.learners]
-        for i, (shared, private) in enumerate(self.last_eval):
+        for i, (shared, private, _) in enumerate(self.last_eval):
             for h in range(len(shared)):
                 self.record.metric(
                     now,
@@ -234,7 +236,20 @@ class Simulation:
                     traffic.bytes_received[i],
                     traffic.bytes_offered[i],
                 )
+        self._record_reach(now)
         self.record.flush()
+
+    def _record_reach(self, now: float) -> None:
+        """``reach.csv``: every head's accuracy on the data of the agents at each hop distance,
+        in the topology as it is now (hop distances computed again only after a change)."""
+        links = self.links
+        if self._hops is None or self._hops[0] != links.version:
+            up = nx.Graph(list(links.edges_up()))
+            self._hops = (links.version, reach.hops(up, len(self.agents)))
+        if not hasattr(self, "_label_dist"):
+            self._label_dist = np.stack([lr.label_dist.cpu().numpy() for lr in self.learners])
+        per_class = [e[2] for e in self.last_eval]
+        self.record.reach(reach.rows(now, self._hops[1], per_class, self._label_dist))
 
     def _evaluations(self):
         while True:

@@ -33,8 +33,8 @@ def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, 
     uplinks = [
         tr.per_agent(i, now, net.uplink_free[i], net.uplink[i]) for i in range(len(sim.agents))
     ]
-    shared = np.array([s for s, _ in sim.last_eval])  # [agents, heads]
-    private = np.array([p for _, p in sim.last_eval])
+    shared = np.array([e[0] for e in sim.last_eval])  # [agents, heads]
+    private = np.array([e[1] for e in sim.last_eval])
     best = int(shared.mean(0).argmax()) if len(shared) else 0
     q = np.percentile(sim.staleness, [50, 90, 99]).tolist() if sim.staleness else [None] * 3
     as_teacher = ages_as_teacher(sim)

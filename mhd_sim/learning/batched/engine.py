@@ -29,8 +29,6 @@ def unsupported(algo: Any, training: Any) -> list[str]:
         out.append(f"algorithm {algo.name} (batched: {', '.join(SUPPORTED)})")
     if training.optimizer != "sgd":
         out.append(f"optimizer {training.optimizer} (batched: sgd)")
-    if getattr(algo, "include_self", False):
-        out.append("algorithm.include_self")
     if getattr(algo, "embedding_weight", 0) > 0:
         out.append("algorithm.embedding_weight > 0")
     return out
@@ -71,6 +69,8 @@ class Engine:
             P, S, C = len(self.shared.public_x), len(first.sent), self.shared.classes
             store = torch.float16 if self.algo.encoding == "float16" else torch.float32
             self.cache = torch.zeros(len(learners), 0, P, S, C, dtype=store, device=self.device)
+            # each cached prediction's confidence (max_confidence), as the message carried it
+            self.conf = torch.zeros(len(learners), 0, P, S, device=self.device)
             self.student_heads = list(first.sources)
             self.factors = [first.weights[m] * self.algo.temperature**2 for m in self.student_heads]
         self.groups: dict[int, Group] = {}
@@ -106,13 +106,11 @@ class Engine:
     def ensure_slots(self, k: int) -> None:
         if self.mhd and k > self.cache.shape[1]:
             grow = max(k, 2 * self.cache.shape[1]) - self.cache.shape[1]
-            self.cache = torch.cat(
-                [
-                    self.cache,
-                    self.cache.new_zeros(self.cache.shape[0], grow, *self.cache.shape[2:]),
-                ],
-                1,
-            )
+
+            def grown(t: torch.Tensor) -> torch.Tensor:
+                return torch.cat([t, t.new_zeros(t.shape[0], grow, *t.shape[2:])], 1)
+
+            self.cache, self.conf = grown(self.cache), grown(self.conf)
 
     def maybe_flush(self) -> None:
         if self.queued > self.flush_limit:
@@ -167,8 +165,9 @@ class Engine:
     @torch.no_grad()
     def evaluation(
         self, i: int, chunk: int = 64, samples: int = 1024
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Agent i's shared and private accuracy per head; all agents are evaluated at once, in
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Agent i's shared, private and per-class accuracy per head (as ``Learner.evaluate``);
+        all agents are evaluated at once, in
         chunks of ``chunk`` agents × ``samples`` test samples: larger ones leave the cache and
         run at half the speed."""
         if self.results is None:
@@ -190,10 +189,13 @@ class Engine:
                     )
                     shared, per_class = accuracy(predicted, y, C)  # [g, H], [g, H, C]
                     private = (per_class @ self.dist[members][:, :, None])[..., 0]
-                    for a, s, p in zip(
-                        members.tolist(), shared.cpu().numpy(), private.cpu().numpy()
+                    for a, s, p, c in zip(
+                        members.tolist(),
+                        shared.cpu().numpy(),
+                        private.cpu().numpy(),
+                        per_class.cpu().numpy(),
                     ):
-                        self.results[a] = (s, p)
+                        self.results[a] = (s, p, c)
         return self.results[i]
 
     def parameters(self, i: int) -> dict[str, torch.Tensor]:

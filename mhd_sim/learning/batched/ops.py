@@ -24,6 +24,7 @@ class Pending:
     ids: np.ndarray
     size: int
     probs: torch.Tensor | None = None  # [samples, heads sent, classes], as stored in caches
+    conf: torch.Tensor | None = None  # [samples, heads sent]: the confidences it carries
 
     def __len__(self) -> int:
         return self.size
@@ -82,7 +83,12 @@ class Proxy:
         ids = learner.next_chunk()
         algo = learner.algo
         size = messages.encoded_size(
-            len(ids), len(learner.sent), learner.shared.classes, algo.encoding, algo.topk
+            len(ids),
+            len(learner.sent),
+            learner.shared.classes,
+            algo.encoding,
+            algo.topk,
+            confidence=learner.ranked,
         )
         msg = Pending(self.i, now, ids, size)
         self.engine.queue(Op("message", self.i, message=msg))
@@ -93,5 +99,5 @@ class Proxy:
         self.engine.ensure_slots(k + 1)
         self.engine.queue(Op("absorb", self.i, message=msg, slot=k, ids=ids, newer=newer))
 
-    def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.engine.evaluation(self.i)

@@ -13,7 +13,9 @@ from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
 from .. import messages
-from ..teachers import reference_teachers
+from ..learner import NonFiniteLoss
+from ..mhd import MHD
+from ..teachers import confidence, reference_teachers
 from .ops import Group, Op
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ def absorb(engine: Engine, ops: list[Op]) -> None:
         return
     A, K, P, S, C = engine.cache.shape
     flat = engine.cache.view(A * K * P, S, C)
+    ranked = engine.learners[ops[0].agent].ranked
     pairs = {(op.agent, op.slot) for op in ops}
     if len(pairs) == len(ops) and all(op.newer is None for op in ops):
         # the usual wave: whole messages, at most one per (agent, sender): no entry written twice
@@ -37,8 +40,11 @@ def absorb(engine: Engine, ops: list[Op]) -> None:
         base = torch.tensor([(op.agent * K + op.slot) * P for op in ops], device=engine.device)
         at = (base[:, None] + torch.stack([op.ids for op in ops])).reshape(-1)
         flat[at] = probs[which].reshape(-1, S, C)
+        if ranked:
+            conf = torch.stack([o.message.conf for o in {id(o.message): o for o in ops}.values()])
+            engine.conf.view(A * K * P, S)[at] = conf[which].reshape(-1, S)
         return
-    rows, cols, vals = [], [], []
+    rows, cols, vals, confs = [], [], [], []
     for op in ops:
         keep = (
             torch.ones(len(op.ids), S, dtype=torch.bool, device=engine.device)
@@ -49,6 +55,8 @@ def absorb(engine: Engine, ops: list[Op]) -> None:
         rows.append((op.agent * K + op.slot) * P + op.ids[r])
         cols.append(c)
         vals.append(op.message.probs[r, c])
+        if ranked:
+            confs.append(op.message.conf[r, c])
     at, c, v = torch.cat(rows), torch.cat(cols), torch.cat(vals)
     key = at * S + c
     order = torch.argsort(key, stable=True)
@@ -57,34 +65,65 @@ def absorb(engine: Engine, ops: list[Op]) -> None:
     last[:-1] = sk[1:] != sk[:-1]
     pick = order[last]
     flat[at[pick], c[pick]] = v[pick]
+    if ranked:
+        engine.conf.view(A * K * P, S)[at[pick], c[pick]] = torch.cat(confs)[pick]
 
 
 def wave_teachers(
-    engine: Engine, ops: list[Op], rows: torch.Tensor, u: torch.Tensor
+    engine: Engine, ops: list[Op], agents: torch.Tensor, u: torch.Tensor, own: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teachers [G, heads, B, C] and their weights [G, heads, B] from the shared cache."""
+    """Teachers [G, heads, B, C] and their weights [G, heads, B] from the shared cache (and
+    the agents' own logits ``own`` [G, H, B, C] with ``include_self``)."""
     G, B = u.shape
     A, K, P, S, C = engine.cache.shape
+    first, algo = engine.learners[ops[0].agent], engine.algo
     valid = torch.zeros(G, K, B, S, dtype=torch.bool, device=engine.device)
     for g, op in enumerate(ops):
         v = op.step.valid
         valid[g, : len(v)] = v
-    at = (rows[:, None, None] * K + torch.arange(K, device=engine.device)[None, :, None]) * P + u[
-        :, None, :
-    ]
-    probs = (
-        engine.cache.view(A * K * P, S * C)
-        .index_select(0, at.reshape(-1))
-        .view(G, K, B, S, C)
-        .float()
-    )
-    first, algo = engine.learners[ops[0].agent], engine.algo
+    slots = torch.arange(K, device=engine.device)[None, :, None]
+    at = ((agents[:, None, None] * K + slots) * P + u[:, None, :]).reshape(-1)
+    probs = engine.cache.view(A * K * P, S * C).index_select(0, at).view(G, K, B, S, C).float()
+    ranks = {}
+    if first.ranked:
+        ties = torch.from_numpy(np.stack([_ties(first, op.step.ties, K) for op in ops]))
+        conf = engine.conf.view(A * K * P, S).index_select(0, at).view(G, K, B, S)
+        ranks = {"conf": conf, "ties": ties.to(engine.device)}
+        if own is not None:  # rounded as a message would carry it, as per-agent teachers do
+            own_conf = confidence(own, algo.confidence).cpu().numpy()
+            own_conf = messages.quantize(own_conf, algo.encoding)
+            ranks["own_conf"] = torch.from_numpy(own_conf).to(engine.device)
     chosen = reference_teachers(
-        probs, valid, first.sources, first.column, algo.aggregation, algo.temperature
+        probs,
+        valid,
+        first.sources,
+        first.column,
+        algo.aggregation,
+        algo.temperature,
+        None if own is None else torch.softmax(own, -1),
+        **ranks,
     )
-    return torch.stack([t for _, t, _ in chosen], 1), torch.stack(
-        [ok.float() for _, _, ok in chosen], 1
-    )
+    teachers = torch.stack([t for _, t, _ in chosen], 1)
+    return teachers, torch.stack([ok.float() for _, _, ok in chosen], 1)
+
+
+def _ties(learner: MHD, ties: np.ndarray, slots: int) -> np.ndarray:
+    """An agent's tie draws [J, sources·K + 1, B], made for its own K peer slots, laid out for
+    the engine's ``slots`` (the rows of slots it does not have are never candidates)."""
+    J, _, B = ties.shape
+    width = max(map(len, learner.sources.values()))
+    K = (ties.shape[1] - 1) // width
+    out = np.zeros((J, width * slots + 1, B))
+    for s in range(width):
+        out[:, s * slots : s * slots + K] = ties[:, s * K : (s + 1) * K]
+    for j, src in enumerate(learner.sources.values()):
+        out[j, len(src) * slots] = ties[j, len(src) * K]
+    return out
+
+
+def _forward_each(group: Group, params: dict, buffers: dict, x: torch.Tensor) -> tuple:
+    """Each stacked row of ``group`` on its own inputs ``x`` [G, ...]."""
+    return vmap(lambda p, b, xi: functional_call(group.base, (p, b), (xi,)))(params, buffers, x)
 
 
 def grad_fn(engine: Engine, group: Group, public: bool) -> Callable[..., dict]:
@@ -123,15 +162,25 @@ def train(engine: Engine, ops: list[Op]) -> None:
     x = engine.x[engine.offset[agents][:, None] + batch]
     y = engine.y[engine.offset[agents][:, None] + batch]
     public = ops[0].step.public is not None
-    if public:
-        u = torch.stack([op.step.public for op in ops])
-        x = torch.cat([x, engine.shared.public_x[u]], 1)
-        teachers, weights = wave_teachers(engine, ops, agents, u)
-    else:
-        teachers = weights = torch.zeros(len(ops), 0, device=engine.device)
     params = {k: v[rows] for k, v in group.params.items()}
     buffers = {k: v[rows] for k, v in group.buffers.items()}
+    if public:
+        u = torch.stack([op.step.public for op in ops])
+        own = None
+        if engine.learners[ops[0].agent].own_candidates:  # its own heads now, as per agent
+            with torch.no_grad():
+                group.base.train(False)
+                own = _forward_each(group, params, buffers, engine.shared.public_x[u])[0]
+                group.base.train(True)
+        x = torch.cat([x, engine.shared.public_x[u]], 1)
+        teachers, weights = wave_teachers(engine, ops, agents, u, own)
+    else:
+        teachers = weights = torch.zeros(len(ops), 0, device=engine.device)
     grads = grad_fn(engine, group, public)(params, buffers, x, y, teachers, weights)
+    finite = torch.stack([torch.isfinite(g.flatten(1)).all(1) for g in grads.values()]).all(0)
+    if not bool(finite.all()):  # as a per-agent step would: the first agent that diverged
+        op = ops[int((~finite).nonzero()[0])]
+        raise NonFiniteLoss(op.agent, op.step.start)
     t = engine.training
     if t.clip_grad_norm is not None:
         # as torch.nn.utils.clip_grad_norm_: the norm of the per-tensor norms
@@ -161,18 +210,21 @@ def predict(engine: Engine, ops: list[Op]) -> None:
     ids = torch.from_numpy(np.stack([op.message.ids for op in ops])).to(engine.device)
     params = {k: v[rows] for k, v in group.params.items()}
     buffers = {k: v[rows] for k, v in group.buffers.items()}
-    logits, _ = vmap(lambda p, b, x: functional_call(group.base, (p, b), (x,)))(
-        params, buffers, engine.shared.public_x[ids]
-    )
-    first = engine.learners[ops[0].agent]
-    sent = torch.from_numpy(first.sent).long().to(engine.device)
-    # [G, n, S, C]
-    probs = torch.softmax(logits[:, sent], -1).permute(0, 2, 1, 3).contiguous().cpu().numpy()
-    for op, p in zip(ops, probs):
+    logits, _ = _forward_each(group, params, buffers, engine.shared.public_x[ids])
+    first, algo = engine.learners[ops[0].agent], engine.algo
+    logits = logits[:, torch.from_numpy(first.sent).long().to(engine.device)]  # [G, S, n, C]
+    # [G, n, S, C] and [G, n, S]
+    probs = torch.softmax(logits, -1).permute(0, 2, 1, 3).contiguous().cpu().numpy()
+    confs = [None] * len(ops)
+    if first.ranked:
+        confs = confidence(logits, algo.confidence).permute(0, 2, 1).contiguous().cpu().numpy()
+    for op, p, c in zip(ops, probs, confs):
         msg = op.message
         payload = messages.encode(
-            msg.sender, msg.produced, first.sent, msg.ids, p, engine.algo.encoding, engine.algo.topk
+            msg.sender, msg.produced, first.sent, msg.ids, p, algo.encoding, algo.topk, None, c
         )
         assert len(payload) == msg.size, "message size known in advance must match its encoding"
-        probs = messages.decode(payload, engine.cache.dtype).probs
-        msg.probs = torch.from_numpy(probs).to(engine.device, engine.cache.dtype)
+        decoded = messages.decode(payload, engine.cache.dtype)
+        msg.probs = torch.from_numpy(decoded.probs).to(engine.device, engine.cache.dtype)
+        if decoded.confidence is not None:
+            msg.conf = torch.from_numpy(decoded.confidence).to(engine.device)
