@@ -115,6 +115,17 @@ class Run:
         """The resolved scenario the run ran."""
         return load(self.path / "scenario.yaml")
 
+    def animate(self, out: str | Path | None = None, frames: int = 60, fps: int = 12) -> Path:
+        """The run replayed on its topology (nodes coloured by shared accuracy, messages lighting
+        up links) as a GIF (or .mp4 with ffmpeg); default ``<run>/animation.gif``. In a
+        notebook: ``IPython.display.Image(run.animate())``."""
+        from .record.animation import animate
+
+        try:
+            return animate(self.path, out or self.path / "animation.gif", frames, fps)
+        except ValueError as e:
+            raise MhdSimError([str(e)]) from None
+
     def plot(self, kind: str = "curves", **options: Any) -> Any:
         """A matplotlib figure of this run: ``curves`` (accuracy vs ``x="bytes"`` or
         ``"time"``), ``reach``, ``staleness``, ``agents``, ``network`` or ``topology``."""

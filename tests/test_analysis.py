@@ -15,25 +15,14 @@ TINY = [
 ]
 
 
+def grid(out, algorithms, *extra):
+    """paper_claims' command line for one seed, one skew and one auxiliary-head count."""
+    base = ["--out", str(out), "--seeds", "1", "--skews", "0.9", "--aux", "1"]
+    return paper_claims.main([*base, "--algorithms", algorithms, *extra, *TINY])
+
+
 def test_paper_claims_grid_writes_table_and_figures(tmp_path):
-    code = paper_claims.main(
-        [
-            "--out",
-            str(tmp_path),
-            "--seeds",
-            "1",
-            "--skews",
-            "0.9",
-            "--aux",
-            "1",
-            "--algorithms",
-            "isolated,mhd,gossip",
-            "--jobs",
-            "2",
-            *TINY,
-        ]
-    )
-    assert code == 0
+    assert grid(tmp_path, "isolated,mhd,gossip", "--jobs", "2") == 0
     results = pd.read_csv(tmp_path / "results.csv")
     assert len(results) == 6
     mixed_gossip = results[(results.population == "mixed") & (results.algorithm == "gossip")]
@@ -47,32 +36,10 @@ def test_paper_claims_grid_writes_table_and_figures(tmp_path):
     for name in ("accuracy.png", "bytes_vs_accuracy.png"):
         assert (tmp_path / name).stat().st_size > 0
     # run again: finished points are skipped, not rerun
-    stamp = (
-        (tmp_path / "runs" / "homogeneous-skew0.9-isolated-seed0" / "summary.json")
-        .stat()
-        .st_mtime_ns
-    )
-    assert (
-        paper_claims.main(
-            [
-                "--out",
-                str(tmp_path),
-                "--seeds",
-                "1",
-                "--skews",
-                "0.9",
-                "--aux",
-                "1",
-                "--algorithms",
-                "isolated",
-                *TINY,
-            ]
-        )
-        == 0
-    )
-    assert (
-        tmp_path / "runs" / "homogeneous-skew0.9-isolated-seed0" / "summary.json"
-    ).stat().st_mtime_ns == stamp
+    summary = tmp_path / "runs" / "homogeneous-skew0.9-isolated-seed0" / "summary.json"
+    stamp = summary.stat().st_mtime_ns
+    assert grid(tmp_path, "isolated") == 0
+    assert summary.stat().st_mtime_ns == stamp
 
 
 def test_bytes_to_reach_reads_the_first_crossing(tmp_path):

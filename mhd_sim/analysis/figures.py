@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-
-from . import runs as R  # noqa: E402
+from . import runs as R
 
 Grouped = list[tuple[str, list[Path]]]  # (label, run directories) per group, as groups() makes
 

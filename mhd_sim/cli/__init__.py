@@ -7,6 +7,9 @@ from .common import app
 
 
 def main() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # the command line only writes figures to files; no display needed
     app()
 
 

@@ -8,15 +8,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import yaml
+from matplotlib.axes import Axes
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-
-from .population_plots import plot_agents, plot_network, plot_reach, plot_topology  # noqa: E402
+from .population_plots import plot_agents, plot_network, plot_reach, plot_topology
 
 METRICS = {
     "shared_acc": "shared accuracy (global test set)",

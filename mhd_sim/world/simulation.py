@@ -123,6 +123,8 @@ class Simulation:
             self.env.process(network_change(self, k, event))
         self.last_eval: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._hops: tuple[int, np.ndarray] | None = None  # (links version, hop distances)
+        if not timing_only:  # each agent's label mix π_i, for accuracy on others' data
+            self.label_dist = np.stack([lr.label_dist.cpu().numpy() for lr in self.learners])
         self._sampled_at, self._busy = 0.0, np.zeros(n)  # the network's last sample
 
     def _warn_if_disconnected(self, graph: nx.Graph, kind: str, when: str = "") -> None:
@@ -246,10 +248,8 @@ class Simulation:
         if self._hops is None or self._hops[0] != links.version:
             up = nx.Graph(list(links.edges_up()))
             self._hops = (links.version, reach.hops(up, len(self.agents)))
-        if not hasattr(self, "_label_dist"):
-            self._label_dist = np.stack([lr.label_dist.cpu().numpy() for lr in self.learners])
         per_class = [e[2] for e in self.last_eval]
-        self.record.reach(reach.rows(now, self._hops[1], per_class, self._label_dist))
+        self.record.reach(reach.rows(now, self._hops[1], per_class, self.label_dist))
 
     def _evaluations(self):
         while True:
