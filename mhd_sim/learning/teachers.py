@@ -134,12 +134,15 @@ def reference_teachers(
                 confs.append(own_conf[..., m - 1, :].unsqueeze(-2))
         rows = len(src) * K + (len(cands) > len(src))
         draw = ties[..., j, :rows, :] if ties is not None else None
-        cat = lambda xs, d: xs[0] if len(xs) == 1 else torch.cat(xs, d)  # noqa: E731
         teacher, ok = aggregate(
-            cat(cands, -3), cat(masks, -2), how, cat(confs, -2) if confs else None, draw
+            _cat(cands, -3), _cat(masks, -2), how, _cat(confs, -2) if confs else None, draw
         )
         out.append((m, sharpen(teacher, temperature), ok))
     return out
+
+
+def _cat(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim)
 
 
 def confident_teachers(
