@@ -72,8 +72,9 @@ def test_batched_engine_equals_per_agent_execution(tmp_path, tiny, variant):
     assert (m_per.shared_acc != m_per.shared_acc.iloc[0]).any()  # it did learn something
 
 
-def test_runs_the_batched_engine_cannot_do_say_so(tmp_path, tiny):
+@pytest.mark.parametrize("name", ["gossip", "fedavg"])
+def test_runs_the_batched_engine_cannot_do_say_so(tmp_path, tiny, name):
     tiny["engine"] = "batched"
-    tiny["algorithm"] = {"name": "gossip"}
-    with pytest.raises(ValueError, match="engine: batched does not support algorithm gossip"):
+    tiny["algorithm"] = {"name": name}
+    with pytest.raises(ValueError, match=f"engine: batched does not support algorithm {name}"):
         Simulation(validate(tiny), RunDirectory(tmp_path))

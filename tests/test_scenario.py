@@ -99,7 +99,7 @@ def test_load_reports_bad_yaml_with_line(tmp_path):
     "args, message",
     [
         (["--set", "network.bandwidth=-3"], "network.bandwidth: must be > 0, got -3"),
-        (["--set", "algorithm.name=fedavg"], "unknown algorithm 'fedavg'"),
+        (["--set", "algorithm.name=fedprox"], "unknown algorithm 'fedprox'"),
         (["--set", "nonsense"], "expected KEY=VALUE"),
     ],
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .centralized import Centralized
 from .distill import Distill
+from .fedavg import FedAvg
 from .gossip import Gossip
 from .isolated import Isolated
 from .learner import ALGORITHMS
@@ -18,5 +19,6 @@ ALGORITHMS.register("mhd")(MHD)
 ALGORITHMS.register("distill")(Distill)
 ALGORITHMS.register("gossip")(Gossip)
 ALGORITHMS.register("centralized")(Centralized)
+ALGORITHMS.register("fedavg")(FedAvg)
 
 __all__ = ["ALGORITHMS"]

@@ -9,6 +9,7 @@ import torch
 from ..seeds import stream, torch_generator
 from .algorithms import ALGORITHMS
 from .datasets import Dataset
+from .fedavg import FedAvg
 from .gossip import Gossip
 from .learner import Learner, Shared
 from .models import HeadedModel, build
@@ -22,7 +23,7 @@ def check_population(
     built: list[HeadedModel],
 ) -> None:
     """Errors a population can only show once its models are built."""
-    if cls is Gossip and len({repr(m) for m in models}) > 1:
+    if cls in (Gossip, FedAvg) and len({repr(m) for m in models}) > 1:
         kinds = sorted(
             {
                 f"{m.kind} (agents {', '.join(str(i) for i, x in enumerate(models) if x == m)})"
@@ -30,7 +31,7 @@ def check_population(
             }
         )
         raise ValueError(
-            f"algorithm gossip averages weights, so every agent needs the same model; "
+            f"algorithm {algo.name} averages weights, so every agent needs the same model; "
             f"this population mixes {'; '.join(kinds)}"
         )
     if getattr(algo, "embedding_weight", 0) > 0:

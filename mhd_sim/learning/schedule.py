@@ -46,6 +46,7 @@ class Costs:
     message_flops: float
     cycle: int  # messages per pass over the public set
     max_staleness: float | None
+    rounds: bool = False  # a FedAvg client: uploads every period steps, waits for the model
 
     @classmethod
     def of(cls, template: Learner, public: int) -> Costs:
@@ -67,6 +68,7 @@ class Costs:
             message_flops=template.message_flops(),
             cycle=max(1, -(-public // max(1, getattr(algo, "share_size", 1)))),
             max_staleness=getattr(algo, "max_staleness", None),
+            rounds=getattr(template, "rounds", False),
         )
 
 
@@ -86,6 +88,7 @@ class Schedule:
         self.plain, self.distill = costs.plain, costs.distill
         self.public_step, self.include_self = costs.public_step, costs.include_self
         self.cycle, self.max_staleness = costs.cycle, costs.max_staleness
+        self.rounds = costs.rounds
         self.cache: dict[int, deque[float]] = {}  # peer -> production times of its cached chunks
         self.total = 0.0  # sum of all those times
         self.count = 0

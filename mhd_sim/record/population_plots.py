@@ -113,7 +113,8 @@ def plot_topology(
     colors = None
     if summary:
         best = summary["final"]["best_head"]
-        accs = [summary["agents"][i]["shared_acc"] for i in g.nodes]
+        agents = summary["agents"]  # nodes past the agents (a fedavg server) have none
+        accs = [agents[i]["shared_acc"] if i < len(agents) else [] for i in g.nodes]
         colors = [a[best] if a else 0.0 for a in accs]
     nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.4)
     size = max(20, 400 - 3 * n)

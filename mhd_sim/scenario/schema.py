@@ -78,6 +78,13 @@ class AlgorithmSpec(Strict):
     """Probabilities kept per sample and head with encoding topk."""
     embedding_weight: NonNegative = 0.0
     """Weight of the MSE to the peers' mean embedding on public samples."""
+    period: Count = 50
+    """fedavg: local steps between a client's uploads."""
+    deadline: Positive = 30.0
+    """fedavg: a round ends when every online client's weights are in, or this many seconds
+    after it began."""
+    server_bandwidth: Positive | None = None
+    """fedavg: the server's uplink, bytes/s (null: network.bandwidth)."""
     max_staleness: Positive | None = None
     """Cached predictions older than this many seconds are not used."""
 

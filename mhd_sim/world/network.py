@@ -105,7 +105,8 @@ class Network:
         self.uplink, self.downlink, self.link = uplink, downlink, link
         self.online, self.deliver, self.log = online, deliver, log
         self.q = queueing
-        self.bounded = queueing.policy != "unbounded"
+        # per uplink: whether its buffer is bounded (a server's is not: see unbounded_uplink)
+        self.bounded = [queueing.policy != "unbounded"] * agents
         self.replace = queueing.policy == "replace"
         self.traffic = Traffic(agents)
         self.offline_at = [-math.inf] * agents  # when each agent last went offline
@@ -143,7 +144,7 @@ class Network:
         if pending:
             if pending[0].leaves <= now:
                 self._settle(i, now)
-            if pending and self.bounded and self._full(i, msg, now):
+            if pending and self.bounded[i] and self._full(i, msg, now):
                 return
         route = self.routes.get((i, j))
         if route is None:
@@ -294,7 +295,7 @@ class Network:
         queue = self.on_downlink[j]
         while queue and queue[0].leaves <= now:
             self.down_queued[j] -= queue.popleft().msg.size
-        if self.bounded and queue:
+        if self.q.policy != "unbounded" and queue:
             if self.replace:
                 e = self.down_waiting[j].get(msg.sender)
                 if e is not None and e.starts > now and e.msg.size == size:

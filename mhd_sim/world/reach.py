@@ -26,9 +26,10 @@ def hops(graph: nx.Graph, agents: int) -> np.ndarray:
     """
     g = nx.Graph()
     g.add_nodes_from(range(agents))
-    g.add_edges_from(graph.edges)
-    matrix = nx.to_scipy_sparse_array(g, nodelist=range(agents), format="csr")
-    dist = shortest_path(matrix, unweighted=True, directed=False)
+    g.add_edges_from(graph.edges)  # nodes past the agents (a server) relay, and are left out
+    nodes = range(max(agents, max(g.nodes, default=-1) + 1))
+    matrix = nx.to_scipy_sparse_array(g, nodelist=nodes, format="csr")
+    dist = shortest_path(matrix, unweighted=True, directed=False)[:agents, :agents]
     return np.where(np.isinf(dist), UNREACHABLE, dist).astype(np.int64)
 
 

@@ -25,6 +25,7 @@ from .dynamics import network_change
 from .links import Links
 from .network import Link, Message, Network, Queueing
 from .runtime import few_collections, keep_freed_memory
+from .server import Server, server_star
 from .summary import summary as run_summary
 from .topology import build as build_topology
 from .topology import edge_list
@@ -61,7 +62,10 @@ class Simulation:
                     )
                 self.engine = Engine(self.learners)
                 self.learners = self.engine.proxies()
-        self.links = Links(build_topology(net.topology, n, seed))
+        # round-based algorithms (fedavg) talk only to a server, node n: a star around it
+        self.rounds = bool(getattr(self.learners[0], "rounds", False))
+        graph = server_star(n) if self.rounds else build_topology(net.topology, n, seed)
+        self.links = Links(graph)
         for i, learner in enumerate(self.learners):
             learner.degree = lambda i=i: len(self.links.neighbors(i))
         self.warnings: list[str] = []
@@ -93,14 +97,15 @@ class Simulation:
         self.staleness: list[float] = []  # mean age of the predictions each distillation step used
         self.staleness_max = 0.0
         self._link_specs = {p: o for o in net.links for p in o.pairs()}  # later overrides win
+        server_uplink = [scenario.algorithm.server_bandwidth or net.bandwidth] * self.rounds
         self.network = Network(
             self.env,
             self.links,
-            uplink=[a.bandwidth or net.bandwidth for a in self.agents],
-            downlink=[a.downlink or net.downlink for a in self.agents],
+            uplink=[a.bandwidth or net.bandwidth for a in self.agents] + server_uplink,
+            downlink=[a.downlink or net.downlink for a in self.agents] + [None] * self.rounds,
             link=self._link,
             seed=seed,
-            online=lambda i: self.online[i],
+            online=lambda i: i >= n or self.online[i],
             deliver=self._deliver,
             log=record.event,
             queueing=Queueing(
@@ -111,6 +116,10 @@ class Simulation:
                 net.transport.min_rto,
             ),
         )
+        self.server = Server(self) if self.rounds else None
+        if self.server is not None:  # a connection per client: its uplink paces, never drops
+            self.network.bounded[self.server.node] = False
+            self.env.process(self.server.process())
         self.procs = [self.env.process(self._agent(i)) for i in range(n)]
         churn = scenario.agents.churn
         if churn is not None and churn.kind == "markov":
@@ -125,7 +134,7 @@ class Simulation:
         self._hops: tuple[int, np.ndarray] | None = None  # (links version, hop distances)
         if not timing_only:  # each agent's label mix π_i, for accuracy on others' data
             self.label_dist = np.stack([lr.label_dist.cpu().numpy() for lr in self.learners])
-        self._sampled_at, self._busy = 0.0, np.zeros(n)  # the network's last sample
+        self._sampled_at, self._busy = 0.0, np.zeros(n + self.rounds)  # last sample
 
     def _warn_if_disconnected(self, graph: nx.Graph, kind: str, when: str = "") -> None:
         if graph.number_of_nodes() > 1 and not nx.is_connected(graph):
@@ -165,6 +174,7 @@ class Simulation:
     def _agent(self, i: int):
         learner, env, log = self.learners[i], self.env, self.record.event
         share_every, full = self.sc.algorithm.share_every, self.sc.network.backpressure
+        period = self.sc.algorithm.period
         while True:
             try:
                 if not self.online[i]:
@@ -181,6 +191,13 @@ class Simulation:
                 learner.end_step(step)
                 self.steps[i] += 1
                 log(env.now, "step", i)
+                if self.rounds:  # fedavg: upload every period steps, then wait for the model
+                    if self.steps[i] % period == 0:
+                        payload = learner.make_message(env.now)
+                        server = self.server.node
+                        self.network.send(Message(i, server, len(payload), env.now, payload))
+                        yield self.server.wait(i)
+                    continue
                 if learner.sends and self.links.neighbors(i) and self.steps[i] % share_every == 0:
                     if full is not None and self.network.holding(i) >= full:
                         self.network.traffic.skipped[i] += 1  # its uplink is still full
@@ -203,6 +220,9 @@ class Simulation:
 
     def go_offline(self, i: int) -> None:
         self.online[i] = False
+        if self.server is not None:  # it no longer waits, and the round no longer waits for it
+            self.server.waiting.pop(i, None)
+            self.server.check()
         self.offline_since[i] = self.env.now
         self.came_online[i] = self.env.event()
         self.procs[i].interrupt()
@@ -216,7 +236,12 @@ class Simulation:
         self.record.event(self.env.now, "online", i)
 
     def _deliver(self, msg: Message) -> None:
+        if self.server is not None and msg.receiver == self.server.node:
+            self.server.receive(msg)
+            return
         self.learners[msg.receiver].absorb(msg.payload, self.env.now)
+        if self.server is not None and msg.sender == self.server.node:
+            self.server.deliver_model(msg.receiver)
 
     def _evaluate(self) -> None:
         if self.timing_only:
