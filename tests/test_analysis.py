@@ -56,3 +56,20 @@ def test_bytes_to_reach_reads_the_first_crossing(tmp_path):
     c = paper_claims.curve(run)
     assert c.bytes.tolist() == [0, 200, 600, 1200]  # summed over agents
     assert c.best_shared.round(2).tolist() == [0.1, 0.35, 0.45, 0.52]
+
+
+def test_paper_figures_tables_put_the_posters_numbers_beside_ours(tmp_path):
+    from analysis import paper_figures
+
+    tiny = ["--set", "data.dataset={kind: synthetic, classes: 10, dim: 8, train_size: 1200, "
+            "test_size: 200}", "--set", "duration=4", "--set", "eval.every=2"]  # fmt: skip
+    assert paper_figures.main(["--out", str(tmp_path), *tiny]) == 0
+    text = (tmp_path / "tables.md").read_text()
+    for section in ("## (a) Headline", "## (b) Heads", "## (c) Topology", "Recovery ratio R"):
+        assert section in text
+    assert "| mhd |" in text and "68.6" in text and "63.4" in text  # the poster's, beside ours
+    assert "| islands, other island |" in text and "| complete |" in text
+    summary = tmp_path / "noniid-mhd-0" / "summary.json"
+    stamp = summary.stat().st_mtime_ns
+    assert paper_figures.main(["--out", str(tmp_path), *tiny]) == 0  # resumes: nothing rerun
+    assert summary.stat().st_mtime_ns == stamp
