@@ -212,9 +212,11 @@ class Network:
         self._settle(agent, self.env.now)
         return len(self.on_uplink[agent])
 
-    def busy_until_now(self, agent: int) -> float:
-        """Seconds agent's uplink has spent transmitting so far (it never idles with work)."""
-        return self.traffic.busy[agent] - max(0.0, self.uplink_free[agent] - self.env.now)
+    def busy(self) -> np.ndarray:
+        """Seconds each uplink has spent transmitting by now: all it accepted, less what is
+        still ahead of it (an uplink never idles while it holds work)."""
+        ahead = np.maximum(0.0, np.array(self.uplink_free) - self.env.now)
+        return np.array(self.traffic.busy) - ahead
 
     def went_offline(self, agent: int) -> None:
         """Offline agents send nothing: whatever has not left the uplink yet is dropped now.

@@ -311,7 +311,7 @@ class Simulation:
         the last sample."""
         net, now = self.network, self.env.now
         net.settle()
-        busy = np.array(net.traffic.busy) - np.maximum(0.0, np.array(net.uplink_free) - now)
+        busy = net.busy()
         since = now - self._sampled_at
         utilization = (busy - self._busy) / since if since > 0 else np.zeros_like(busy)
         self._sampled_at, self._busy = now, busy

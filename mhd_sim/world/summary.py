@@ -30,9 +30,8 @@ def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, 
     net = sim.network
     totals = net.summary()  # settles the uplinks: bytes sent up to now
     tr, now = net.traffic, float(sim.env.now)
-    uplinks = [
-        tr.per_agent(i, now, net.uplink_free[i], net.uplink[i]) for i in range(len(sim.agents))
-    ]
+    busy = net.busy().tolist()
+    uplinks = [tr.per_agent(i, now, busy[i], net.uplink[i]) for i in range(len(sim.agents))]
     shared = np.array([e[0] for e in sim.last_eval])  # [agents, heads]
     private = np.array([e[1] for e in sim.last_eval])
     best = int(shared.mean(0).argmax()) if len(shared) else 0

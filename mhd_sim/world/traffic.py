@@ -71,9 +71,9 @@ class Traffic:
         out["in_flight_at_end"] = int(self.pending_bytes - queued)
         return out
 
-    def per_agent(self, i: int, now: float, free: float, rate: float) -> dict[str, Any]:
-        """Agent i's uplink: utilization (busy fraction), offered load, queueing, drops."""
-        busy = self.busy[i] - max(0.0, free - now)  # the part transmitted by now
+    def per_agent(self, i: int, now: float, busy: float, rate: float) -> dict[str, Any]:
+        """Agent i's uplink, ``busy`` seconds of which were spent transmitting: utilization,
+        offered load, queueing, drops."""
         delays = np.asarray(self.delays[i])
         p50, p90 = np.percentile(delays, [50, 90]).tolist() if len(delays) else (None, None)
         return {
