@@ -6,9 +6,10 @@ Runs the straggler scenario (per-agent execution), then replays exactly the lear
 it did in a plain loop with no simulator around it: the same agents, models (same
 initialisation) and optimizer, the same number of local steps per agent with the same
 batch sizes, the same distillation terms (a teacher per auxiliary head: the most confident
-of the peers' cached float16 predictions, chosen in numpy and gathered at once, as the
-simulator does), the same forward passes that make messages and the same evaluations of
-the whole test set. Both exclude set-up (data, models). The
+of the peers' cached float16 predictions and the agent's own head m−1, by max logit rounded
+as a message carries it, ties drawn at random, chosen in numpy and gathered at once, as the
+simulator does), the same forward passes that make messages (probabilities and max-logit
+confidences) and the same evaluations of the whole test set. Both exclude set-up (data, models). The
 ratio is what the simulator costs on top: SimPy, the network, encoding and decoding
 messages, cache updates and writing every event.
 """
@@ -40,7 +41,8 @@ def simulate(raw: dict, out: Path) -> tuple[float, pd.DataFrame, int]:
     summary = sim.run()
     record.close()
     evaluations = pd.read_csv(out / "metrics.csv").time.nunique()
-    return summary["wall_time_s"], pd.read_csv(out / "events.csv"), evaluations
+    events = pd.read_csv(out / "events.csv", low_memory=False)
+    return summary["wall_time_s"], events, evaluations
 
 
 def bare_loop(raw: dict, events: pd.DataFrame, evaluations: int) -> float:
@@ -63,7 +65,7 @@ def bare_loop(raw: dict, events: pd.DataFrame, evaluations: int) -> float:
         torch.randn(peers, P, S, C, generator=g), -1
     ).half()  # float16, as the wire
     confidence = cache.float().amax(-1).numpy()  # [peers, P, S], for max-confidence teachers
-    columns = np.arange(S)[:, None]
+    draws = np.random.default_rng(0)
     # per agent: its plain steps, then distillation steps, each share_every-th followed by a message
     queues = []
     for i in range(len(learners)):
@@ -90,7 +92,8 @@ def bare_loop(raw: dict, events: pd.DataFrame, evaluations: int) -> float:
                 ids = torch.randint(P, (algo.share_size,), generator=g)
                 if model.training:  # switch only when it changes, as the simulator does
                     model.eval()
-                torch.softmax(model(learner.shared.public_x.index_select(0, ids))[0], -1).numpy()
+                logits = model(learner.shared.public_x.index_select(0, ids))[0]
+                torch.softmax(logits, -1).numpy(), logits.amax(-1).numpy()  # what a message holds
             continue
         if not model.training:
             model.train()
@@ -98,11 +101,25 @@ def bare_loop(raw: dict, events: pd.DataFrame, evaluations: int) -> float:
         x, y = learner.x.index_select(0, batch), learner.y[batch]
         if kind == "distill":
             u = torch.randint(P, (tr.public_batch_size,), generator=g)
-            x = torch.cat([x, learner.shared.public_x.index_select(0, u)])
-            # the most confident peer per sample and cached head, then one gather of those
-            best = confidence.take(u.numpy(), axis=1).argmax(0).T  # [S, B]
-            at = torch.from_numpy(((best * P + u.numpy()) * S + columns).reshape(-1))
-            teachers = cache.view(-1, C).index_select(0, at).view(S, len(u), C).float()
+            public = learner.shared.public_x.index_select(0, u)
+            x = torch.cat([x, public])
+            with torch.no_grad():  # the agent's own heads on the public batch, as they are now
+                model.eval()
+                own_logits = model(public)[0]
+                model.train()
+            own = torch.softmax(own_logits, -1)
+            own_conf = own_logits.amax(-1).half().float().numpy()  # rounded as a message's
+            # per cached head: the most confident of the peers and the own head m−1, ties drawn
+            peers_conf = confidence.take(u.numpy(), axis=1)  # [peers, B, S]
+            teachers = []
+            for col in range(S):
+                conf = np.concatenate([peers_conf[:, :, col], own_conf[col][None]])
+                tied = conf == conf.max(0)
+                best = np.where(tied, draws.random(conf.shape), -1.0).argmax(0)
+                at = torch.from_numpy((np.minimum(best, peers - 1) * P + u.numpy()) * S + col)
+                chosen = cache.view(-1, C).index_select(0, at).float()
+                mine = torch.from_numpy(best == peers)[:, None]
+                teachers.append(torch.where(mine, own[col], chosen))
         logits, _ = model(x)
         loss = F.cross_entropy(logits[0, : tr.batch_size], y)
         if kind == "distill":

@@ -58,18 +58,48 @@ def test_bytes_to_reach_reads_the_first_crossing(tmp_path):
     assert c.best_shared.round(2).tolist() == [0.1, 0.35, 0.45, 0.52]
 
 
-def test_paper_figures_tables_put_the_posters_numbers_beside_ours(tmp_path):
+def test_paper_figures_tables_put_the_posters_numbers_beside_ours(tmp_path, monkeypatch):
     from analysis import paper_figures
+
+    # a smaller recovery sweep: a setting of its own and one sharing the headline's runs
+    monkeypatch.setattr(
+        paper_figures, "SWEPT", {"200 s": ["mhd", "mhd-complete-1aux"], "600 s": ["mhd-complete"]}
+    )
 
     tiny = ["--set", "data.dataset={kind: synthetic, classes: 10, dim: 8, train_size: 1200, "
             "test_size: 200}", "--set", "duration=4", "--set", "eval.every=2"]  # fmt: skip
-    assert paper_figures.main(["--out", str(tmp_path), *tiny]) == 0
-    text = (tmp_path / "tables.md").read_text()
+    out = ["--out", str(tmp_path / "runs"), "--seeds", "1"]
+    assert paper_figures.main([*out, *tiny]) == 0
+    text = (tmp_path / "runs" / "tables.md").read_text()
     for section in ("## (a) Headline", "## (b) Heads", "## (c) Topology", "Recovery ratio R"):
         assert section in text
     assert "| mhd |" in text and "68.6" in text and "63.4" in text  # the poster's, beside ours
     assert "| islands, other island |" in text and "| complete |" in text
-    summary = tmp_path / "noniid-mhd-0" / "summary.json"
+    assert "| 3 aux, ours |" in text and "| 4 aux, poster | 32.0 |" in text
+    for image in ("headline", "heads", "topology"):
+        assert (tmp_path / "runs" / "images" / "paper_figures" / f"{image}.png").stat().st_size
+    summary = tmp_path / "runs" / "noniid-mhd-0" / "summary.json"
     stamp = summary.stat().st_mtime_ns
-    assert paper_figures.main(["--out", str(tmp_path), *tiny]) == 0  # resumes: nothing rerun
+    doc = tmp_path / "docs" / "paper_figures.md"
+    doc.parent.mkdir()
+    doc.write_text("old tables\n" + paper_figures.READING + "\nour reading\n")
+    # resumes (nothing rerun) and adds the recovery sweep; the doc keeps its reading
+    assert paper_figures.main([*out, *tiny, "--recovery", "--doc", str(doc)]) == 0
     assert summary.stat().st_mtime_ns == stamp
+    text = doc.read_text()
+    assert "old tables" not in text and text.endswith("\nour reading\n")
+    assert "| 600 s, mhd-complete |" in text and "| 200 s, mhd-complete-1aux |" in text
+    assert (doc.parent / "images" / "paper_figures" / "heads.png").exists()
+
+
+def test_own_class_teachers_counts_shares_of_the_own_classes(capsys):
+    from analysis import own_class_teachers
+
+    tiny = ["--set", "data.dataset={kind: synthetic, classes: 10, dim: 8, train_size: 1200, "
+            "test_size: 200}", "--set", "duration=4", "--set", "eval.every=2"]  # fmt: skip
+    assert own_class_teachers.main(tiny) == 0
+    shares = dict(line.rsplit(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert set(shares) == {"head0", "head1", "peer wins by max logit", "wrong teacher by max "
+                           "logit", "peer wins by max probability",
+                           "wrong teacher by max probability"}  # fmt: skip
+    assert all(0 <= float(v) <= 1 for v in shares.values())
