@@ -276,18 +276,18 @@ def ratio_table(reach: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def _panels(n: int, height: float) -> tuple[plt.Figure, np.ndarray]:
+    """One row of ``n`` panels sharing the y axis."""
+    return plt.subplots(
+        1, n, figsize=(4.2 * n, height), sharey=True, squeeze=False, constrained_layout=True
+    )
+
+
 def figures(df: pd.DataFrame, points: list[Point], runs: Path, out: Path) -> list[Path]:
     done = df[df.status == "done"].copy()
     done["shared"] = done.best_aux_shared.fillna(done.shared_head0)
     groups = list(done.groupby(["population", "skew"], sort=False))
-    fig, axes = plt.subplots(
-        1,
-        len(groups),
-        figsize=(4.2 * len(groups), 4.2),
-        sharey=True,
-        squeeze=False,
-        constrained_layout=True,
-    )
+    fig, axes = _panels(len(groups), 4.2)
     for ax, ((pop, skew), g) in zip(axes[0], groups):
         algos = sorted(g.algorithm.unique(), key=ORDER.index)
         stats = g.groupby("algorithm").shared.agg(["mean", "std"]).reindex(algos)
@@ -312,14 +312,7 @@ def figures(df: pd.DataFrame, points: list[Point], runs: Path, out: Path) -> lis
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(
-        1,
-        len(groups),
-        figsize=(4.2 * len(groups), 4.0),
-        sharey=True,
-        squeeze=False,
-        constrained_layout=True,
-    )
+    fig, axes = _panels(len(groups), 4.0)
     for ax, ((pop, skew), g) in zip(axes[0], groups):
         for k, algo in enumerate(sorted(g.algorithm.unique(), key=ORDER.index)):
             if not (algo.startswith("mhd") or algo == "gossip"):
