@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mhd_sim.api import build_simulation
 from mhd_sim.record.run_directory import RunDirectory
 from mhd_sim.scenario import load
-from mhd_sim.world.simulation import Simulation
 
 BASE = Path(__file__).resolve().parent.parent / "scenarios" / "paper_claims.yaml"
 SETTING = [
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     sc = load(BASE, [*SETTING, *args.extra])
     with tempfile.TemporaryDirectory() as tmp:
         record = RunDirectory(tmp)
-        sim = Simulation(sc, record)
+        sim = build_simulation(sc, record)
         sim.run()
         record.close()
     neighbours = [sorted(sim.links.neighbors(i)) for i in range(len(sim.learners))]

@@ -12,9 +12,9 @@ import argparse
 import tempfile
 import time
 
+from mhd_sim.api import build_simulation
 from mhd_sim.record.run_directory import RunDirectory
 from mhd_sim.scenario import validate
-from mhd_sim.world.simulation import Simulation
 
 from .scenarios import population
 
@@ -23,7 +23,7 @@ def measure(agents: int, duration: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         record = RunDirectory(tmp)
         start = time.perf_counter()
-        sim = Simulation(validate(population(agents, duration)), record, timing_only=True)
+        sim = build_simulation(validate(population(agents, duration)), record, timing_only=True)
         setup = time.perf_counter() - start
         start = time.perf_counter()
         summary = sim.run()

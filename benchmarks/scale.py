@@ -26,9 +26,9 @@ import time
 def child(agents: int, steps: int, engine: str = "per_agent", threads: int = 1) -> dict:
     import torch
 
+    from mhd_sim.api import build_simulation
     from mhd_sim.record.run_directory import RunDirectory
     from mhd_sim.scenario import validate
-    from mhd_sim.world.simulation import Simulation
 
     from .scenarios import population
 
@@ -37,13 +37,13 @@ def child(agents: int, steps: int, engine: str = "per_agent", threads: int = 1) 
     raw["engine"] = engine
     sc = validate(raw)
     with tempfile.TemporaryDirectory() as tmp:  # a timing-only stand-in knows a step's FLOPs
-        schedule = Simulation(sc, RunDirectory(tmp), timing_only=True).learners[-1]
-        step_seconds = schedule.distill / sc.agents.per_agent(sc.seed)[-1].speed
+        stand_in = build_simulation(sc, RunDirectory(tmp), timing_only=True).learners[-1]
+        step_seconds = stand_in.plan.distill_flops / sc.agents.per_agent(sc.seed)[-1].speed
     raw["duration"] = raw["eval"]["every"] = round(steps * step_seconds, 3)
     with tempfile.TemporaryDirectory() as tmp:
         record = RunDirectory(tmp)
         start = time.perf_counter()
-        sim = Simulation(validate(raw), record)
+        sim = build_simulation(validate(raw), record)
         setup = time.perf_counter() - start
         summary = sim.run()
         record.close()

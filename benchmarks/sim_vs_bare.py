@@ -27,17 +27,17 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from mhd_sim.api import build_simulation
 from mhd_sim.learning.population import build_learners
 from mhd_sim.record.run_directory import RunDirectory
 from mhd_sim.scenario import validate
-from mhd_sim.world.simulation import Simulation
 
 from .scenarios import straggler
 
 
 def simulate(raw: dict, out: Path) -> tuple[float, pd.DataFrame, int]:
     record = RunDirectory(out)
-    sim = Simulation(validate(raw), record)
+    sim = build_simulation(validate(raw), record)
     summary = sim.run()
     record.close()
     evaluations = pd.read_csv(out / "metrics.csv").time.nunique()

@@ -138,7 +138,7 @@ RUN_FIGURES = ("curves", "reach", "staleness", "agents", "network", "topology")
 def run_figure(path: Path, kind: str, **options: Any) -> Any:
     """One figure of a run directory, as ``plot_run`` draws it into ``plots/`` (curves take
     ``x="time"`` or ``"bytes"``)."""
-    from .analysis import figures
+    from .compare import figures
     from .record import population_plots as pp
     from .record.plots import accuracy_figure
 
@@ -208,7 +208,6 @@ def simulate(
 
     from .record.plots import plot_run
     from .record.run_directory import RunDirectory
-    from .world.simulation import Simulation
 
     sc = scenario if isinstance(scenario, Scenario) else load(scenario)
     warn = warn or (lambda line: print(f"warning: {line}"))
@@ -226,7 +225,7 @@ def simulate(
             [f"--out {out}: cannot create the run directory ({e.strerror})"]
         ) from None
     try:
-        sim = Simulation(sc, record, timing_only=timing_only)
+        sim = build_simulation(sc, record, timing_only)
     except (ValueError, KeyError) as e:  # inputs the schema cannot check alone (an empty shard)
         record.close()
         raise MhdSimError([str(e).strip("'\"")]) from None
@@ -257,6 +256,16 @@ def simulate(
     if plots:
         plot_run(out)
     return Run(out)
+
+
+def build_simulation(sc: Scenario, record: Any, timing_only: bool = False) -> Any:
+    """A scenario's ``Simulation`` (world/) of its population (learning/), recording into
+    ``record`` (a ``RunDirectory``), not started: what ``simulate`` runs, for scripts that
+    look inside a run."""
+    from .learning.population import population
+    from .world.simulation import Simulation
+
+    return Simulation(sc, record, population(sc, timing_only))
 
 
 def default_out(sc: Scenario) -> Path:

@@ -12,15 +12,17 @@ import functools
 import math
 import zlib
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import pydantic
-import torch
 
 from .registry import Registry, settings
 
 DISTRIBUTIONS = Registry("distribution", tag="dist")
+if TYPE_CHECKING:
+    import torch
+
 NonNegative = Annotated[float, pydantic.Field(ge=0)]
 Positive = Annotated[float, pydantic.Field(gt=0)]
 
@@ -75,4 +77,6 @@ def stream(seed: int, *key: str | int) -> np.random.Generator:
 
 def torch_generator(seed: int, *key: str | int) -> torch.Generator:
     """A torch generator for ``key`` (weight initialisation), seeded from the same tree."""
+    import torch  # here, not at the top: checking a scenario never loads torch
+
     return torch.Generator().manual_seed(int(stream(seed, *key).integers(2**63 - 1)))

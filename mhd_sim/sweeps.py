@@ -30,8 +30,9 @@ from typing import Any
 
 import yaml
 
-from .analysis.runs import final_figures, short_keys
+from .record.reading import final_figures
 from .scenario import ScenarioError, apply_overrides, load, validate
+from .scenario.loading import short_keys
 
 DONE, FAILED, KEPT = "done", "failed", "kept"  # kept: finished by an earlier invocation
 INDEX = "sweep.csv"

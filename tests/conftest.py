@@ -1,4 +1,5 @@
 import copy
+import json
 
 import pytest
 import torch
@@ -43,3 +44,14 @@ def tiny() -> dict:
 def tiny_for_module() -> dict:
     """The tiny scenario, for module-scoped fixtures that build one run many tests read."""
     return copy.deepcopy(TINY)
+
+
+def algorithm(sc: dict, name: str, **settings) -> dict:
+    """The ``algorithm`` section of ``sc`` switched to ``name``, as ``--set algorithm.name=``
+    switches it: the settings the new algorithm has too are kept, the others dropped."""
+    from mhd_sim.scenario import apply_overrides
+
+    sets = [f"algorithm.name={name}"] + [
+        f"algorithm.{k}={json.dumps(v)}" for k, v in settings.items()
+    ]
+    return apply_overrides(sc, sets)["algorithm"]

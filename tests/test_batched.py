@@ -3,17 +3,18 @@
 import pandas as pd
 import pytest
 import torch
+from conftest import algorithm
 
+from mhd_sim.api import build_simulation
 from mhd_sim.record.run_directory import RunDirectory
 from mhd_sim.scenario import validate
-from mhd_sim.world.simulation import Simulation
 
 
 def run_both(tmp_path, sc: dict):
     out = {}
     for engine in ("per_agent", "batched"):
         record = RunDirectory(tmp_path / engine)
-        sim = Simulation(validate({**sc, "engine": engine}), record)
+        sim = build_simulation(validate({**sc, "engine": engine}), record)
         sim.run()
         record.close()
         out[engine] = sim
@@ -42,7 +43,7 @@ VARIANTS = {
     "peers only, one random teacher, max probability": {
         "algorithm": {"include_self": False, "teachers": 1, "confidence": "max_probability"},
     },
-    "distill": {"algorithm": {"name": "distill", "heads": 1}},
+    "distill": {"algorithm": {"name": "distill"}},
     "isolated": {"algorithm": {"name": "isolated"}},
 }
 
@@ -50,7 +51,10 @@ VARIANTS = {
 def merged(base: dict, extra: dict) -> dict:
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     for k, v in extra.items():
-        out[k] = {**out.get(k, {}), **v}
+        if k == "algorithm" and "name" in v:  # another algorithm: its own settings only
+            out[k] = algorithm(base, **v)
+        else:
+            out[k] = {**out.get(k, {}), **v}
     return out
 
 
@@ -61,7 +65,7 @@ def test_batched_engine_equals_per_agent_execution(tmp_path, tiny, variant):
     # the schedule is the world's alone: the same events, message sizes and ages of predictions
     pd.testing.assert_frame_equal(ev_per, ev_bat)
     for i, learner in enumerate(per.learners):  # the weights agree to rounding
-        theirs = bat.engine.parameters(i)
+        theirs = bat.learners[0].engine.parameters(i)
         for name, p in learner.model.named_parameters():
             torch.testing.assert_close(
                 theirs[name], p.detach(), atol=2e-5, rtol=1e-4, msg=f"agent {i} {name}"
@@ -77,4 +81,4 @@ def test_runs_the_batched_engine_cannot_do_say_so(tmp_path, tiny, name):
     tiny["engine"] = "batched"
     tiny["algorithm"] = {"name": name}
     with pytest.raises(ValueError, match=f"engine: batched does not support algorithm {name}"):
-        Simulation(validate(tiny), RunDirectory(tmp_path))
+        build_simulation(validate(tiny), RunDirectory(tmp_path))

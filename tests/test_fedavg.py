@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
+from mhd_sim.api import build_simulation
 from mhd_sim.record.run_directory import RunDirectory
 from mhd_sim.scenario import validate
-from mhd_sim.world.simulation import Simulation
 
 PERIOD, LATENCY, UP, DOWN = 5, 0.1, 1.0e5, 5.0e4
 
@@ -24,7 +24,7 @@ def scenario(tiny, **algorithm):
 
 def run(tmp_path, tiny, timing_only=False, **algorithm):
     record = RunDirectory(tmp_path)
-    sim = Simulation(validate(scenario(tiny, **algorithm)), record, timing_only=timing_only)
+    sim = build_simulation(validate(scenario(tiny, **algorithm)), record, timing_only=timing_only)
     summary = sim.run()
     record.close()
     return sim, summary, pd.read_csv(tmp_path / "events.csv", low_memory=False)
@@ -32,7 +32,7 @@ def run(tmp_path, tiny, timing_only=False, **algorithm):
 
 def test_rounds_follow_the_slowest_client_and_the_transfers(tmp_path, tiny):
     sim, summary, ev = run(tmp_path, tiny)
-    server = sim.server.node
+    server = sim.coordinator.node
     steps = ev[ev.event == "step"]
     d0 = steps[steps.agent == 0].time.iloc[0]  # a step's duration (no jitter)
     d1 = steps[steps.agent == 1].time.iloc[0]

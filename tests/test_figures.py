@@ -11,8 +11,8 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from mhd_sim.analysis import figures, runs, summarize
 from mhd_sim.cli import app
+from mhd_sim.compare import figures, runs, summarize
 from mhd_sim.record.animation import frames
 
 

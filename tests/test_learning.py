@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import algorithm
 
 from mhd_sim.learning import messages
 from mhd_sim.learning.datasets import DATASETS
@@ -18,18 +19,21 @@ def test_max_confidence_picks_the_most_confident_available_candidate():
         ]
     )
     mask = torch.tensor([[True, True, True], [True, True, False]])
-    teacher, valid = aggregate(cands, mask, "max_confidence")
+    teacher, valid, best, confidence = aggregate(cands, mask, "max_confidence")
     assert valid.tolist() == [True, True, True]
     # sample 0 and 1: the second candidate is surer; sample 2: the second is absent
     torch.testing.assert_close(teacher, torch.tensor([[0.1, 0.9], [0.6, 0.4], [0.2, 0.8]]))
+    assert best.tolist() == [1, 1, 0]  # which candidate, and its confidence (the diagnostics')
+    torch.testing.assert_close(confidence, torch.tensor([0.9, 0.6, 0.8]))
 
 
 def test_mean_and_confidence_weighted_use_only_available_candidates():
     cands = torch.tensor([[[0.8, 0.2], [1.0, 0.0]], [[0.4, 0.6], [0.0, 1.0]]])
     mask = torch.tensor([[True, True], [True, False]])
-    mean, _ = aggregate(cands, mask, "mean")
+    mean, _, best, _ = aggregate(cands, mask, "mean")
+    assert best is None  # no one candidate is chosen
     torch.testing.assert_close(mean, torch.tensor([[0.6, 0.4], [1.0, 0.0]]))
-    weighted, _ = aggregate(cands, mask, "confidence_weighted")
+    weighted = aggregate(cands, mask, "confidence_weighted")[0]
     w0, w1 = 0.8, 0.6  # the candidates' top probabilities
     assert weighted[0].tolist() == pytest.approx(
         [(w0 * 0.8 + w1 * 0.4) / (w0 + w1), (w0 * 0.2 + w1 * 0.6) / (w0 + w1)]
@@ -38,7 +42,7 @@ def test_mean_and_confidence_weighted_use_only_available_candidates():
 
 
 def test_samples_without_candidates_are_invalid():
-    _, valid = aggregate(
+    _, valid, _, _ = aggregate(
         torch.rand(2, 3, 4), torch.tensor([[False, True, False], [False, False, False]]), "mean"
     )
     assert valid.tolist() == [False, True, False]
@@ -92,7 +96,7 @@ def test_weight_messages_round_trip_with_exact_size():
         payload = messages.encode_weights(3, 4, 9.5, values, encoding)
         assert len(payload) == messages.weights_size(1234, encoding)
         w = messages.decode_weights(payload)
-        assert (w.sender, w.degree, w.produced) == (3, 4, 9.5)
+        assert (w.sender, w.weight, w.produced) == (3, 4, 9.5)
         np.testing.assert_allclose(w.values, values, atol=atol, rtol=1e-2 if atol else 0)
 
 
@@ -108,8 +112,8 @@ def test_label_skew_follows_the_target_distribution():
     assert len(np.unique(allidx)) == len(allidx)  # disjoint
 
 
-def population(tiny, **algorithm):
-    tiny["algorithm"].update(algorithm)
+def population(tiny, **settings):
+    tiny["algorithm"] = algorithm(tiny, settings.pop("name", "mhd"), **settings)
     sc = validate(tiny)
     learners, dataset, split = build_learners(
         sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed
@@ -127,17 +131,17 @@ def test_head_m_learns_from_peers_head_m_minus_1(tiny):
     learners, dataset, _ = population(tiny, heads=3, include_self=False)
     me = learners[0]
     P, C = len(me.shared.public_x), dataset.classes
-    assert me.sent.tolist() == [0, 1]  # peers use our heads 0 and 1, never the last
+    assert me.wiring.heads_sent.tolist() == [0, 1]  # peers use our heads 0 and 1, never the last
     # a peer whose head 0 says class 2 and head 1 says class 3 on every public sample
     probs = np.zeros((P, 2, C), dtype=np.float32)
     probs[:, 0, 2] = probs[:, 1, 3] = 1.0
     me.absorb(messages.encode(1, 4.0, np.array([0, 1]), np.arange(P), probs, "float32"), now=5.0)
     step = me.begin_step(now=7.0)
-    teachers = {head: (t, valid) for head, t, valid in step.teachers}
+    teachers = {c.head: (c.target, c.ok) for c in step.targets}
     assert sorted(teachers) == [1, 2]  # head 0 learns from labels only (ν₀ = 0)
     assert teachers[1][0].argmax(-1).unique().tolist() == [2]  # head 1 ← peer's head 0
     assert teachers[2][0].argmax(-1).unique().tolist() == [3]  # head 2 ← peer's head 1
-    assert step.staleness() == (3.0, 3.0)
+    assert step.staleness == (3.0, 3.0)
     # and a step moves head 1 towards the peer's head-0 answer
     before = torch.softmax(me.model(me.shared.public_x)[0][1], -1)[:, 2].mean()
     for _ in range(20):
@@ -158,8 +162,8 @@ def test_older_predictions_never_overwrite_newer(tiny):
 
     me.absorb(msg(10.0, 1), now=11.0)
     me.absorb(msg(8.0, 0), now=12.0)  # arrives later but was made earlier
-    assert me.cache_t[0, :4, 0].tolist() == [10.0] * 4
-    assert me.cache_p[0, :4, 0].argmax(-1).tolist() == [1] * 4
+    assert me.plan.produced[0, :4, 0].tolist() == [10.0] * 4
+    assert me.cache.probs[0, :4, 0].argmax(-1).tolist() == [1] * 4
 
 
 @pytest.mark.parametrize("include_self", [False, True])
@@ -191,17 +195,22 @@ def test_max_confidence_fast_path_gives_the_reference_teachers(tiny, encoding, i
     absorb(3, 9.0, np.arange(P // 3), now=9.5)
     absorb(3, 7.0, np.arange(P // 4, P // 2), now=9.8)  # partly older than what peer 3 sent before
     for _ in range(5):
-        step = me.plan(10.0)
-        fast = me.teachers(step)
+        step = me.plan.step(10.0)
+        fast = me.choose_teachers(step)
         me.by_confidence = False  # the reference path: gather, aggregate, sharpen
-        reference = me.teachers(step)
+        reference = me.choose_teachers(step)
         me.by_confidence = True
-        assert [m for m, _, _ in fast] == [m for m, _, _ in reference] == [1, 2]
-        for (_, a, ma), (_, b, mb) in zip(fast, reference):
-            assert torch.equal(a, b)
-            assert (ma is None and mb is None) or torch.equal(ma, mb)
+        assert [c.head for c in fast] == [c.head for c in reference] == [1, 2]
+        for f, r in zip(fast, reference):
+            assert torch.equal(f.target, r.target)
+            assert (f.ok is None and r.ok is None) or torch.equal(f.ok, r.ok)
+            # and the same choices: whose, and how confident (the teacher diagnostics)
+            assert (f.own is None) == (r.own is None) == (not include_self)
+            if include_self:
+                assert np.array_equal(f.own, r.own.numpy())
+            assert np.array_equal(f.confidence, r.confidence.numpy())
     if not include_self:  # some samples had only stale peers; the own head is always there
-        assert any(ok is not None for _, _, ok in fast)
+        assert any(c.ok is not None for c in fast)
 
 
 def test_a_float16_tie_at_one_is_decided_by_confidence_then_by_a_fair_draw(tiny):
@@ -224,15 +233,17 @@ def test_a_float16_tie_at_one_is_decided_by_confidence_then_by_a_fair_draw(tiny)
         return messages.encode(sender, 1.0, heads, ids, probs, "float16", confidence=conf)
 
     def chosen(step):
-        ((m, teacher, ok),) = me.teachers(step)
+        ((m, teacher, ok, _, _),) = [
+            (c.head, c.target, c.ok, c.own, c.confidence) for c in me.choose_teachers(step)
+        ]
         assert m == 1 and ok is None
         return np.where(teacher[:, 0] > 1e-4, 0, np.where(teacher[:, 1] > 1e-4, 1, 2))
 
     me.absorb(peer(1, 0, 30.0), now=1.0)
     me.absorb(peer(2, 1, 31.0), now=1.0)  # the most confident: always its predictions
-    assert (chosen(me.plan(2.0)) == 1).all()
+    assert (chosen(me.plan.step(2.0)) == 1).all()
     me.absorb(peer(2, 1, 30.0), now=1.5)  # now all three tie at a max logit of 30
-    picks = np.concatenate([chosen(me.plan(2.0)) for _ in range(40)])
+    picks = np.concatenate([chosen(me.plan.step(2.0)) for _ in range(40)])
     share = np.bincount(picks, minlength=3) / len(picks)
     assert (share > 0.28).all(), share  # peer 1, peer 2 and its own head, each about a third
 
@@ -268,7 +279,7 @@ def test_digits_and_synthetic_load_offline():
     "kind, shape", [("mlp", (40,)), ("cnn1d", (40,)), ("cnn1d", (1, 8, 8)), ("cnn1d", (2, 16))]
 )
 def test_models_give_logits_per_head_and_count_flops(kind, shape):
-    from mhd_sim.learning.models import build, forward_flops, step_flops
+    from mhd_sim.learning.networks import build, forward_flops, step_flops
 
     spec = validate({"agents": {"model": {"kind": kind}}}).agents.model
     model = build(spec, shape, heads=3, classes=10, generator=torch.Generator().manual_seed(0))
@@ -279,7 +290,7 @@ def test_models_give_logits_per_head_and_count_flops(kind, shape):
 
 
 def test_weight_init_is_seeded_per_generator():
-    from mhd_sim.learning.models import build
+    from mhd_sim.learning.networks import build
 
     spec = validate({}).agents.model
 

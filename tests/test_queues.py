@@ -9,11 +9,11 @@ import pytest
 from network_helpers import binomial_interval, make_network, times
 from typer.testing import CliRunner
 
+from mhd_sim.api import build_simulation
 from mhd_sim.cli import app
 from mhd_sim.record.run_directory import RunDirectory
 from mhd_sim.scenario import bundled, load, validate
 from mhd_sim.world.network import Message, Queueing
-from mhd_sim.world.simulation import Simulation
 
 
 def drops(rows, reason):
@@ -113,6 +113,38 @@ def test_retransmission_timeout_doubles():
     assert not delivered and net.traffic.retransmitted == 2
 
 
+@pytest.mark.parametrize("back", [1.0, None])
+def test_reliable_transport_resends_to_a_receiver_that_was_offline(back):
+    """A sender cannot tell an offline receiver from a lost message: it resends at the same
+    timeouts. 1,000 bytes at 10 kB/s (0.1 s), latency 0.05 s: the first try arrives at 0.15 and
+    finds the receiver offline; the timeout max(0.2, 2 × 0.15) = 0.3 s runs from when the try
+    left the uplink (0.1), so the second try starts at 0.4, arrives at 0.55, is dropped again;
+    the third starts at 0.5 + 0.6 = 1.1 and arrives at 1.25, after the receiver is back at 1.0.
+    With the receiver never back, max_retries = 2 ends it after three tries."""
+    offline = {1}
+    reliable = Queueing("unbounded", reliable=True, max_retries=2, min_rto=0.2)
+    env, net, rows, delivered = make_network(
+        latency=0.05, bandwidth=1e4, online=lambda i: i not in offline, queueing=reliable
+    )
+    if back is not None:
+        env.timeout(back).callbacks.append(lambda _: offline.clear())
+    net.send(Message(0, 1, 1_000, 0.0, "x"))
+    env.run()
+    assert times(rows, "send") == pytest.approx([0.0, 0.4, 1.1], abs=1e-9)
+    if back is None:
+        assert times(rows, "drop") == pytest.approx([0.15, 0.55, 1.25], abs=1e-9)
+        assert not delivered and net.traffic.fates(0)["offline"] == 3_000
+    else:
+        assert times(rows, "drop") == pytest.approx([0.15, 0.55], abs=1e-9)
+        assert times(rows, "deliver") == pytest.approx([1.25], abs=1e-9)
+        assert [d.payload for d in delivered] == ["x"]
+    assert {r[5] for r in rows if r[1] == "drop"} == {"offline"}
+    datagram = make_network(latency=0.05, bandwidth=1e4, online=lambda i: i != 1)
+    datagram[1].send(Message(0, 1, 1_000, 0.0, "x"))
+    datagram[0].run()
+    assert len(times(datagram[2], "send")) == 1  # a datagram is not resent
+
+
 def test_fifo_timing_stays_exact_where_nothing_is_dropped():
     rng = np.random.default_rng(1)
     sizes = rng.integers(100, 5_000, size=40)
@@ -136,7 +168,7 @@ THIN = {
 
 def simulate(tmp_path, raw, name="run", timing_only=True):
     record = RunDirectory(tmp_path / name)
-    summary = Simulation(validate(raw), record, timing_only=timing_only).run()
+    summary = build_simulation(validate(raw), record, timing_only=timing_only).run()
     record.close()
     return summary
 
@@ -210,7 +242,7 @@ def test_every_offered_byte_has_exactly_one_fate(tmp_path, name, stress):
     overrides = ["duration=12", "eval.every=6"] + [f"{k}={v}" for k, v in STRESS[stress].items()]
     sc = load(bundled.directory() / f"{name}.yaml", overrides)
     record = RunDirectory(tmp_path / "run")
-    s = Simulation(sc, record, timing_only=True).run()
+    s = build_simulation(sc, record, timing_only=True).run()
     record.close()
     fates = s["bytes_by_fate"]
     assert set(fates) == {

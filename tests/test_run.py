@@ -155,12 +155,12 @@ def test_npz_dataset_runs_and_a_malformed_one_is_bad_input(tmp_path, tiny):
 
 
 def test_an_interrupted_run_keeps_what_it_recorded(tmp_path, tiny):
+    from mhd_sim.api import build_simulation
     from mhd_sim.record.run_directory import RunDirectory
     from mhd_sim.scenario import validate
-    from mhd_sim.world.simulation import Simulation
 
     record = RunDirectory(tmp_path / "cut")
-    sim = Simulation(validate(tiny), record)
+    sim = build_simulation(validate(tiny), record)
 
     def stop_after_12s(now, events, messages):
         if now >= 12.0:

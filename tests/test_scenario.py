@@ -101,6 +101,14 @@ def test_load_reports_bad_yaml_with_line(tmp_path):
         (["--set", "network.bandwidth=-3"], "network.bandwidth: must be > 0, got -3"),
         (["--set", "algorithm.name=fedprox"], "unknown algorithm 'fedprox'"),
         (["--set", "nonsense"], "expected KEY=VALUE"),
+        (
+            ["--set", "algorithm.period=5"],
+            "algorithm.period is a fedavg setting; this run's algorithm is mhd",
+        ),
+        (
+            ["--set", "algorithm.name=fedavg", "--set", "algorithm.heads=4"],
+            "algorithm.heads is an mhd setting; this run's algorithm is fedavg",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, tiny, args, message):
@@ -109,6 +117,25 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, tiny, args, message):
     result = CliRunner().invoke(app, ["validate", str(f), *args])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_each_algorithm_has_its_own_settings():
+    """A name switched on the command line keeps what the new algorithm shares with the file's
+    and drops the rest; a file that mixes algorithms is refused."""
+    straggler = load("scenarios/straggler.yaml")
+    assert straggler.algorithm.heads == 3 and not hasattr(straggler.algorithm, "period")
+    distill = load("scenarios/straggler.yaml", ["algorithm.name=distill"]).algorithm
+    assert (distill.name, distill.share_size, distill.share_every) == ("distill", 256, 5)
+    assert not hasattr(distill, "heads")
+    fedavg = load("scenarios/straggler.yaml", ["algorithm.name=fedavg", "algorithm.period=7"])
+    assert fedavg.algorithm.period == 7 and fedavg.algorithm.encoding == "float16"
+    assert load("scenarios/straggler.yaml", ["algorithm.name=isolated"]).algorithm.name == (
+        "isolated"
+    )
+    with pytest.raises(ScenarioError, match="^algorithm.heads is an mhd setting; this run's "):
+        validate({"algorithm": {"name": "gossip", "heads": 3}})
+    with pytest.raises(ScenarioError, match="^algorithm.hedas: unknown key$"):
+        validate({"algorithm": {"hedas": 3}})
 
 
 def test_cli_missing_scenario_file_exit_2(tmp_path):

@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import algorithm
 from typer.testing import CliRunner
 
 from mhd_sim.cli import app
 from mhd_sim.learning.datasets import DATASETS
-from mhd_sim.learning.models import build
+from mhd_sim.learning.networks import build
 from mhd_sim.learning.partitions import PARTITIONS
 from mhd_sim.learning.population import build_learners
 from mhd_sim.scenario import validate
@@ -176,7 +177,7 @@ def test_mixed_architectures_run_with_mhd_and_gossip_refuses_them(tmp_path, tiny
     result, out = run(tmp_path, tiny)
     assert result.exit_code == 0, result.output
     assert pd.read_csv(out / "events.csv").query("event == 'distill'").agent.nunique() == 4
-    tiny["algorithm"]["name"] = "gossip"
+    tiny["algorithm"] = algorithm(tiny, "gossip")
     result, _ = run(tmp_path, tiny, "gossip")
     assert result.exit_code == 2
     assert "gossip averages weights, so every agent needs the same model" in result.output
@@ -184,7 +185,7 @@ def test_mixed_architectures_run_with_mhd_and_gossip_refuses_them(tmp_path, tiny
 
 
 def test_gossip_sends_the_weights_and_averages_with_metropolis_weights(tmp_path, tiny):
-    tiny["algorithm"]["name"] = "gossip"
+    tiny["algorithm"] = algorithm(tiny, "gossip")
     tiny["network"]["loss"] = 0.0
     result, out = run(tmp_path, tiny)
     assert result.exit_code == 0, result.output
@@ -199,7 +200,7 @@ def test_gossip_sends_the_weights_and_averages_with_metropolis_weights(tmp_path,
     assert len(sends) > 0 and (sends.bytes == messages.weights_size(params, "float16")).all()
     # Metropolis: on a ring (degree 2 everywhere) the receiver moves 1/3 of the way
     a, b = learners[0], learners[1]
-    a.degree = b.degree = lambda: 2
+    a.neighbour_count = b.neighbour_count = lambda: 2
     vec = lambda lr: torch.nn.utils.parameters_to_vector(lr.model.parameters()).detach().clone()  # noqa: E731
     va, vb = vec(a), vec(b)
     a.absorb(b.make_message(0.0), 0.0)
@@ -207,7 +208,7 @@ def test_gossip_sends_the_weights_and_averages_with_metropolis_weights(tmp_path,
 
 
 def test_centralized_trains_one_model_on_the_union(tmp_path, tiny):
-    tiny["algorithm"]["name"] = "centralized"
+    tiny["algorithm"] = algorithm(tiny, "centralized")
     sc = validate(tiny)
     learners, _, split = build_learners(
         sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed

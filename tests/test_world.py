@@ -6,17 +6,18 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import algorithm
 
+from mhd_sim.api import build_simulation
 from mhd_sim.record.run_directory import RunDirectory
 from mhd_sim.scenario import ScenarioError, validate
-from mhd_sim.world.simulation import Simulation
 from mhd_sim.world.topology import TOPOLOGIES
 from mhd_sim.world.topology import build as build_topology
 
 
-def simulate(tmp_path, raw: dict) -> tuple[Simulation, dict]:
+def simulate(tmp_path, raw: dict) -> tuple:
     record = RunDirectory(tmp_path / "run")
-    sim = Simulation(validate(raw), record)
+    sim = build_simulation(validate(raw), record)
     summary = sim.run()
     record.close()
     return sim, summary
@@ -34,7 +35,7 @@ def timing_scenario(tiny, **network) -> dict:
 
 def test_markov_churn_online_fraction_is_up_over_up_plus_down(tmp_path, tiny):
     sc = timing_scenario(tiny)
-    sc["algorithm"]["name"] = "isolated"
+    sc["algorithm"] = algorithm(sc, "isolated")
     sc["agents"]["speed"] = 1.0  # a step lasts days: only the churn processes are busy
     sc["agents"]["churn"] = {"up_mean": 40.0, "down_mean": 20.0}
     sc["duration"] = 2e5
@@ -68,14 +69,14 @@ def test_neighbour_sampling_picks_each_neighbour_equally(tmp_path, tiny):
     tiny["agents"]["count"] = 6
     tiny["agents"]["groups"] = []
     tiny["network"].update(topology="complete", fanout=2)
-    sim = Simulation(validate(tiny), RunDirectory(tmp_path / "run"))
+    sim = build_simulation(validate(tiny), RunDirectory(tmp_path / "run"))
     draws = 10_000
-    counts = Counter(j for _ in range(draws) for j in sim._targets(0))
+    counts = Counter(j for _ in range(draws) for j in sim.coordinator.targets(0))
     assert sorted(counts) == [1, 2, 3, 4, 5]
     expected = draws * 2 / 5
     for j, c in counts.items():  # binomial sd ≈ 49; 4 sd
         assert abs(c - expected) < 200, (j, c)
-    assert all(len(set(sim._targets(3))) == 2 for _ in range(100))  # without replacement
+    assert all(len(set(sim.coordinator.targets(3))) == 2 for _ in range(100))  # without replacement
 
 
 def test_sampled_shares_go_to_k_neighbours(tmp_path, tiny):
@@ -145,7 +146,7 @@ def test_disconnected_topologies_warn_once(tmp_path, tiny):
     tiny["network"]["schedule"] = [
         {"kind": "switch", "at": 5, "topology": {"kind": "erdos_renyi", "p": 0.0}}
     ]
-    sim = Simulation(validate(tiny), RunDirectory(tmp_path / "run"))
+    sim = build_simulation(validate(tiny), RunDirectory(tmp_path / "run"))
     assert len(sim.warnings) == 1 and "t=5" in sim.warnings[0]
 
 
@@ -267,53 +268,41 @@ def test_link_overrides_apply_to_the_named_links_only(tmp_path, tiny):
             }
         ],
     )
-    sim = Simulation(validate(tiny), RunDirectory(tmp_path / "run"))
+    sim = build_simulation(validate(tiny), RunDirectory(tmp_path / "run"))
     wan, lan = sim._link(2, 0), sim._link(0, 1)
     assert (wan.latency(None), wan.bandwidth, wan.loss) == (0.5, 1e3, 0.2)
     assert (lan.latency(None), lan.bandwidth, lan.loss) == (0.01, float("inf"), 0.0)
 
 
-@pytest.mark.parametrize("algorithm", ["mhd", "gossip", "mhd_include_self"])
-def test_timing_only_runs_the_same_schedule_without_training(tmp_path, tiny, algorithm):
-    tiny["algorithm"]["name"] = algorithm.removesuffix("_include_self")
-    tiny["algorithm"]["include_self"] = algorithm.endswith("include_self")
+TIMING_VARIANTS = {
+    "mhd": {"include_self": False},
+    "mhd, own head": {},
+    "distill": {"name": "distill"},
+    "gossip": {"name": "gossip"},
+    "mhd, stale limit, 1 random teacher": {"max_staleness": 3.0, "teachers": 1},
+}
+
+
+@pytest.mark.parametrize("variant", TIMING_VARIANTS)
+def test_timing_only_runs_the_same_schedule_without_training(tmp_path, tiny, variant):
+    """Every event of a full run, distill rows and their staleness included: one plan draws
+    and ages what both read."""
+    settings = dict(TIMING_VARIANTS[variant])
+    tiny["algorithm"] = algorithm(tiny, settings.pop("name", "mhd"), **settings)
     tiny["agents"]["churn"] = {"up_mean": 6.0, "down_mean": 2.0}
     tiny["network"]["schedule"] = [{"kind": "partition", "at": 5, "until": 12, "groups": [[0, 1]]}]
-    full, _ = simulate(tmp_path / "full", tiny)
+    full, full_summary = simulate(tmp_path / "full", tiny)
     record = RunDirectory(tmp_path / "timing")
-    sim = Simulation(validate(tiny), record, timing_only=True)
+    sim = build_simulation(validate(tiny), record, timing_only=True)
     summary = sim.run()
     record.close()
     a, b = (pd.read_csv(d / "events.csv") for d in (full.record.path, tmp_path / "timing"))
-    cols = ["time", "event", "agent", "peer", "bytes", "reason"]
-    schedule = lambda e: e[e.event != "distill"][cols].reset_index(drop=True)  # noqa: E731
-    pd.testing.assert_frame_equal(schedule(a), schedule(b))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert {"send", "deliver", "offline", "link_down"} <= set(b.event)
-    assert (a.event == "distill").sum() == (b.event == "distill").sum()
+    if variant != "gossip":
+        assert (b.event == "distill").sum() > 10
+    assert summary["staleness"] == full_summary["staleness"]
+    teachers = [x["staleness_as_teacher"] for x in summary["agents"]]
+    assert teachers == [x["staleness_as_teacher"] for x in full_summary["agents"]]
     assert summary["timing_only"] and summary["final"]["mean_shared_acc"] == []
     assert pd.read_csv(tmp_path / "timing" / "metrics.csv").empty
-
-
-def test_timing_only_staleness_tracks_the_oldest_cached_prediction(tiny):
-    """The earliest production time is kept up to date as peers' windows slide; it must equal
-    the minimum over peers found afresh, with messages arriving out of order too."""
-    from mhd_sim.learning.schedule import Stub, build_schedules
-
-    sc = validate(tiny)
-    schedule = build_schedules(
-        sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed
-    )[0]
-    schedule.cycle = 3
-    rng = np.random.default_rng(0)
-    clock = {p: 0.0 for p in range(4)}
-    for k in range(300):
-        peer = int(rng.integers(4))
-        clock[peer] += float(rng.exponential(1.0))
-        # sometimes older than the last
-        produced = clock[peer] - (2.0 if rng.random() < 0.2 else 0.0)
-        schedule.absorb(Stub(peer, produced, 100), now=k)
-        now = max(clock.values()) + 1.0
-        mean, oldest = schedule.begin_step(now).staleness()
-        assert oldest == now - min(times[0] for times in schedule.cache.values())
-        times = [t for q in schedule.cache.values() for t in q]
-        assert mean == pytest.approx(now - sum(times) / len(times))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 from . import run, study  # noqa: F401 (registers their commands, in this order)
 from .common import app
 
 
 def main() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # the command line only writes figures to files; no display needed
+    # the command line only writes figures to files: no display (read when matplotlib loads,
+    # which only the commands that draw do)
+    os.environ.setdefault("MPLBACKEND", "Agg")
     app()
 
 

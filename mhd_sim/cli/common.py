@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from ..scenario import ScenarioError, bundled, load
+if TYPE_CHECKING:  # the commands import what they need when they run: --help stays instant
+    from ..scenario import ScenarioError
 
 app = typer.Typer(
     add_completion=False,
@@ -33,6 +34,8 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 def _scenario_path(name: str) -> Path:
     """A path as given, or the name of a bundled scenario (``straggler``)."""
+    from ..scenario import bundled
+
     return bundled.resolve(name)
 
 
@@ -44,6 +47,8 @@ def _problems(e: ScenarioError) -> typer.Exit:
 
 
 def _load(scenario: str, overrides: list[str] | None, seed: int | None):
+    from ..scenario import ScenarioError, load
+
     try:
         return load(_scenario_path(scenario), overrides or [], seed)
     except ScenarioError as e:

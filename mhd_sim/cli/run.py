@@ -5,13 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
-import yaml
-from rich.table import Table
 
-from ..api import MhdSimError, default_out, simulate
-from ..scenario import bundled
 from .common import SeedOption, SetOption, _fail, _load, app, err, out
 
 
@@ -49,6 +44,8 @@ def run(
     ] = False,
 ) -> None:
     """Run one scenario and write its run directory (metrics, events, summary, plots)."""
+    from ..api import MhdSimError, default_out, simulate
+
     sc = _load(scenario, overrides, seed)
     out_dir = out_dir or default_out(sc)
 
@@ -73,6 +70,8 @@ def run(
 
 
 def _print_summary(s: dict, out_dir: Path) -> None:
+    from rich.table import Table
+
     if s.get("timing_only"):
         out.print("timing only: no training, no accuracy", highlight=False)
     table = Table(
@@ -116,6 +115,10 @@ def validate(
     ] = True,
 ) -> None:
     """Check a scenario; print it with every default filled in, and each agent's label counts."""
+    import numpy as np
+    import yaml
+    from rich.table import Table
+
     sc = _load(scenario, overrides, seed)
     out.print(
         yaml.safe_dump(sc.resolved(), sort_keys=False, default_flow_style=None),
@@ -171,5 +174,7 @@ def schema() -> None:
 @app.command()
 def scenarios() -> None:
     """List the bundled scenarios, one line each."""
+    from ..scenario import bundled
+
     for name in bundled.names():
         out.print(f"[bold]{name}[/]  {bundled.about(name)}", highlight=False)

@@ -8,10 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from ..scenario import ScenarioError
 from .common import SetOption, _fail, _problems, _scenario_path, app, err, out
 
 
@@ -53,7 +50,11 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run a grid of settings × seeds, one run directory per point; run again to resume."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
     from .. import sweeps as sw
+    from ..scenario import ScenarioError
 
     if backend not in ("local", "ray"):
         raise _fail(f"--backend {backend}: choose local or ray", 2)
@@ -116,7 +117,7 @@ def sweep(
         soft_wrap=True,
     )
     if counts[sw.DONE] + counts[sw.KEPT]:
-        from ..analysis.summarize import summarize
+        from ..compare.summarize import summarize
 
         try:
             written = summarize([out_dir], out_dir / "summary")
@@ -165,7 +166,8 @@ def plot(
     ] = None,
 ) -> None:
     """Compare runs in one figure: a line per group of settings, seeds as a mean line and a band."""
-    from ..analysis import figures, runs
+    from ..compare import figures
+    from ..record.reading import NoRuns
 
     if x not in ("bytes", "time"):
         raise _fail(f"--x {x}: choose bytes or time", 2)
@@ -177,7 +179,7 @@ def plot(
         data = figures.plot(
             paths, output, kind, x, metric, head if head == "best" else int(head), by
         )
-    except runs.NoRuns as e:
+    except NoRuns as e:
         raise _fail(str(e), 2) from None
     out.print(
         f"{output}: {kind} of {data['group'].nunique() if 'group' in data else 0} group(s)",
@@ -198,6 +200,8 @@ def animate(
     ] = "best",
 ) -> None:
     """Replay a run: topology, nodes coloured by shared accuracy, messages lighting up links."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from ..record.animation import animate as draw
 
     if head != "best" and not head.isdigit():

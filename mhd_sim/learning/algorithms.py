@@ -1,24 +1,23 @@
-"""The algorithm registry: each algorithm is one file, registered here by its scenario name.
+"""The algorithm registry: each algorithm is one file with its learner, registered here by
+its scenario name with its settings model (``settings.py``).
 
-A new algorithm is a ``Learner`` subclass in a file of its own plus one line below; the
-world needs no change (see docs/architecture.md).
+Entries are imported when a run needs them: a scenario is checked against the settings
+models alone, without loading torch. A new algorithm is a ``Learner`` subclass in a file of
+its own, its settings, and one line below; the world needs no change (see
+docs/architecture.md).
 """
 
 from __future__ import annotations
 
-from .centralized import Centralized
-from .distill import Distill
-from .fedavg import FedAvg
-from .gossip import Gossip
-from .isolated import Isolated
-from .learner import ALGORITHMS
-from .mhd import MHD
+from ..registry import Registry
+from . import settings as S
 
-ALGORITHMS.register("isolated")(Isolated)
-ALGORITHMS.register("mhd")(MHD)
-ALGORITHMS.register("distill")(Distill)
-ALGORITHMS.register("gossip")(Gossip)
-ALGORITHMS.register("centralized")(Centralized)
-ALGORITHMS.register("fedavg")(FedAvg)
+ALGORITHMS = Registry("algorithm", tag="name")
+ALGORITHMS.lazy("mhd", "mhd_sim.learning.mhd:MHD", S.MHDSettings)
+ALGORITHMS.lazy("distill", "mhd_sim.learning.distill:Distill", S.DistillSettings)
+ALGORITHMS.lazy("isolated", "mhd_sim.learning.isolated:Isolated", S.IsolatedSettings)
+ALGORITHMS.lazy("gossip", "mhd_sim.learning.gossip:Gossip", S.GossipSettings)
+ALGORITHMS.lazy("fedavg", "mhd_sim.learning.fedavg:FedAvg", S.FedAvgSettings)
+ALGORITHMS.lazy("centralized", "mhd_sim.learning.centralized:Centralized", S.CentralizedSettings)
 
 __all__ = ["ALGORITHMS"]

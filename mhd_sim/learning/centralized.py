@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .learner import Learner, Step
+from .learner import Learner
+from .seam import Step
+from .settings import CentralizedSettings
 
 
 class Centralized(Learner):
@@ -13,6 +15,7 @@ class Centralized(Learner):
     agent's private accuracy still weights per-class accuracy by its own label mix."""
 
     shares_model = True
+    Settings = CentralizedSettings
 
     def end_step(self, step: Step) -> None:
         self.model.version = getattr(self.model, "version", 0) + 1

@@ -2,27 +2,36 @@
 clients' weights, weighted by their private data size, and sends the average back.
 
 A client uploads its weights after every ``algorithm.period`` local steps and waits for the
-global model (the world runs the server: ``world/server.py``). Its message is a weight
-message whose ``degree`` field carries the client's private sample count, the weight of its
-model in the average.
+global model. The rounds are the algorithm's :class:`~.seam.Rounds`, which the world runs
+with a server node (``world/rounds.py``). A client's message is a weight message whose
+``weight`` is its private sample count, the weight of its model in the average.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import torch
 
 from . import messages
 from .learner import Learner
+from .seam import Rounds
+from .settings import FedAvgSettings
 
 
 class FedAvg(Learner):
     """A FedAvg client: local SGD, then its weights to the server; the global model back."""
 
     sends = True
-    rounds = True  # the world runs a server and makes the client wait for each round's model
+    Settings = FedAvgSettings
+
+    @property
+    def rounds(self) -> Rounds:
+        algo = self.algo
+        combine = functools.partial(average, encoding=algo.encoding)
+        return Rounds(algo.period, algo.deadline, algo.server_bandwidth, combine)
 
     def make_message(self, now: float) -> bytes | None:
         values = torch.nn.utils.parameters_to_vector(self.model.parameters()).detach().cpu()
@@ -66,7 +75,7 @@ def average(uploads: list[bytes], server: int, now: float, encoding: str) -> byt
     [3.0, 1.0]
     """
     decoded = [messages.decode_weights(p) for p in uploads]
-    weights = np.array([m.degree for m in decoded], dtype=np.float64)
+    weights = np.array([m.weight for m in decoded], dtype=np.float64)
     stacked = np.stack([m.values.astype(np.float64) for m in decoded])
     mean = (weights[:, None] * stacked).sum(0) / max(weights.sum(), 1.0)
     return messages.encode_weights(server, len(decoded), now, mean.astype(np.float32), encoding)

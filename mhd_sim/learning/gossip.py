@@ -6,6 +6,7 @@ import torch
 
 from . import messages
 from .learner import Learner
+from .settings import GossipSettings
 
 
 class Gossip(Learner):
@@ -14,15 +15,22 @@ class Gossip(Learner):
     which makes the averaging doubly stochastic on any undirected graph."""
 
     sends = True
+    Settings = GossipSettings
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.share_every = self.algo.share_every
 
     def make_message(self, now: float) -> bytes | None:
         values = torch.nn.utils.parameters_to_vector(self.model.parameters()).detach().cpu().numpy()
-        return messages.encode_weights(self.agent, self.degree(), now, values, self.algo.encoding)
+        return messages.encode_weights(
+            self.agent, self.neighbour_count(), now, values, self.algo.encoding
+        )
 
     @torch.no_grad()
     def absorb(self, payload: bytes, now: float) -> None:
         msg = messages.decode_weights(payload)
-        w = 1.0 / (1 + max(self.degree(), msg.degree))
+        w = 1.0 / (1 + max(self.neighbour_count(), msg.weight))
         params = list(self.model.parameters())
         mine = torch.nn.utils.parameters_to_vector(params)
         theirs = torch.from_numpy(msg.values).to(mine.device)

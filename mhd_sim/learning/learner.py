@@ -1,40 +1,24 @@
-"""The learner interface the world drives, and the base every algorithm extends.
+"""The base every algorithm's learner extends: an agent trained on its private data alone.
 
-The world asks a learner to ``begin_step`` (read a private batch and the teacher cache),
-``end_step`` (apply the gradient update), ``make_message`` (predictions for peers),
-``absorb`` (a peer's message) and ``evaluate``. Each reports its cost in FLOPs; the world
-turns FLOPs into simulated time. Nothing here knows about time except the timestamps
-that messages carry. An algorithm is one subclass in its own file, registered in
-``ALGORITHMS`` by name (see ``algorithms.py``).
+The world drives it through the seam's calls (``seam.py``): ``begin_step``, ``end_step``,
+``message_flops``, ``make_message``, ``absorb`` and ``evaluate``. An algorithm is one
+subclass in its own file, registered in ``ALGORITHMS`` by name (``algorithms.py``); it
+overrides what differs: the step's ``inputs`` and ``loss``, or what travels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pydantic
 import torch
 import torch.nn.functional as F
 
-from ..registry import Registry
-from .models import HeadedModel, forward_flops, step_flops
-
-ALGORITHMS = Registry("algorithm")
-# shared [H], private [H] and per-class [H, C] accuracy of every head
-Evaluation = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-class NonFiniteLoss(ArithmeticError):
-    """A step's loss or update was NaN or infinite: the run cannot go on meaningfully."""
-
-    def __init__(self, agent: int, start: float) -> None:
-        super().__init__(
-            f"agent {agent}'s loss became non-finite in its step started at t={start:.2f} s "
-            "(diverged: try a lower training.lr or training.clip_grad_norm)"
-        )
-        self.agent, self.start = agent, start
+from .networks import HeadedModel, forward_flops, step_flops
+from .seam import Evaluation, NonFiniteLoss, Rounds, Step
+from .settings import IsolatedSettings
 
 
 @dataclass(frozen=True)
@@ -45,31 +29,6 @@ class Shared:
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: int
-
-
-@dataclass(slots=True)
-class Step:
-    """The inputs of one local step, read when it starts; applied by ``end_step``."""
-
-    batch: torch.Tensor  # private sample indices
-    flops: float
-    start: float = 0.0  # when it started (simulated seconds)
-    public: torch.Tensor | None = None  # public sample ids
-    # (head, teacher, which samples have one; None when all do)
-    teachers: list[tuple[int, torch.Tensor, torch.Tensor | None]] = field(default_factory=list)
-    # (peers' mean embedding [B, E], valid [B])
-    embedding: tuple[torch.Tensor, torch.Tensor] | None = None
-    # mean and max age of the predictions teachers read
-    age_summary: tuple[float, float] | None = None
-    # [peers, B, heads sent]: which cached predictions it may read
-    valid: torch.Tensor | None = None
-    # [student heads, candidate rows, B]: draws that decide between equally confident teachers
-    ties: np.ndarray | None = None
-    embed_ok: torch.Tensor | None = None  # [peers, B]: which cached embeddings it may read
-
-    def staleness(self) -> tuple[float, float] | None:
-        """Mean and max age of the predictions this step distils from (None: it uses none)."""
-        return self.age_summary
 
 
 def accuracy(
@@ -94,8 +53,10 @@ class Learner:
     """An agent trained on its private data alone; the base every algorithm extends."""
 
     sends = False
+    share_every: int | None = None  # local steps between messages (None: it sends none)
+    Settings = IsolatedSettings
     # its current number of neighbours; set by the world
-    degree: Callable[[], int] = staticmethod(lambda: 0)
+    neighbour_count: Callable[[], int] = staticmethod(lambda: 0)
 
     @classmethod
     def heads_for(cls, algo: pydantic.BaseModel) -> int:
@@ -162,34 +123,24 @@ class Learner:
             self._flops[key] = count(self.model, self.input_shape, batch)
         return self._flops[key]
 
+    @property
+    def rounds(self) -> Rounds | None:
+        """A round-based algorithm's protocol (None: its messages go to peers)."""
+        return None
+
     def begin_step(self, now: float) -> Step:
-        batch = torch.from_numpy(self.rng.integers(self.private, size=self.training.batch_size))
+        batch = self.rng.integers(self.private, size=self.training.batch_size)
         return Step(batch, self.flops("train", self.training.batch_size), now)
 
     def end_step(self, step: Step) -> None:
-        """One SGD step: cross-entropy on head 0, plus the distillation terms of ``step``."""
-        xb = self.x.index_select(0, step.batch)  # as x[batch], without advanced indexing's overhead
-        if step.public is not None:
-            xb = torch.cat([xb, self.shared.public_x.index_select(0, step.public)])
+        """One optimizer step on the step's loss: forward, loss, backward, update."""
+        batch = torch.from_numpy(step.batch)
+        if not self.on_cpu:
+            batch = batch.to(self.x.device)
+        xb = self.inputs(step, batch)
         self.mode(train=True)
         logits, emb = self.model(xb)
-        n = len(step.batch)
-        loss = F.cross_entropy(logits[0, :n], self.y[step.batch])
-        tau = self.algo.temperature
-        for head, teacher, valid in step.teachers:
-            if valid is None:  # every public sample has a teacher: no masking
-                student, target = logits[head, n:], teacher
-            elif valid.any():
-                student, target = logits[head, n:][valid], teacher[valid]
-            else:
-                continue
-            student = F.log_softmax(student / tau if tau != 1.0 else student, -1)
-            kl = F.kl_div(student, target, reduction="batchmean")
-            factor = self.weights[head] * tau**2
-            loss = loss + (factor * kl if factor != 1.0 else kl)
-        if step.embedding is not None and step.embedding[1].any():
-            target, valid = step.embedding
-            loss = loss + self.algo.embedding_weight * F.mse_loss(emb[n:][valid], target[valid])
+        loss = self.loss(step, batch, logits, emb)
         if not torch.isfinite(loss):
             raise NonFiniteLoss(self.agent, step.start)
         self.opt.zero_grad(set_to_none=True)
@@ -197,6 +148,17 @@ class Learner:
         if self.training.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.training.clip_grad_norm)
         self.opt.step()
+
+    def inputs(self, step: Step, batch: torch.Tensor) -> torch.Tensor:
+        """The step's inputs: the private batch (as x[batch], without advanced indexing's
+        overhead)."""
+        return self.x.index_select(0, batch)
+
+    def loss(
+        self, step: Step, batch: torch.Tensor, logits: torch.Tensor, emb: torch.Tensor
+    ) -> torch.Tensor:
+        """Cross-entropy of the main head on the private batch."""
+        return F.cross_entropy(logits[0, : len(batch)], self.y[batch])
 
     def message_flops(self) -> float:
         return 0.0
@@ -206,6 +168,11 @@ class Learner:
 
     def absorb(self, payload: bytes, now: float) -> None:
         pass
+
+    def teacher_rows(self, now: float) -> list[tuple]:
+        """Teacher diagnostics since the last evaluation (``teachers.csv``; none: it has no
+        teachers)."""
+        return []
 
     def teacher_ages(self) -> dict[int, tuple[float, int]]:
         """Per peer: (sum, count) of the ages of its predictions this agent distilled from."""

@@ -19,14 +19,15 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+from .settings import ENCODINGS as ENCODING_NAMES
 
 # magic, version, encoding, k, heads, sender, samples, classes, embedding dim, confidences, time
 HEADER = struct.Struct("<4sBBBHIIHHBd")
-# magic, version, encoding, sender, degree, values, time
+# magic, version, encoding, sender, weight, values, time
 WEIGHTS_HEADER = struct.Struct("<4sBBIIId")
 MAGIC, WEIGHTS_MAGIC, VERSION = b"MHDP", b"MHDW", 3
-ENCODINGS = {"float32": 0, "float16": 1, "bfloat16": 2, "topk": 3}
+ENCODINGS = {name: code for code, name in enumerate(ENCODING_NAMES)}  # name -> its header code
 _NAMES = {code: name for name, code in ENCODINGS.items()}
 
 
@@ -95,6 +96,8 @@ def quantize(values: np.ndarray, encoding: str) -> np.ndarray:
 
 
 def _pack(values: np.ndarray, encoding: str) -> bytes:
+    import torch  # here, not at the top: checking a scenario never loads torch
+
     if encoding == "float32":
         return np.ascontiguousarray(values, dtype=np.float32).tobytes()
     if encoding == "bfloat16":
@@ -116,6 +119,8 @@ def _unpack(
         return np.frombuffer(payload, np.float32, count, at).copy(), at + 4 * count
     raw = np.frombuffer(payload, np.int16 if encoding == "bfloat16" else np.float16, count, at)
     if encoding == "bfloat16":
+        import torch
+
         return torch.from_numpy(raw.copy()).view(torch.bfloat16).float().numpy(), at + 2 * count
     return raw.copy() if half else raw.astype(np.float32), at + 2 * count
 
@@ -159,9 +164,9 @@ def encode(
     return b"".join(parts)
 
 
-def decode(payload: bytes, store: torch.dtype = torch.float32) -> Predictions:
+def decode(payload: bytes, half: bool = False) -> Predictions:
     """Parse a message made by :func:`encode`; values come back as float32, or as float16
-    when they are float16 on the wire and the receiver stores float16 (exact either way)."""
+    when they are float16 on the wire and the receiver stores ``half`` (exact either way)."""
     magic, version, code, k, n_heads, sender, samples, classes, dim, conf, produced = (
         HEADER.unpack_from(payload)
     )
@@ -188,9 +193,7 @@ def decode(payload: bytes, store: torch.dtype = torch.float32) -> Predictions:
         probs = np.broadcast_to(rest, (samples, n_heads, classes)).copy()
         np.put_along_axis(probs, top, values, -1)
     else:
-        flat, at = _unpack(
-            payload, samples * n_heads * classes, at, encoding, half=store == torch.float16
-        )
+        flat, at = _unpack(payload, samples * n_heads * classes, at, encoding, half=half)
         probs = flat.reshape(samples, n_heads, classes)
     confidence = emb = None
     if conf:
@@ -202,13 +205,15 @@ def decode(payload: bytes, store: torch.dtype = torch.float32) -> Predictions:
     return Predictions(sender, produced, heads, ids, probs, emb, confidence)
 
 
-# --- weights (gossip) ----------------------------------------------------------------------
+# --- weights (gossip, fedavg) -----------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Weights:
     sender: int
-    degree: int  # the sender's number of neighbours, for Metropolis weights
+    # the sender's weight where weights are averaged: its number of neighbours (gossip's
+    # Metropolis weights) or its private sample count (fedavg's average)
+    weight: int
     produced: float
     values: np.ndarray  # float32 [parameters]
 
@@ -223,7 +228,7 @@ def weights_size(values: int, encoding: str) -> int:
 
 
 def encode_weights(
-    sender: int, degree: int, produced: float, values: np.ndarray, encoding: str
+    sender: int, weight: int, produced: float, values: np.ndarray, encoding: str
 ) -> bytes:
     if encoding == "topk":
         raise ValueError(
@@ -231,14 +236,14 @@ def encode_weights(
             "gossip sends weights as float32, float16 or bfloat16"
         )
     header = WEIGHTS_HEADER.pack(
-        WEIGHTS_MAGIC, VERSION, ENCODINGS[encoding], sender, degree, len(values), produced
+        WEIGHTS_MAGIC, VERSION, ENCODINGS[encoding], sender, weight, len(values), produced
     )
     return header + _pack(values, encoding)
 
 
 def decode_weights(payload: bytes) -> Weights:
-    magic, version, code, sender, degree, count, produced = WEIGHTS_HEADER.unpack_from(payload)
+    magic, version, code, sender, weight, count, produced = WEIGHTS_HEADER.unpack_from(payload)
     if magic != WEIGHTS_MAGIC or version != VERSION:
         raise ValueError("not a weight message of this version")
     values, _ = _unpack(payload, count, WEIGHTS_HEADER.size, _NAMES[code])
-    return Weights(sender, degree, produced, values)
+    return Weights(sender, weight, produced, values)

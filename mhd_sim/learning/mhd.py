@@ -1,8 +1,9 @@
 """Multi-headed distillation (MHD): head m ≥ 1 distils from the heads m−1 on public data.
 
-Peers' predictions live in a tensor cache ``[peers, public, heads_sent, classes]`` with the
-time each was produced (kept in numpy: the schedule's side, touched at every step and
-message), so a step's teacher is a gather plus an aggregation (``teachers.py``).
+The schedule half of the agent (its draws, the production times of what it cached, the
+ages its steps read) is its :class:`~.plan.Plan`; this file holds the tensor half: the
+cached predictions themselves (:class:`PeerCache`), the teachers chosen from them
+(``teachers.py``), the loss, and the messages.
 """
 
 from __future__ import annotations
@@ -10,328 +11,240 @@ from __future__ import annotations
 import numpy as np
 import pydantic
 import torch
+import torch.nn.functional as F
 
 from . import messages
-from .learner import Learner, Step
-from .teachers import StepTeacher, confidence, confident_teachers, reference_teachers
+from .diagnostics import TeacherLog
+from .learner import Learner
+from .plan import Plan, Wiring
+from .seam import Step
+from .settings import MHDSettings
+from .teachers import Choice, confidence, confident_teachers, reference_teachers
+
+
+class PeerCache:
+    """The peers' predictions a learner keeps, laid out as its plan's production times:
+    probabilities [slots, public, heads sent, classes] (float16 when they travel as float16:
+    exact, and half the memory), the confidences the messages carried [slots, public, heads
+    sent] (numpy: the fast path chooses teachers there) and embeddings [slots, public, dim]."""
+
+    def __init__(
+        self, public: int, heads: int, classes: int, embedding: int, encoding: str, device: str
+    ) -> None:
+        store = torch.float16 if encoding == "float16" else torch.float32
+        self.probs = torch.zeros(0, public, heads, classes, dtype=store, device=device)
+        self.conf = np.zeros((0, public, heads), dtype=np.float32)
+        self.emb = torch.zeros(0, public, embedding, device=device)
+
+    def grow(self, slots: int) -> None:
+        """Room for ``slots`` peers (a peer's slot is made by its first message)."""
+        while len(self.probs) < slots:
+            self.probs = torch.cat([self.probs, self.probs.new_zeros(1, *self.probs.shape[1:])])
+            self.emb = torch.cat([self.emb, self.emb.new_zeros(1, *self.emb.shape[1:])])
+            self.conf = np.concatenate([self.conf, np.zeros((1, *self.conf.shape[1:]), np.float32)])
 
 
 class MHD(Learner):
-    """Multi-headed distillation: head m ≥ 1 distils from the peers' head m−1 on public data.
-
-    Peers' predictions live in a tensor cache ``[peers, public, heads_sent, classes]`` with
-    the time each was produced, so a step's teacher is a gather plus an aggregation.
-    """
+    """Multi-headed distillation: head m ≥ 1 distils from the peers' (and its own) head m−1."""
 
     sends = True
+    Settings = MHDSettings
 
     @classmethod
     def heads_for(cls, algo: pydantic.BaseModel) -> int:
         return algo.heads
 
-    def head_weights(self) -> list[float]:
-        w = self.algo.distill_weight
-        return list(w) if isinstance(w, list) else [0.0] + [float(w)] * (self.heads - 1)
+    @classmethod
+    def head_weights(cls, algo: pydantic.BaseModel, heads: int) -> list[float]:
+        """ν per head: none for the main head, ``distill_weight`` for the others."""
+        w = algo.distill_weight
+        return list(w) if isinstance(w, list) else [0.0] + [float(w)] * (heads - 1)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        H, algo = self.heads, self.algo
-        self.weights = self.head_weights()
-        self.sources: dict[int, list[int]] = {}  # student head -> peer heads it learns from
-        for m in range(H):
-            if self.weights[m] > 0:
-                src = [0] if m == 0 else [m - 1]
-                if algo.last_head_loop and m == H - 1 and m > 0:
-                    src.append(m)
-                self.sources[m] = src
-        self.sent = np.array(sorted({h for s in self.sources.values() for h in s}), dtype=np.uint8)
-        P, S, C = len(self.shared.public_x), len(self.sent), self.shared.classes
-        device = self.shared.public_x.device
-        # float16 on the wire is stored as float16: exact, and half the memory of the largest tensor
-        store = torch.float16 if algo.encoding == "float16" else torch.float32
-        self.cache_p = torch.zeros(0, P, S, C, dtype=store, device=device)
-        self.embeds = algo.embedding_weight > 0
-        self.learns = bool(self.sources) or self.embeds  # its steps read peers' predictions
-        # its own head m−1 is a candidate for head m (the main head never learns from itself)
-        self.own_candidates = algo.include_self and any(m > 0 for m in self.sources)
-        E = self.model.head.in_features if self.embeds else 0
-        self.cache_e = torch.zeros(0, P, E, device=device)
-        # The schedule's side of the cache lives in numpy (small arrays, touched at every step
-        # and message): when each prediction was produced, which samples have any.
-        self.cache_t = np.full((0, P, S), np.nan)
-        self.cache_et = np.full((0, P), np.nan)
-        self.slots: dict[int, int] = {}
-        # holds the predictions themselves (the batched engine keeps them for all)
-        self.values = True
-        self.have = np.zeros(P, dtype=bool)
-        self._pool, self._have_any = None, False
-        self.column = {
-            int(h): j for j, h in enumerate(self.sent)
-        }  # head -> its column in the cache
-        self.used = np.array(
-            [self.column[h] for src in self.sources.values() for h in src], dtype=np.int64
+        algo, public = self.algo, len(self.shared.public_x)
+        self.share_every = algo.share_every
+        self.wiring = Wiring.of(
+            self.head_weights(algo, self.heads),
+            getattr(algo, "include_self", False),
+            getattr(algo, "last_head_loop", False),
         )
-        self.used_all = np.array_equal(self.used, np.arange(S))
-        # max_confidence ranks candidates by the confidence the sender computed (messages carry
-        # it; the cache keeps it beside each prediction), ties drawn from a stream of their own
-        self.ranked = algo.aggregation == "max_confidence"
-        self.cache_c = np.zeros((0, P, S), dtype=np.float32)
-        self.tie_rng = np.random.default_rng(self.rng.bit_generator.seed_seq.spawn(1)[0])
+        embeds = algo.embedding_weight > 0
+        self.plan = Plan(self.wiring, algo, self.training, public, self.private, self.rng,
+                         self.flops, embeds)  # fmt: skip
+        device = self.shared.public_x.device
+        embedding = self.model.head.in_features if embeds else 0
+        # None when the batched engine keeps every agent's predictions in one tensor
+        self.cache: PeerCache | None = PeerCache(
+            public, len(self.wiring.heads_sent), self.shared.classes, embedding, algo.encoding,
+            device,
+        )  # fmt: skip
         # the fast path of teacher choice (teachers.confident_teachers): one cache column per
         # student head, max-confidence, on CPU
-        single = bool(self.sources) and all(len(src) == 1 for src in self.sources.values())
-        self.by_confidence = single and self.ranked and device.type == "cpu"
-        self.columns = {m: self.column[src[0]] for m, src in self.sources.items()} if single else {}
-        self.order = self.rng.permutation(P)  # the order messages walk through the public set
-        self.cursor = 0
-        self.age_sum = np.zeros(0)  # per peer slot: ages of its predictions used as a teacher
-        self.age_count = np.zeros(0, dtype=np.int64)
+        self.by_confidence = bool(self.wiring.source_column) and self.plan.ranked and self.on_cpu
+        self.teacher_log: TeacherLog | None = None  # set by the population: it knows the labels
+        self.message_bytes = messages.encoded_size(
+            min(algo.share_size, public), len(self.wiring.heads_sent), self.shared.classes,
+            algo.encoding, algo.topk, embedding, confidence=self.plan.ranked,
+        )  # fmt: skip
 
-    def _fresh(self, born: np.ndarray, now: float) -> np.ndarray:
-        """Production times, with entries too old to use (``max_staleness``) blanked to NaN."""
-        if self.algo.max_staleness is None:
-            return born
-        return np.where(now - born > self.algo.max_staleness, np.nan, born)
+    # --- steps --------------------------------------------------------------------------
 
     def begin_step(self, now: float) -> Step:
-        step = self.plan(now)
+        step = self.plan.step(now)
         if step.public is not None:
             self.teach(step)
         return step
 
-    def plan(self, now: float) -> Step:
-        """The part of a step's start that depends on the schedule alone: the batches drawn,
-        which cached predictions are fresh enough, their ages, the FLOPs. ``teach`` then reads
-        the predictions themselves (the batched engine defers that part)."""
-        step = super().begin_step(now)
-        pool = self.pool
-        if not self.learns or (pool is None and not self.own_candidates):
-            return step
-        if pool is None:
-            pool = self.order
-        u = pool[self.rng.integers(len(pool), size=self.training.public_batch_size)]
-        born = self.cache_t.take(u, axis=1)  # [K, B, S]
-        if self.algo.max_staleness is not None:
-            born = self._fresh(born, now)
-        if self.algo.teachers is not None and len(self.slots) > self.algo.teachers:
-            born = self._sample_peers(born)
-        valid = born == born  # not NaN
-        age = np.where(valid, now - born, 0.0)
-        per_slot, counts = age.sum((1, 2)), valid.sum((1, 2))
-        self.age_sum += per_slot
-        self.age_count += counts
-        if len(self.used):  # mean and max age over every prediction a teacher read (ages ≥ 0)
-            if self.used_all:  # teachers read every column once: reuse the sums above
-                count, used = int(counts.sum()), age
-                total = float(per_slot.sum())
-            else:
-                count, used = int(valid[:, :, self.used].sum()), age[:, :, self.used]
-                total = float(used.sum())
-            if count:
-                step.age_summary = (total / count, float(used.max()))
-        device = self.shared.public_x.device
-        if self.embeds:
-            et = self._fresh(self.cache_et[:, u], now)
-            step.embed_ok = torch.from_numpy(et == et).to(device)  # [K, B]
-        step.public, step.valid = torch.from_numpy(u), torch.from_numpy(valid)
-        if not self.on_cpu:
-            step.public, step.valid = step.public.to(device), step.valid.to(device)
-        step.flops = self.flops("train", self.training.batch_size + len(u))
-        if self.own_candidates:
-            step.flops += self.flops("forward", len(u))
-        if self.ranked:  # a draw per candidate row: the peers of each source head, then its own
-            rows = max(map(len, self.sources.values())) * len(born) + 1
-            step.ties = self.tie_rng.random((len(self.sources), rows, len(u)))
-        return step
-
-    def _sample_peers(self, born: np.ndarray) -> np.ndarray:
-        """``teachers`` peers drawn at random among those with cached predictions; the others'
-        entries blanked for this step (the paper's random neighbours)."""
-        cached = np.flatnonzero(~np.isnan(self.cache_t).all(axis=(1, 2)))
-        if len(cached) <= self.algo.teachers:
-            return born
-        keep = np.zeros(len(born), dtype=bool)
-        keep[self.rng.choice(cached, self.algo.teachers, replace=False)] = True
-        return np.where(keep[:, None, None], born, np.nan)
-
     def teach(self, step: Step) -> None:
-        """Fill in the step's teachers from the cached predictions it may read."""
-        step.teachers = self.teachers(step)
-        if self.embeds:
-            u, ok = step.public, step.embed_ok
-            total = (self.cache_e[:, u] * ok[..., None]).sum(0)
+        """Fill in the step's teacher targets from the cached predictions it may read."""
+        step.targets = self.choose_teachers(step)
+        if self.plan.embeds:
+            u, ok = self._device(step.public), self._device(step.embed_ok)
+            total = (self.cache.emb[:, u] * ok[..., None]).sum(0)
             step.embedding = (total / ok.sum(0).clamp_min(1)[:, None], ok.any(0))
 
-    def teachers(self, step: Step) -> list[StepTeacher]:
+    def _device(self, a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(a)
+        return t if self.on_cpu else t.to(self.shared.public_x.device)
+
+    def choose_teachers(self, step: Step) -> list[Choice]:
         """Per student head: its teacher on the step's public samples, and which have one (None:
         all do). The fast path where it applies (the same teachers exactly, a test checks), else
         the reference."""
-        u, algo = step.public, self.algo
+        u, algo, wiring, cache = step.public, self.algo, self.wiring, self.cache
         own = own_conf = None
-        if self.own_candidates:  # the agent's own heads are candidates too, as they are now
+        if wiring.own_candidates:  # the agent's own heads are candidates too, as they are now
             with torch.no_grad():
                 self.mode(train=False)
-                logits = self.model(self.shared.public_x[u])[0]  # [H, B, C]
+                logits = self.model(self.shared.public_x[self._device(u)])[0]  # [H, B, C]
             own = torch.softmax(logits, -1)
-            if self.ranked:  # rounded as a message would carry it: all compared alike
+            if self.plan.ranked:  # rounded as a message would carry it: all compared alike
                 conf = confidence(logits, algo.confidence).cpu().numpy()
                 own_conf = messages.quantize(conf, algo.encoding)
         if self.by_confidence:
             return confident_teachers(
-                self.cache_p,
-                self.cache_c,
-                u.numpy(),
-                step.valid.numpy(),
-                self.columns,
-                algo.temperature,
-                step.ties,
-                own,
-                own_conf,
-            )
-        probs = self.cache_p.index_select(1, u).float()  # [K, B, S, C]
+                cache.probs, cache.conf, u, step.valid, wiring.source_column,
+                algo.temperature, step.ties, own, own_conf,
+            )  # fmt: skip
+        u_t = self._device(u)
+        probs = cache.probs.index_select(1, u_t).float()  # [K, B, S, C]
         ranks = {}
-        if self.ranked:
+        if self.plan.ranked:
             ranks = {
-                "conf": torch.from_numpy(self.cache_c.take(u.cpu().numpy(), axis=1)),
+                "conf": torch.from_numpy(cache.conf.take(u, axis=1)),
                 "own_conf": None if own_conf is None else torch.from_numpy(own_conf),
                 "ties": torch.from_numpy(step.ties),
             }
             ranks = {k: v if v is None else v.to(probs.device) for k, v in ranks.items()}
         chosen = reference_teachers(
-            probs,
-            step.valid,
-            self.sources,
-            self.column,
-            algo.aggregation,
-            algo.temperature,
-            own,
-            **ranks,
-        )
-        return [(m, teacher, None if bool(ok.all()) else ok) for m, teacher, ok in chosen]
+            probs, self._device(step.valid), wiring.sources, wiring.column, algo.aggregation,
+            algo.temperature, own, **ranks,
+        )  # fmt: skip
+        for c in chosen:
+            c.ok = None if bool(c.ok.all()) else c.ok
+        return chosen
 
-    def next_chunk(self) -> np.ndarray:
-        n, P = self.algo.share_size, len(self.order)
-        ids = self.order[(self.cursor + np.arange(min(n, P))) % P]
-        self.cursor = (self.cursor + len(ids)) % P
-        return ids
+    def end_step(self, step: Step) -> None:
+        super().end_step(step)
+        if self.teacher_log is not None and step.targets:  # counted when the step is done
+            for j, c in enumerate(step.targets):
+                self.teacher_log.record(
+                    step.public, j, _numpy(c.target.argmax(-1)), _numpy(c.ok), _numpy(c.own),
+                    _numpy(c.confidence),
+                )  # fmt: skip
+
+    def teacher_rows(self, now: float) -> list[tuple]:
+        """``teachers.csv`` rows since the last evaluation (see ``diagnostics.py``)."""
+        return [] if self.teacher_log is None else self.teacher_log.rows(now, self.agent)
+
+    def inputs(self, step: Step, batch: torch.Tensor) -> torch.Tensor:
+        xb = super().inputs(step, batch)
+        if step.public is None:
+            return xb
+        return torch.cat([xb, self.shared.public_x.index_select(0, self._device(step.public))])
+
+    def loss(
+        self, step: Step, batch: torch.Tensor, logits: torch.Tensor, emb: torch.Tensor
+    ) -> torch.Tensor:
+        """Cross-entropy on head 0, plus ν·τ²·KL(teacher ‖ student) per distilling head on the
+        public batch, plus the embedding term."""
+        loss = super().loss(step, batch, logits, emb)
+        n, tau = len(step.batch), self.algo.temperature
+        for choice in step.targets:
+            head, teacher, valid = choice.head, choice.target, choice.ok
+            if valid is None:  # every public sample has a teacher: no masking
+                student, target = logits[head, n:], teacher
+            elif valid.any():
+                student, target = logits[head, n:][valid], teacher[valid]
+            else:
+                continue
+            student = F.log_softmax(student / tau if tau != 1.0 else student, -1)
+            kl = F.kl_div(student, target, reduction="batchmean")
+            factor = self.wiring.weights[head] * tau**2
+            loss = loss + (factor * kl if factor != 1.0 else kl)
+        if step.embedding is not None and step.embedding[1].any():
+            target, valid = step.embedding
+            loss = loss + self.algo.embedding_weight * F.mse_loss(emb[n:][valid], target[valid])
+        return loss
+
+    # --- messages -----------------------------------------------------------------------
 
     def message_flops(self) -> float:
-        return self.flops("forward", min(self.algo.share_size, len(self.order)))
+        return self.plan.message_flops
 
     @torch.no_grad()
     def make_message(self, now: float) -> bytes | None:
         """Predictions on the next chunk of public samples: only the heads (and the embedding)
         that peers learn from."""
-        if len(self.sent) == 0 and not self.embeds:
+        sent = self.wiring.heads_sent
+        if len(sent) == 0 and not self.plan.embeds:
             return None
-        ids = self.next_chunk()
+        ids = self.plan.next_chunk()
         self.mode(train=False)
-        x = self.shared.public_x
-        logits, emb = self.model(x.index_select(0, torch.from_numpy(ids).to(x.device)))
-        logits = logits[torch.from_numpy(self.sent).long()]  # [S, n, C]
+        logits, emb = self.model(self.shared.public_x.index_select(0, self._device(ids)))
+        logits = logits[torch.from_numpy(sent).long()]  # [S, n, C]
         probs = torch.softmax(logits, -1).permute(1, 0, 2)
-        conf = confidence(logits, self.algo.confidence).T if self.ranked else None
+        conf = confidence(logits, self.algo.confidence).T if self.plan.ranked else None
         return messages.encode(
-            self.agent,
-            now,
-            self.sent,
-            ids,
-            probs.cpu().numpy(),
-            self.algo.encoding,
-            self.algo.topk,
-            emb.cpu().numpy() if self.embeds else None,
+            self.agent, now, sent, ids, probs.cpu().numpy(), self.algo.encoding, self.algo.topk,
+            emb.cpu().numpy() if self.plan.embeds else None,
             None if conf is None else conf.cpu().numpy(),
-        )
-
-    def _slot(self, sender: int) -> int:
-        if sender not in self.slots:
-            self.slots[sender] = len(self.slots)
-            if self.values:
-                self.cache_p = torch.cat(
-                    [self.cache_p, self.cache_p.new_zeros(1, *self.cache_p.shape[1:])]
-                )
-                self.cache_e = torch.cat(
-                    [self.cache_e, self.cache_e.new_zeros(1, *self.cache_e.shape[1:])]
-                )
-                if self.ranked:
-                    self.cache_c = np.concatenate(
-                        [self.cache_c, np.zeros((1, *self.cache_c.shape[1:]), np.float32)]
-                    )
-            self.cache_t = np.concatenate(
-                [self.cache_t, np.full((1, *self.cache_t.shape[1:]), np.nan)]
-            )
-            self.cache_et = np.concatenate(
-                [self.cache_et, np.full((1, *self.cache_et.shape[1:]), np.nan)]
-            )
-            self.age_sum = np.append(self.age_sum, 0.0)
-            self.age_count = np.append(self.age_count, 0)
-        return self.slots[sender]
-
-    def teacher_ages(self) -> dict[int, tuple[float, int]]:
-        sums, counts = self.age_sum.tolist(), self.age_count.tolist()
-        return {p: (sums[k], counts[k]) for p, k in self.slots.items()}
+        )  # fmt: skip
 
     def absorb(self, payload: bytes, now: float) -> None:
         """Store a peer's predictions, keeping whichever of old and new was produced later."""
-        msg = messages.decode(payload, self.cache_p.dtype)
-        k, ids, newer = self.note(msg.sender, msg.ids, msg.produced, msg.heads)
-        probs = torch.from_numpy(msg.probs).to(self.cache_p.device, self.cache_p.dtype)
+        cache = self.cache
+        msg = messages.decode(payload, half=cache.probs.dtype == torch.float16)
+        k, ids, newer = self.plan.store(msg.sender, msg.ids, msg.produced, msg.heads)
+        cache.grow(k + 1)
+        ids_t = self._device(ids)
+        probs = torch.from_numpy(msg.probs).to(cache.probs.device, cache.probs.dtype)
         conf = msg.confidence
-        if self.ranked and conf is None:  # a message without them: rank by probability
+        ranked = self.plan.ranked
+        if ranked and conf is None:  # a message without them: rank by probability
             conf = msg.probs.astype(np.float32).max(-1)
-        if newer is None:
-            # the usual case: all of it is newer; one write
-            self.cache_p[k].index_copy_(0, ids, probs)
-            if self.ranked:
-                self.cache_c[k][msg.ids] = conf
+        if newer is None:  # the usual case: all of it is newer; one write
+            cache.probs[k].index_copy_(0, ids_t, probs)
+            if ranked:
+                cache.conf[k][msg.ids] = conf
         else:
-            for j, h in enumerate(self.sent):
+            for j, h in enumerate(self.wiring.heads_sent):
                 col = np.flatnonzero(msg.heads == h)
                 if len(col):
-                    fresh, values = newer[:, j], probs[newer[:, j], int(col[0])]
-                    self.cache_p[k, ids[fresh], j] = values
-                    if self.ranked:
-                        fresh_ids = msg.ids[fresh.cpu().numpy()]
-                        self.cache_c[k, fresh_ids, j] = conf[fresh.cpu().numpy(), col[0]]
-        if self.embeds and msg.embeddings is not None:
-            at = msg.ids.astype(np.int64)
-            fresh = ~(self.cache_et[k, at] > msg.produced)
-            self.cache_et[k, at[fresh]] = msg.produced
-            fresh_t = torch.from_numpy(fresh).to(self.cache_e.device)
-            self.cache_e[k, ids[fresh_t]] = torch.from_numpy(msg.embeddings).to(
-                self.cache_e.device
-            )[fresh_t]
+                    fresh = newer[:, j]
+                    fresh_t = self._device(fresh)
+                    cache.probs[k, ids_t[fresh_t], j] = probs[fresh_t, int(col[0])]
+                    if ranked:
+                        cache.conf[k, msg.ids[fresh], j] = conf[fresh, col[0]]
+        if self.plan.embeds and msg.embeddings is not None:
+            fresh = self._device(self.plan.store_embeddings(k, msg.ids, msg.produced))
+            values = torch.from_numpy(msg.embeddings).to(cache.emb.device)
+            cache.emb[k, ids_t[fresh]] = values[fresh]
 
-    def note(
-        self, sender: int, ids: np.ndarray, produced: float, heads: np.ndarray
-    ) -> tuple[int, torch.Tensor, torch.Tensor | None]:
-        """The schedule half of ``absorb``: production times and which samples have any
-        prediction. Returns the sender's slot, the sample ids, and which (sample, head) entries
-        the message overwrites (None: all of them). NaN (empty) counts as older than anything."""
-        k = self._slot(sender)
-        ids = ids.astype(np.int64, copy=False)
-        times = self.cache_t[k]  # [P, S]
-        old = times.take(ids, axis=0)  # [n, S]
-        if (heads is self.sent or heads.tobytes() == self.sent.tobytes()) and not (
-            old > produced
-        ).any():
-            newer = None
-            times[ids] = produced
-        else:
-            newer = ~(old > produced) & np.isin(self.sent, heads)
-            times[ids] = np.where(newer, produced, old)
-        self.have[ids] = True
-        self._pool, self._have_any = None, True  # the pool is recomputed when next needed
-        device = self.cache_p.device
-        return (
-            k,
-            torch.from_numpy(ids).to(device),
-            None if newer is None else torch.from_numpy(newer).to(device),
-        )
+    def teacher_ages(self) -> dict[int, tuple[float, int]]:
+        return self.plan.teacher_ages()
 
-    @property
-    def pool(self) -> np.ndarray | None:
-        """Public samples with at least one peer prediction (None while there are none)."""
-        if self._pool is None and self._have_any:
-            self._pool = np.flatnonzero(self.have)
-        return self._pool
+
+def _numpy(a: torch.Tensor | np.ndarray | None) -> np.ndarray | None:
+    return a.cpu().numpy() if isinstance(a, torch.Tensor) else a

@@ -7,7 +7,7 @@ returning one index array per agent, drawing only from the generator it is given
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import pydantic
@@ -49,6 +49,70 @@ def primary_classes(agent: int, classes: int, per_agent: int) -> np.ndarray:
     return (agent * per_agent + np.arange(per_agent)) % classes
 
 
+def _placement(v: object) -> object:
+    """One line for a wrong placement, naming the agent and the class."""
+    if isinstance(v, str) and v not in ("consecutive", "random"):
+        raise ValueError(f"must be consecutive, random or one list of classes per agent, got {v!r}")
+    for i, own in enumerate(v if isinstance(v, list) else []):
+        if not isinstance(own, list):
+            raise ValueError(f"agent {i}: expected a list of classes, got {own!r}")
+        for c in own:
+            if not isinstance(c, int) or isinstance(c, bool) or c < 0:
+                raise ValueError(f"agent {i}: {c!r} is not a class (0, 1, 2, ...)")
+    return v
+
+
+Placement = Annotated[
+    Literal["consecutive", "random"] | list[list[Annotated[int, pydantic.Field(ge=0)]]],
+    pydantic.BeforeValidator(_placement),
+]
+
+
+def check_placement(placement: Placement, agents: int, classes: int | None) -> None:
+    """An explicit placement has one non-empty list of distinct classes per agent, each class
+    a class of the dataset (``classes``: None when only loading the data tells)."""
+    if isinstance(placement, str):
+        return
+    if len(placement) != agents:
+        raise ValueError(
+            f"placement lists the classes of {len(placement)} agents; there are {agents}"
+        )
+    for i, own in enumerate(placement):
+        if not own:
+            raise ValueError(f"placement: agent {i} has no classes")
+        seen = set()
+        for c in own:
+            if classes is not None and c >= classes:
+                raise ValueError(
+                    f"placement: agent {i} has class {c}, but the dataset's classes are "
+                    f"0..{classes - 1}"
+                )
+            if c in seen:
+                raise ValueError(f"placement: agent {i} lists class {c} twice")
+            seen.add(c)
+
+
+def placed_classes(
+    placement: Placement, agents: int, classes: int, per_agent: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """C_i of every agent: ``consecutive`` blocks (:func:`primary_classes`), ``random`` (each
+    agent draws its own from a stream of its own, spawned from ``rng``), or the lists given.
+
+    >>> [c.tolist() for c in placed_classes([[0, 3], [1]], 2, 4, 2, None)]
+    [[0, 3], [1]]
+    """
+    check_placement(placement, agents, classes)
+    if placement == "consecutive":
+        return [primary_classes(i, classes, per_agent) for i in range(agents)]
+    if placement == "random":
+        streams = rng.bit_generator.seed_seq.spawn(agents)
+        return [
+            np.sort(np.random.default_rng(s).choice(classes, per_agent, replace=False))
+            for s in streams
+        ]
+    return [np.array(own, dtype=np.int64) for own in placement]
+
+
 @PARTITIONS.register("label_skew")
 def label_skew(
     labels: np.ndarray,
@@ -58,12 +122,17 @@ def label_skew(
     *,
     skew: Annotated[float, pydantic.Field(ge=0, le=1)] = 0.9,
     classes_per_agent: Annotated[int, pydantic.Field(ge=1)] = 2,
+    placement: Placement = "consecutive",
 ) -> list[np.ndarray]:
-    """Agent i draws label c with probability s·1[c∈C_i]/|C_i| + (1−s)/C (s=0 iid, s=1 disjoint)."""
+    """Agent i draws label c with probability s·1[c∈C_i]/|C_i| + (1−s)/C (s=0 iid, s=1 disjoint).
+
+    C_i, its main classes (``placement``): ``consecutive`` blocks of ``classes_per_agent``
+    starting at i·k, ``random`` (``classes_per_agent`` drawn per agent), or explicit lists, one
+    per agent (``[[0, 1], [2, 3], ...]``; then ``classes_per_agent`` is not used)."""
     k = min(classes_per_agent, classes)
     target = np.full((agents, classes), (1 - skew) / classes)
-    for i in range(agents):
-        target[i, primary_classes(i, classes, k)] += skew / k
+    for i, own in enumerate(placed_classes(placement, agents, classes, k, rng)):
+        target[i, own] += skew / len(own)
     by_class = [rng.permutation(np.flatnonzero(labels == c)) for c in range(classes)]
     demand = target * (len(labels) // agents)
     supply = np.array([len(b) for b in by_class], dtype=float)

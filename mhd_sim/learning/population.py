@@ -1,6 +1,9 @@
-"""The population: a dataset split among agents, each with its model and learner."""
+"""The population: a dataset split among agents, each with its model and learner (or its
+timing-only stand-in), handed to the world as a :class:`~.seam.Population`."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pydantic
@@ -9,11 +12,15 @@ import torch
 from ..seeds import stream, torch_generator
 from .algorithms import ALGORITHMS
 from .datasets import Dataset
-from .fedavg import FedAvg
-from .gossip import Gossip
+from .diagnostics import TeacherLog, main_classes
 from .learner import Learner, Shared
-from .models import HeadedModel, build
+from .networks import HeadedModel, build
 from .partitions import Split, load
+from .plan import Plan
+from .seam import Population
+from .timing_only import TimingOnly
+
+WEIGHT_AVERAGING = ("gossip", "fedavg")  # algorithms whose messages are weights
 
 
 def check_population(
@@ -23,7 +30,7 @@ def check_population(
     built: list[HeadedModel],
 ) -> None:
     """Errors a population can only show once its models are built."""
-    if cls in (Gossip, FedAvg) and len({repr(m) for m in models}) > 1:
+    if algo.name in WEIGHT_AVERAGING and len({repr(m) for m in models}) > 1:
         kinds = sorted(
             {
                 f"{m.kind} (agents {', '.join(str(i) for i, x in enumerate(models) if x == m)})"
@@ -108,4 +115,77 @@ def build_learners(
     if getattr(cls, "shares_model", False):
         for learner in learners[1:]:
             learner.opt = learners[0].opt
+    public_y = dataset.y_train[parts.public]  # for the teacher diagnostics, never for learning
+    label_dist = parts.label_distribution(dataset.y_train, dataset.classes)
+    for i, learner in enumerate(learners):
+        students = list(getattr(getattr(learner, "wiring", None), "sources", ()))
+        if students:
+            learner.teacher_log = TeacherLog(public_y, main_classes(label_dist[i]), students)
     return learners, dataset, parts
+
+
+def build_timing_only(
+    data: pydantic.BaseModel,
+    models: list[pydantic.BaseModel],
+    algo: pydantic.BaseModel,
+    training: pydantic.BaseModel,
+    seed: int,
+) -> tuple[list[TimingOnly], Split]:
+    """Timing-only stand-ins: one real learner per distinct architecture (a template) measures
+    the costs; a distilling agent gets its own plan, drawn from its own stream."""
+    dataset, parts = load(data, len(models), seed)
+    public = len(parts.public)
+    cls = ALGORITHMS.get(algo.name)
+    shared = Shared(
+        torch.from_numpy(dataset.x_train[parts.public]),
+        torch.from_numpy(dataset.x_test[:1]),
+        torch.from_numpy(dataset.y_test[:1]),
+        dataset.classes,
+    )
+    x, y = torch.from_numpy(dataset.x_train[:1]), torch.from_numpy(dataset.y_train[:1])
+    dist = torch.full((dataset.classes,), 1.0 / dataset.classes)
+    templates: dict[str, Learner] = {}
+    out = []
+    for i, spec in enumerate(models):
+        key = repr(spec)
+        if key not in templates:
+            model = build(spec, dataset.input_shape, cls.heads_for(algo), dataset.classes,
+                          torch_generator(seed, "model", i))  # fmt: skip
+            rng = stream(seed, "template", i)
+            templates[key] = cls(i, model, x, y, dist, shared, algo, training, rng)
+        template = templates[key]
+        plan = None
+        if hasattr(template, "plan"):
+            private = len(parts.private[i])
+            plan = Plan(template.wiring, algo, training, public, private, stream(seed, "agent", i),
+                        template.flops, template.plan.embeds)  # fmt: skip
+        out.append(TimingOnly(i, template, plan))
+    check_population(cls, algo, models, [t.model for t in templates.values()])
+    return out, parts
+
+
+def population(scenario: Any, timing_only: bool = False) -> Population:
+    """A scenario's population as the world drives it: learners (batched behind proxies with
+    ``engine: batched``), or timing-only stand-ins."""
+    sc = scenario
+    models = [a.model for a in sc.agents.per_agent(sc.seed)]
+    if timing_only:
+        learners, parts = build_timing_only(sc.data, models, sc.algorithm, sc.training, sc.seed)
+        sizes = [len(p) for p in parts.private]
+        return Population(learners, None, sizes, learners[0].rounds)
+    learners, _, parts = build_learners(
+        sc.data, models, sc.algorithm, sc.training, sc.seed, sc.device
+    )
+    label_dist = np.stack([lr.label_dist.cpu().numpy() for lr in learners])
+    pop = Population(learners, label_dist, [len(p) for p in parts.private], learners[0].rounds)
+    if sc.engine == "batched":
+        from .batched import Engine, unsupported
+
+        missing = unsupported(sc.algorithm, sc.training)
+        if missing:
+            raise ValueError(
+                f"engine: batched does not support {'; '.join(missing)}; use engine: per_agent"
+            )
+        engine = Engine(learners)
+        pop.learners, pop.reserve_peers = engine.proxies(), engine.ensure_slots
+    return pop

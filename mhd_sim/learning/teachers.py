@@ -18,15 +18,25 @@ give exactly the same teachers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
 
-AGGREGATIONS = ("max_confidence", "mean", "confidence_weighted")
-CONFIDENCES = ("max_logit", "max_probability")
-# (student head, teacher [..., B, C], which samples have one [..., B])
-Teacher = tuple[int, torch.Tensor, torch.Tensor]
-# the same for a per-agent step: the mask is None when every sample has a teacher
-StepTeacher = tuple[int, torch.Tensor, torch.Tensor | None]
+from .settings import AGGREGATIONS
+
+
+@dataclass(slots=True)
+class Choice:
+    """A student head's teacher on a step's public samples, and how it was chosen (what the
+    teacher diagnostics read). Leading dimensions: agents, for the batched engine."""
+
+    head: int
+    target: torch.Tensor  # [..., B, C]: the teacher's distribution, sharpened
+    ok: torch.Tensor | None  # [..., B]: which samples have one (None: all of them)
+    own: Any = None  # [..., B]: the agent's own head m−1 was chosen (None: not a candidate)
+    confidence: Any = None  # [..., B]: the chosen one's confidence (None: not max_confidence)
 
 
 def confidence(logits: torch.Tensor, how: str) -> torch.Tensor:
@@ -61,7 +71,8 @@ def aggregate(
     exist (leading dimensions: agents, for the batched engine), ``conf`` [..., K, B] their
     confidences (default: their largest probability) and ``ties`` [..., K, B] random
     numbers that decide between equally confident candidates (default: the first wins).
-    Returns the teacher [..., B, C] and which samples have one at all [..., B].
+    Returns the teacher [..., B, C], which samples have one at all [..., B] and, for
+    max_confidence, which candidate was chosen and its confidence [..., B] (else None).
 
     >>> c = torch.tensor([[[0.75, 0.25]], [[0.125, 0.875]]]); m = torch.tensor([[True], [True]])
     >>> aggregate(c, m, "max_confidence")[0].tolist()
@@ -73,6 +84,7 @@ def aggregate(
     [[0.4375, 0.5625]]
     """
     valid = mask.any(-2)
+    best = chosen = None
     if how == "max_confidence":
         conf = cands.max(-1).values if conf is None else conf
         ranked = torch.where(mask, conf, -torch.inf)
@@ -84,6 +96,8 @@ def aggregate(
             best = torch.where(mask & (ranked == top), ties, -1.0).max(-2, keepdim=True).indices
         at = best.unsqueeze(-1).expand(*best.shape, cands.shape[-1])
         teacher = cands.gather(-3, at).squeeze(-3)
+        chosen = ranked.gather(-2, best).squeeze(-2)
+        best = best.squeeze(-2)
     elif how in ("mean", "confidence_weighted"):
         w = mask.to(cands.dtype)
         if how == "confidence_weighted":  # weights are probabilities, whatever ranks max_confidence
@@ -91,7 +105,7 @@ def aggregate(
         teacher = (cands * w[..., None]).sum(-3) / w.sum(-2).clamp_min(1e-12)[..., None]
     else:
         raise ValueError(f"unknown aggregation {how!r}; choose from {', '.join(AGGREGATIONS)}")
-    return teacher, valid
+    return teacher, valid, best, chosen
 
 
 def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -113,7 +127,7 @@ def reference_teachers(
     conf: torch.Tensor | None = None,
     own_conf: torch.Tensor | None = None,
     ties: torch.Tensor | None = None,
-) -> list[Teacher]:
+) -> list[Choice]:
     """Per student head m: gather the candidates — the cached peer predictions of each
     source head (``probs`` [..., K, B, S, C], ``valid`` [..., K, B, S], ``conf``
     [..., K, B, S]) and, when ``own`` [..., H, B, C] is given, the agent's own head m−1
@@ -132,12 +146,14 @@ def reference_teachers(
             masks.append(torch.ones(ones, dtype=torch.bool, device=own.device))
             if confs:
                 confs.append(own_conf[..., m - 1, :].unsqueeze(-2))
-        rows = len(src) * K + (len(cands) > len(src))
+        with_own = len(cands) > len(src)
+        rows = len(src) * K + with_own
         draw = ties[..., j, :rows, :] if ties is not None else None
-        teacher, ok = aggregate(
+        teacher, ok, best, chosen = aggregate(
             _cat(cands, -3), _cat(masks, -2), how, _cat(confs, -2) if confs else None, draw
         )
-        out.append((m, sharpen(teacher, temperature), ok))
+        own_chosen = best == rows - 1 if with_own and best is not None else None
+        out.append(Choice(m, sharpen(teacher, temperature), ok, own_chosen, chosen))
     return out
 
 
@@ -155,7 +171,7 @@ def confident_teachers(
     ties: np.ndarray,
     own: torch.Tensor | None = None,
     own_conf: np.ndarray | None = None,
-) -> list[StepTeacher]:
+) -> list[Choice]:
     """``reference_teachers`` for max-confidence teachers, one cache column per student head
     (``columns``: student head -> column): per (sample, column) the most confident of the
     peers (confidences ``cache_c`` [K, P, S] kept beside ``cache_p`` [K, P, S, C]) and, with
@@ -182,5 +198,9 @@ def confident_teachers(
             mine = torch.from_numpy(best == K)[:, None]
             chosen = own[m - 1] if chosen is None else torch.where(mine, own[m - 1], chosen)
         ok = mask.any(0)
-        out.append((m, sharpen(chosen, temperature), None if ok.all() else torch.from_numpy(ok)))
+        target = sharpen(chosen, temperature)
+        out.append(
+            Choice(m, target, None if ok.all() else torch.from_numpy(ok),
+                   best == K if with_own else None, ranked[best, np.arange(B)])
+        )  # fmt: skip
     return out

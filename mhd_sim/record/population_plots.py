@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import networkx as nx
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 
 READABLE = 32  # agents drawn one by one (bars, lines); more become distributions
 DRAWN = 300  # largest graph drawn node by node
@@ -134,8 +135,7 @@ def plot_topology(
 def plot_reach(run_dir: Path, summary: dict | None, save: bool = True) -> Path | plt.Figure | None:
     """Each head's final accuracy on the data of the agents at each hop distance, mean over
     agents (``reach.csv``): how far each head's knowledge has travelled."""
-    from ..analysis.figures import draw_reach
-    from ..analysis.runs import NoRuns, reach
+    from .reading import NoRuns, reach
 
     try:
         table = reach(run_dir)
@@ -186,3 +186,20 @@ def plot_network(
     name = summary["name"] if summary else run_dir.name
     fig.suptitle(f"{name}: uplinks over time ({agents:,} agents)")
     return _save(fig, run_dir, "network.png") if save else fig
+
+
+def draw_reach(ax: Axes, table: pd.DataFrame, title: str) -> None:
+    """A heatmap of accuracy by head (rows) and hop distance (columns; −1 last, as
+    'unreachable'), each cell labelled: the paper's topology view."""
+    grid = table.pivot(index="head", columns="hops", values="acc")
+    order = sorted(c for c in grid.columns if c >= 0) + [c for c in grid.columns if c < 0]
+    grid = grid[order]
+    ax.imshow(grid.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for (r, c), v in np.ndenumerate(grid.to_numpy()):
+        if v == v:
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if v < 0.6 else "black")  # fmt: skip
+    ax.set_xticks(range(len(order)), ["unreach." if c < 0 else str(c) for c in order])
+    ax.set_yticks(range(len(grid.index)), [f"head {h}" for h in grid.index])
+    ax.set_xlabel("hops to the agents whose data it is tested on")
+    ax.set_title(title, fontsize=9)

@@ -7,6 +7,7 @@
 | events.csv | one row per event |
 | network.csv | per sample × agent: its uplink's queue, utilization and bytes |
 | reach.csv | per evaluation × agent × head × hop distance: accuracy on those agents' data |
+| teachers.csv | per evaluation × agent × student head: how often its chosen teachers were right |
 | summary.json | totals and final figures, written at the end (or on interruption) |
 """
 
@@ -44,6 +45,18 @@ NETWORK_COLUMNS = (
     "bytes_sent",
 )
 REACH_COLUMNS = ("time", "agent", "head", "hops", "acc")
+TEACHER_COLUMNS = (  # learning/diagnostics.py says what each means
+    "time",
+    "agent",
+    "head",
+    "steps",
+    "samples",
+    "teacher_acc",
+    "own_head",
+    "own_class",
+    "conf_right",
+    "conf_wrong",
+)
 EVENT_COLUMNS = ("time", "event", "agent", "peer", "bytes", "staleness", "staleness_max", "reason")
 
 
@@ -84,6 +97,7 @@ class RunDirectory:
         self._events = self._open("events.csv", EVENT_COLUMNS)
         self._network = self._open("network.csv", NETWORK_COLUMNS)
         self._reach = self._open("reach.csv", REACH_COLUMNS)
+        self._teachers = self._open("teachers.csv", TEACHER_COLUMNS)
         self.events = 0
         self._pending: list[tuple] = []  # event rows, written in batches
         self._writer: subprocess.Popen | None = None  # formats events.csv once the run is large
@@ -187,6 +201,10 @@ class RunDirectory:
     def reach(self, rows: Iterable[tuple]) -> None:
         """Rows of ``reach.csv``: one evaluation's accuracies by hop distance."""
         self._reach.writerows(rows)
+
+    def teachers(self, rows: Iterable[tuple]) -> None:
+        """Rows of ``teachers.csv``: one evaluation's teacher diagnostics."""
+        self._teachers.writerows(rows)
 
     def network(self, rows: Iterable[tuple]) -> None:
         """Rows of ``network.csv``: the network's state at one sample time."""

@@ -13,7 +13,9 @@ from typing import Any
 import pydantic
 import yaml
 
-from .schema import TAGS, Scenario
+from .schema import TAGS, Scenario, owners
+
+TAGGED = (*TAGS, "name")  # fields that pick a model of a union (an algorithm by its name)
 
 
 class ScenarioError(ValueError):
@@ -36,7 +38,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
     Setting a ``kind`` (or ``dist``) replaces that piece's settings with the new kind's
     defaults, so ``--set network.topology.kind=complete`` works whatever the file had.
-    Kinds are applied first, then everything else, in the order given.
+    Kinds are applied first, then everything else, in the order given. Setting
+    ``algorithm.name`` keeps the file's algorithm settings that the new algorithm has too
+    and drops those it has not (``--set algorithm.name=isolated`` on an MHD scenario).
     """
     raw = copy.deepcopy(raw)
     pairs = []
@@ -76,7 +80,24 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node[last] = value
         else:
             node[last] = value
+    _keep_algorithm_settings(raw, {tuple(path) for path, _ in pairs})
     return raw
+
+
+def _keep_algorithm_settings(raw: dict[str, Any], overridden: set[tuple[str, ...]]) -> None:
+    """After ``--set algorithm.name=X``: drop the file's settings of other algorithms (those
+    set on the command line stay, and are errors if X has no such setting)."""
+    from ..learning.algorithms import ALGORITHMS
+
+    algo = raw.get("algorithm")
+    if ("algorithm", "name") not in overridden or not isinstance(algo, dict):
+        return
+    if algo.get("name") not in ALGORITHMS.names():
+        return
+    own = ALGORITHMS.params_model(algo["name"]).model_fields
+    for key in list(algo):
+        if key not in own and ("algorithm", key) not in overridden and owners(key):
+            del algo[key]
 
 
 def _walk(raw: Any, loc: tuple) -> tuple[str, ...]:
@@ -86,8 +107,10 @@ def _walk(raw: Any, loc: tuple) -> tuple[str, ...]:
         if isinstance(node, (str, int, float)) and isinstance(part, str):
             node = {}  # shorthand (`ring`, `0.05`) expanded to a spec: this part is its tag
             continue
-        if isinstance(node, dict) and part not in node and part in (node.get(t) for t in TAGS):
-            continue  # `{kind: ring}` shows up as a path step 'ring'
+        tagged = part in (node.get(t) for t in TAGGED) if isinstance(node, dict) else False
+        if isinstance(node, dict) and part not in node and (tagged or out == ["algorithm"]):
+            continue  # `{kind: ring}` shows up as a path step 'ring' (an algorithm's name too,
+            # also the default one a section without a name gets)
         out.append(str(part))
         if isinstance(node, dict):
             node = node.get(part)
@@ -112,11 +135,12 @@ _MESSAGES = {
 def _describe(err: dict[str, Any]) -> str:
     kind, ctx = err["type"], err.get("ctx", {})
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        tags = ctx.get("expected_tags", "")
+        tags = ctx.get("expected_tags", "").replace("'", "")
+        what = "algorithm" if "name" in str(ctx.get("discriminator")) else "kind"
         return (
-            f"unknown kind {ctx.get('tag')!r}; choose from {tags.replace(chr(39), '')}"
+            f"unknown {what} {ctx.get('tag')!r}; choose from {tags}"
             if kind.endswith("invalid")
-            else f"needs a kind, one of {tags.replace(chr(39), '')}"
+            else f"needs a {what}, one of {tags}"
         )
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
@@ -145,6 +169,9 @@ def validate(raw: Any) -> Scenario:
     except pydantic.ValidationError as e:
         problems = []
         for err in e.errors(include_url=False):
+            if err["type"] == "foreign_setting":  # its message names the whole key
+                problems.append(err["msg"])
+                continue
             path = ".".join(_walk(raw, err["loc"]))
             problems.append(f"{path}: {_describe(err)}" if path else _describe(err))
         raise ScenarioError(problems) from None
@@ -170,3 +197,9 @@ def load(path: str | Path, overrides: list[str] = (), seed: int | None = None) -
     if seed is not None:
         raw["seed"] = seed
     return validate(raw)
+
+
+def short_keys(keys: list[str]) -> dict[str, str]:
+    """``network.topology.kind`` → ``kind`` where that stays unambiguous, else the whole key."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: s if last.count(s) == 1 else k for k, s in zip(keys, last)}

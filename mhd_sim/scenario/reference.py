@@ -37,11 +37,12 @@ SECTIONS: list[tuple[str, list[str]]] = [  # (title, path of models below Scenar
     ("agents.churn (Markov)", ["agents", "churn", "MarkovChurn"]),
     ("agents.churn (schedule)", ["agents", "churn", "ScheduledChurn"]),
     ("network", ["network"]),
+    ("network.queue", ["network", "queue"]),
+    ("network.transport", ["network", "transport"]),
     ("network.links[]", ["network", "links"]),
     ("network.schedule[]: link_down", ["network", "schedule", "LinkFailure"]),
     ("network.schedule[]: partition", ["network", "schedule", "Partition"]),
     ("network.schedule[]: switch", ["network", "schedule", "Switch"]),
-    ("algorithm", ["algorithm"]),
     ("training", ["training"]),
     ("eval", ["eval"]),
 ]
@@ -70,6 +71,8 @@ def _type(prop: dict[str, Any]) -> str:
             options = ["number or distribution"] + [o for o in options if o == "null"]
         if all(o.startswith(("dataset", "partition", "model", "topology")) for o in options):
             return "kind (see below)"
+        if all(o.endswith("Settings") for o in options):
+            return "settings of the algorithm `name` picks"
         return " or ".join(dict.fromkeys(options))
     kind = prop.get("type", "any")
     if kind == "array":
@@ -149,6 +152,8 @@ def markdown() -> str:
         "Any key can be set on the command line: `--set network.topology.kind=complete`.",
     ]
     for title, path in SECTIONS:
+        if title == "training":  # after network: the algorithm, one table per algorithm
+            out += _algorithms()
         model = _model_at(path)
         schema = json_schema() if not path else defs[model.__name__]
         out += ["", f"## {title}", ""]
@@ -173,8 +178,29 @@ def markdown() -> str:
                 out += [doc, ""]
             rows = [r for r in _rows(model, schema) if not r.startswith(f"| `{registry.tag}`")]
             out += rows if len(rows) > 2 else ["No settings."]
-    out += ["", "### algorithms", "", "`algorithm.name`: " + ", ".join(ALGORITHMS.names()) + "."]
     return "\n".join(out) + "\n"
+
+
+def _algorithms() -> list[str]:
+    """The ``algorithm`` section: ``name`` picks the algorithm, and each has its own settings
+    (a setting of another algorithm is an error naming both)."""
+    out = [
+        "",
+        "## algorithm",
+        "",
+        "`algorithm.name` picks the learning algorithm (default `mhd`); each has its own "
+        "settings, listed under it. A setting of another algorithm is an error that names "
+        "both; `--set algorithm.name=X` keeps the settings X has too and drops the others.",
+    ]
+    for name in ["mhd", *(n for n in ALGORITHMS.names() if n != "mhd")]:
+        model = ALGORITHMS.params_model(name)
+        doc = " ".join((model.__doc__ or "").split())
+        out += ["", f"### `{name}`", ""]
+        if doc:
+            out += [doc, ""]
+        rows = [r for r in _rows(model, model.model_json_schema()) if not r.startswith("| `name`")]
+        out += rows if len(rows) > 2 else ["No settings."]
+    return out
 
 
 def write(root: Path) -> list[Path]:

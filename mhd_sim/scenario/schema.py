@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import pydantic
+import pydantic_core
 from pydantic import Field
 
 from ..learning.algorithms import ALGORITHMS
-from ..learning.datasets import DATASETS
-from ..learning.messages import ENCODINGS
-from ..learning.partitions import PARTITIONS
-from ..learning.teachers import AGGREGATIONS
+from ..learning.datasets import DATASETS, known_classes
+from ..learning.partitions import PARTITIONS, check_placement
 from ..seeds import sampler, stream
 from ..world.topology import build as build_topology
 from .agents import AgentsSpec
@@ -44,69 +43,34 @@ class DataSpec(Strict):
         return [max(1, int(round(draw(stream(seed, "size", i))))) for i in range(agents)]
 
 
-class AlgorithmSpec(Strict):
-    name: str = "mhd"
-    """The learning algorithm: mhd, isolated, distill, gossip or centralized."""
-    heads: Count = 3
-    """Heads per model (MHD): the main head plus heads-1 auxiliary heads."""
-    temperature: Positive = 1.0
-    """Distillation temperature τ."""
-    distill_weight: NonNegative | list[NonNegative] = 1.0
-    """ν: one weight for every auxiliary head, or one per head (head 0 first)."""
-    aggregation: Literal[AGGREGATIONS] = "max_confidence"
-    """How candidate teachers combine per sample."""
-    include_self: bool = True
-    """The agent's own head m-1 is a candidate teacher for its head m, beside the peers' (the
-    paper's method: head m keeps what head m-1 knew and adds one hop). false: peers only, so
-    head m knows only the agents m, m-2, ... hops away."""
-    confidence: Literal["max_logit", "max_probability"] = "max_logit"
-    """How max_confidence ranks candidates: the largest logit (the paper's) or the largest
-    probability (by its log-odds). Messages carry it, so rounding never makes ties; true ties
-    are drawn at random."""
-    teachers: Count | None = None
-    """Per step, this many peers drawn at random among those whose predictions are cached
-    are the candidates (the paper's random neighbours). Null: all of them."""
-    last_head_loop: bool = False
-    """The last head also learns from the peers' last heads."""
-    share_every: Count = 5
-    """Local steps between messages."""
-    share_size: Count = 256
-    """Public samples per message."""
-    encoding: Literal[tuple(ENCODINGS)] = "float16"
-    """How predictions (or weights) are encoded on the wire."""
-    topk: Count = 3
-    """Probabilities kept per sample and head with encoding topk."""
-    embedding_weight: NonNegative = 0.0
-    """Weight of the MSE to the peers' mean embedding on public samples."""
-    period: Count = 50
-    """fedavg: local steps between a client's uploads."""
-    deadline: Positive = 30.0
-    """fedavg: a round ends when every online client's weights are in, or this many seconds
-    after it began."""
-    server_bandwidth: Positive | None = None
-    """fedavg: the server's uplink, bytes/s (null: network.bandwidth)."""
-    max_staleness: Positive | None = None
-    """Cached predictions older than this many seconds are not used."""
+def owners(key: str) -> list[str]:
+    """The algorithms that have setting ``key``."""
+    return [n for n in ALGORITHMS.names() if key in ALGORITHMS.params_model(n).model_fields]
 
-    @pydantic.field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in ALGORITHMS.names():
-            raise ValueError(
-                f"unknown algorithm {v!r}; choose from {', '.join(ALGORITHMS.names())}"
-            )
+
+def _own_settings(v: Any) -> Any:
+    """``algorithm`` without a name is MHD's; a setting that belongs to another algorithm is
+    one line naming both (an unknown key is left to the schema's "unknown key")."""
+    if not isinstance(v, dict):
         return v
+    v = {"name": "mhd", **v}
+    name = v["name"]
+    if name not in ALGORITHMS.names():
+        return v
+    own = ALGORITHMS.params_model(name).model_fields
+    for key in v:
+        others = owners(key) if key not in own else []
+        if others:
+            raise pydantic_core.PydanticCustomError(
+                "foreign_setting",
+                "algorithm.{key} is {article} {owner} setting; this run's algorithm is {name}",
+                {"key": key, "owner": " / ".join(others), "name": name,
+                 "article": "an" if others[0][0] in "aeiou" or others[0] == "mhd" else "a"},
+            )  # fmt: skip
+    return v
 
-    @pydantic.model_validator(mode="after")
-    def _weights_per_head(self) -> AlgorithmSpec:
-        w = self.distill_weight
-        if isinstance(w, list) and self.name == "mhd" and len(w) != self.heads:
-            raise ValueError(f"distill_weight lists {len(w)} weights for {self.heads} heads")
-        if self.name == "gossip" and self.encoding == "topk":
-            raise ValueError(
-                "gossip sends weights: encoding must be float32, float16 or bfloat16, not topk"
-            )
-        return self
+
+AlgorithmSpec = Annotated[ALGORITHMS.union(), pydantic.BeforeValidator(_own_settings)]
 
 
 class TrainingSpec(Strict):
@@ -149,8 +113,8 @@ class Scenario(Strict):
     """How many agents, their models, speeds, groups and churn."""
     network: NetworkSpec = NetworkSpec()
     """Topology, links and their changes over time."""
-    algorithm: AlgorithmSpec = AlgorithmSpec()
-    """The learning algorithm and its settings."""
+    algorithm: AlgorithmSpec = {"name": "mhd"}
+    """The learning algorithm and its settings: each algorithm has its own (see below)."""
     training: TrainingSpec = TrainingSpec()
     """Local optimisation."""
     eval: EvalSpec = EvalSpec()
@@ -181,6 +145,12 @@ class Scenario(Strict):
             self.agents.per_agent(self.seed)
         except ValueError as e:
             raise ValueError(f"agents.speed: {e}") from None
+        placement = getattr(self.data.partition, "placement", None)
+        if placement is not None:
+            try:
+                check_placement(placement, n, known_classes(self.data.dataset))
+            except ValueError as e:
+                raise ValueError(f"data.partition.{e}") from None
         return self
 
     def resolved(self) -> dict[str, Any]:

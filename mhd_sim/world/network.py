@@ -16,15 +16,20 @@ one is ``superseded``. A downlink's buffer works the same way, keyed by sender.
 A message is also dropped, with a reason, if the link loses it (``loss``), if its sender
 goes offline before it has left the uplink (``sender_offline``), if its link is down at
 arrival or went down while it was in flight (``link_down``), or if the receiver is offline
-when it arrives or went offline while it was in flight (``offline``). With the reliable
-transport a lost message is handed to the sender's uplink again when its retransmission
-timeout expires. Each link draws its latencies and losses from its own random stream.
+when it arrives or went offline while it was in flight (``offline``). Each link draws its
+latencies and losses from its own random stream.
+
+With the reliable transport, a message dropped after it left the sender's uplink (lost,
+its link down, its receiver offline, no room on the receiver's downlink) is handed to the
+sender's uplink again when its retransmission timeout expires: a sender waiting for an
+acknowledgement cannot tell these apart. The timeout runs from the moment the message left
+the uplink: ``max(min_rto, 2·(transmission + latency))``, doubled for every earlier try; a
+drop found after it expired (a long downlink queue) is resent at once.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -34,18 +39,10 @@ import simpy
 
 from ..seeds import stream
 from .links import Links
+from .queue import Message, Queue, Transmission
 from .traffic import Traffic
 
-
-@dataclass(slots=True)
-class Message:
-    sender: int
-    receiver: int
-    size: int  # bytes on the wire
-    produced: float  # when the predictions inside were computed
-    payload: Any
-    sent: float = float("nan")  # when it was handed to the uplink
-    tries: int = 1  # 2 and more: a retransmission
+__all__ = ["Link", "Message", "Network", "Queueing"]
 
 
 @dataclass(frozen=True)
@@ -68,18 +65,6 @@ class Queueing:
     min_rto: float = 0.2  # seconds
 
 
-@dataclass(eq=False, slots=True)
-class _Transmission:
-    """A message in a queue: when it starts and leaves, the latency drawn for it, and whether
-    it was dropped before leaving (its sender went offline)."""
-
-    msg: Message
-    starts: float
-    leaves: float
-    delay: float = 0.0
-    dropped: bool = False
-
-
 Log = Callable[..., None]  # RunDirectory.event(time, event, agent, peer, bytes, ..., reason)
 
 
@@ -99,30 +84,27 @@ class Network:
         deliver: Callable[[Message], None],
         log: Log,
         queueing: Queueing = Queueing(),
+        unbounded: tuple[int, ...] = (),
     ) -> None:
-        agents = len(uplink)
+        """``uplink`` and ``downlink``: each node's rates in bytes/s (None: no downlink queue);
+        ``unbounded``: nodes whose uplink never drops (a server's connection per client)."""
+        nodes = len(uplink)
         self.env, self.links, self.seed = env, links, seed
         self.uplink, self.downlink, self.link = uplink, downlink, link
         self.online, self.deliver, self.log = online, deliver, log
-        self.q = queueing
-        # per uplink: whether its buffer is bounded (a server's is not: see unbounded_uplink)
-        self.bounded = [queueing.policy != "unbounded"] * agents
-        self.replace = queueing.policy == "replace"
-        self.traffic = Traffic(agents)
-        self.offline_at = [-math.inf] * agents  # when each agent last went offline
-        self.uplink_free = [0.0] * agents
-        self.on_uplink: list[deque[_Transmission]] = [deque() for _ in range(agents)]
-        self.queued = [0] * agents  # bytes on each uplink that have not left it
+        self.queueing = queueing
+        self.traffic = Traffic(nodes)
+        self.offline_at = [-math.inf] * nodes  # when each node last went offline
+        self.uplinks = [
+            Queue("unbounded" if i in unbounded else queueing.policy, queueing.limit)
+            for i in range(nodes)
+        ]
+        self.downlinks = [Queue(queueing.policy, queueing.limit) for _ in range(nodes)]
         # what each uplink refused (a full buffer, or a replacement: it takes an existing slot)
-        # and what it lost to its sender going offline; the rest of what it was offered has
-        # left it or is still on it
-        self.refused, self.refused_bytes = [0] * agents, [0] * agents
-        self.gone, self.gone_bytes = [0] * agents, [0] * agents
-        self.waiting: list[dict[int, _Transmission]] = [{} for _ in range(agents)]  # replace
-        self.downlink_free = [0.0] * agents
-        self.on_downlink: list[deque[_Transmission]] = [deque() for _ in range(agents)]
-        self.down_queued = [0] * agents
-        self.down_waiting: list[dict[int, _Transmission]] = [{} for _ in range(agents)]
+        # and what it abandoned when its sender went offline; the rest of what it was offered
+        # has left it or is still on it
+        self.refused, self.refused_bytes = [0] * nodes, [0] * nodes
+        self.abandoned, self.abandoned_bytes = [0] * nodes, [0] * nodes
         self.routes: dict[tuple[int, int], tuple[float, Link, np.random.Generator]] = {}
 
     # --- uplinks ------------------------------------------------------------------------
@@ -132,7 +114,7 @@ class Network:
         it leaves after the messages ahead of it, ``bytes / min(uplink, link cap)`` after it
         starts; its latency and fate are drawn now from the link's stream."""
         now, i, j, size = self.env.now, msg.sender, msg.receiver, msg.size
-        msg.sent = now
+        msg.offered_at = now
         tr = self.traffic
         tr.offered[i] += 1
         tr.bytes_offered[i] += size
@@ -140,100 +122,88 @@ class Network:
             self.log(now, "send", i, j, size)
         else:
             self.log(now, "send", i, j, size, reason="retransmit")
-        pending = self.on_uplink[i]
-        if pending:
-            if pending[0].leaves <= now:
-                self._settle(i, now)
-            if pending and self.bounded[i] and self._full(i, msg, now):
+        up = self.uplinks[i]
+        if up.held:
+            if up.held[0].leaves <= now:
+                up.settle(now)
+            verdict = up.offer(msg, j, now)
+            if verdict.drop is not None:
+                self.refused[i] += 1
+                self.refused_bytes[i] += size
+                if verdict.slot is not None:  # it took a waiting message's place
+                    tr.delays[i].append(verdict.slot.starts - now)
+                    tr.pending_bytes += size
+                    self._time_out(verdict.slot)
+                    self._drop(verdict.old, verdict.drop, at=i, peer=j)
+                else:
+                    self._drop(msg, verdict.drop, at=i, peer=j, accepted=False)
                 return
         route = self.routes.get((i, j))
         if route is None:
             route = self._route(i, j)
         rate, link, rng = route
-        free = self.uplink_free[i]
-        start = free if free > now else now
+        start = up.free if up.free > now else now
         duration = size / rate
         delay = link.latency(rng)
         lost = rng.random() < link.loss
-        t = _Transmission(msg, start, start + duration, delay)
-        self.uplink_free[i] = t.leaves
-        pending.append(t)
-        queued = self.queued[i] = self.queued[i] + size
-        if queued > tr.peak_queue[i]:
-            tr.peak_queue[i] = queued
+        t = up.enqueue(msg, j, start, duration)
+        t.delay = delay
+        if up.held_bytes > tr.peak_queue[i]:
+            tr.peak_queue[i] = up.held_bytes
         tr.busy[i] += duration
         tr.delays[i].append(start - now)
         tr.pending_bytes += size
-        if self.replace:
-            self.waiting[i][j] = t
+        self._time_out(t)
         self.env.timeout(t.leaves + delay - now).callbacks.append(lambda _: self._arrive(t, lost))
 
-    def _full(self, i: int, msg: Message, now: float) -> bool:
-        """Apply the buffer's policy to a message for a busy uplink: True if it was dropped or
-        took the place of a waiting one (then it needs no slot of its own)."""
-        j, size = msg.receiver, msg.size
-        if self.replace:
-            t = self.waiting[i].get(j)
-            if t is not None and t.starts > now and t.msg.size == size:
-                old, t.msg = t.msg, msg
-                self.refused[i] += 1
-                self.refused_bytes[i] += size
-                self.traffic.delays[i].append(t.starts - now)
-                self.traffic.pending_bytes += size
-                self._drop(old, "superseded", at=i, peer=j)
-                return True
-        if self.queued[i] + size > self.q.limit:
-            self.refused[i] += 1
-            self.refused_bytes[i] += size
-            self._drop(msg, "queue_full", at=i, peer=j, accepted=False)
-            return True
-        return False
-
-    def _settle(self, i: int, now: float) -> None:
-        """Take the messages that have left agent i's uplink by ``now`` off it."""
-        pending = self.on_uplink[i]
-        while pending and pending[0].leaves <= now:
-            self.queued[i] -= pending.popleft().msg.size
+    def _time_out(self, t: Transmission) -> None:
+        """Reliable transport: when the sender resends the message in ``t`` if no
+        acknowledgement comes, counted from when it leaves the uplink."""
+        q = self.queueing
+        if q.reliable:
+            rto = max(q.min_rto, 2 * (t.leaves - t.starts + t.delay)) * 2 ** (t.msg.tries - 1)
+            t.msg.resend_at = t.leaves + rto
 
     def settle(self) -> None:
         """Bring every uplink up to now, and the traffic's ``sent`` and ``bytes_sent`` with it:
         what an uplink accepted, less what is still on it and what its offline sender lost."""
         now, tr = self.env.now, self.traffic
-        for i, pending in enumerate(self.on_uplink):
-            if pending and pending[0].leaves <= now:
-                self._settle(i, now)
-            tr.sent[i] = tr.offered[i] - self.refused[i] - self.gone[i] - len(pending)
+        for i, up in enumerate(self.uplinks):
+            if up.held and up.held[0].leaves <= now:
+                up.settle(now)
+            tr.sent[i] = tr.offered[i] - self.refused[i] - self.abandoned[i] - len(up.held)
             tr.bytes_sent[i] = (
-                tr.bytes_offered[i] - self.refused_bytes[i] - self.gone_bytes[i] - self.queued[i]
+                tr.bytes_offered[i]
+                - self.refused_bytes[i]
+                - self.abandoned_bytes[i]
+                - up.held_bytes
             )
 
-    def holding(self, agent: int) -> int:
-        """Messages on the agent's uplink that have not left it yet."""
-        self._settle(agent, self.env.now)
-        return len(self.on_uplink[agent])
+    def holding(self, node: int) -> int:
+        """Messages on the node's uplink that have not left it yet."""
+        self.uplinks[node].settle(self.env.now)
+        return len(self.uplinks[node].held)
+
+    def queued_bytes(self) -> list[int]:
+        """Bytes on each uplink that have not left it (as of the last ``settle``)."""
+        return [up.held_bytes for up in self.uplinks]
 
     def busy(self) -> np.ndarray:
         """Seconds each uplink has spent transmitting by now: all it accepted, less what is
         still ahead of it (an uplink never idles while it holds work)."""
-        ahead = np.maximum(0.0, np.array(self.uplink_free) - self.env.now)
+        ahead = np.maximum(0.0, np.array([up.free for up in self.uplinks]) - self.env.now)
         return np.array(self.traffic.busy) - ahead
 
-    def went_offline(self, agent: int) -> None:
-        """Offline agents send nothing: whatever has not left the uplink yet is dropped now.
+    def went_offline(self, node: int) -> None:
+        """Offline nodes send nothing: whatever has not left the uplink yet is dropped now.
         Messages on their way to it will be dropped too, even if it is back by their arrival."""
         now = self.env.now
-        self.offline_at[agent] = now
-        self._settle(agent, now)
-        for t in self.on_uplink[agent]:
-            t.dropped = True
-            self.gone[agent] += 1
-            self.gone_bytes[agent] += t.msg.size
-            self.traffic.busy[agent] -= t.leaves - max(t.starts, now)
-            self._drop(t.msg, "sender_offline", at=agent, peer=t.msg.receiver)
-        self.on_uplink[agent].clear()
-        self.waiting[agent].clear()
-        self.queued[agent] = 0
-        self.uplink_free[agent] = now
+        self.offline_at[node] = now
+        for t in self.uplinks[node].clear(now):
+            self.abandoned[node] += 1
+            self.abandoned_bytes[node] += t.msg.size
+            self.traffic.busy[node] -= t.leaves - max(t.starts, now)
+            self._drop(t.msg, "sender_offline", at=node, peer=t.msg.receiver)
 
     def _route(self, sender: int, receiver: int) -> tuple[float, Link, np.random.Generator]:
         """A link's sending rate, properties and random stream, made on its first message."""
@@ -252,68 +222,57 @@ class Network:
         self.traffic.drop(msg.sender, reason, msg.size)
         self.log(self.env.now, "drop", at, peer, msg.size, None, None, reason)
 
+    def _undelivered(self, msg: Message, reason: str) -> None:
+        """A message dropped after it left its sender's uplink: the reliable transport resends
+        it when its timeout expires, up to ``max_retries`` times."""
+        self._drop(msg, reason, at=msg.receiver, peer=msg.sender)
+        q = self.queueing
+        if q.reliable and msg.tries <= q.max_retries:
+            again = replace(msg, tries=msg.tries + 1)
+
+            def resend(_: Any) -> None:
+                if self.online(msg.sender):
+                    self.traffic.retransmitted += 1
+                    self.send(again)
+
+            wait = msg.resend_at - self.env.now
+            self.env.timeout(wait if wait > 0 else 0.0).callbacks.append(resend)
+
     def _reachable(self, msg: Message) -> bool:
         """Drop (and say why) a message whose link was cut or whose receiver is offline."""
-        if not self.links.up_since(msg.sender, msg.receiver, msg.sent):
-            self._drop(msg, "link_down", at=msg.receiver, peer=msg.sender)
-        elif not self.online(msg.receiver) or self.offline_at[msg.receiver] > msg.sent:
-            self._drop(msg, "offline", at=msg.receiver, peer=msg.sender)
+        if not self.links.up_since(msg.sender, msg.receiver, msg.offered_at):
+            self._undelivered(msg, "link_down")
+        elif not self.online(msg.receiver) or self.offline_at[msg.receiver] > msg.offered_at:
+            self._undelivered(msg, "offline")
         else:
             return True
         return False
 
-    def _arrive(self, t: _Transmission, lost: bool) -> None:
+    def _arrive(self, t: Transmission, lost: bool) -> None:
         if t.dropped:
             return
         msg = t.msg
         if lost:
-            self._drop(msg, "loss", at=msg.receiver, peer=msg.sender)
-            if self.q.reliable and msg.tries <= self.q.max_retries:
-                self._retransmit(t)
+            self._undelivered(msg, "loss")
         elif self._reachable(msg):
             if self.downlink[msg.receiver]:
                 self._to_downlink(msg)
             else:
                 self._hand_over(msg)
 
-    def _retransmit(self, t: _Transmission) -> None:
-        """Hand the message to its sender's uplink again when the retransmission timeout
-        expires: twice the try's transmission time plus latency (at least ``min_rto``),
-        doubled for every earlier try. An offline sender gives it up."""
-        msg = t.msg
-        rto = max(self.q.min_rto, 2 * (t.leaves - t.starts + t.delay)) * 2 ** (msg.tries - 1)
-        again = replace(msg, tries=msg.tries + 1)
-
-        def resend(_: Any) -> None:
-            if self.online(msg.sender):
-                self.traffic.retransmitted += 1
-                self.send(again)
-
-        self.env.timeout(t.leaves + rto - self.env.now).callbacks.append(resend)
-
     def _to_downlink(self, msg: Message) -> None:
         """Queue an arrived message on the receiver's downlink (its buffer as an uplink's)."""
-        now, j, size = self.env.now, msg.receiver, msg.size
-        queue = self.on_downlink[j]
-        while queue and queue[0].leaves <= now:
-            self.down_queued[j] -= queue.popleft().msg.size
-        if self.q.policy != "unbounded" and queue:
-            if self.replace:
-                e = self.down_waiting[j].get(msg.sender)
-                if e is not None and e.starts > now and e.msg.size == size:
-                    old, e.msg = e.msg, msg
-                    self._drop(old, "superseded", at=j, peer=msg.sender)
-                    return
-            if self.down_queued[j] + size > self.q.limit:
-                self._drop(msg, "queue_full", at=j, peer=msg.sender)
-                return
-        start = max(now, self.downlink_free[j])
-        e = _Transmission(msg, start, start + size / self.downlink[j])
-        self.downlink_free[j] = e.leaves
-        queue.append(e)
-        self.down_queued[j] += size
-        if self.replace:
-            self.down_waiting[j][msg.sender] = e
+        now, j = self.env.now, msg.receiver
+        down = self.downlinks[j]
+        down.settle(now)
+        verdict = down.offer(msg, msg.sender, now)
+        if verdict.drop == "superseded":  # a newer one from the same sender: nothing to resend
+            self._drop(verdict.old, verdict.drop, at=j, peer=msg.sender)
+            return
+        if verdict.drop is not None:
+            self._undelivered(msg, verdict.drop)
+            return
+        e = down.enqueue(msg, msg.sender, max(now, down.free), msg.size / self.downlink[j])
         self.env.timeout(e.leaves - now).callbacks.append(
             lambda _: self._reachable(e.msg) and self._hand_over(e.msg)
         )
@@ -333,5 +292,5 @@ class Network:
         return {
             "bytes_offered": sum(tr.bytes_offered),
             "bytes_sent": sum(tr.bytes_sent),
-            "bytes_by_fate": tr.fates(sum(self.queued)),
+            "bytes_by_fate": tr.fates(sum(self.queued_bytes())),
         }

@@ -15,17 +15,17 @@ import networkx as nx
 import numpy as np
 import simpy
 
-from ..learning.population import build_learners
-from ..learning.schedule import build_schedules
+from ..learning.seam import Population
 from ..record.run_directory import RunDirectory
 from ..seeds import sampler, stream
 from . import churn as churn_process
 from . import reach
 from .dynamics import network_change
 from .links import Links
-from .network import Link, Message, Network, Queueing
+from .network import Link, Network, Queueing
+from .rounds import RoundServer
 from .runtime import few_collections, keep_freed_memory
-from .server import Server, server_star
+from .sharing import PeerSharing
 from .summary import summary as run_summary
 from .topology import build as build_topology
 from .topology import edge_list
@@ -34,40 +34,22 @@ Progress = Callable[[float, int, int], None]  # (simulated time, events so far, 
 
 
 class Simulation:
-    """One run of a scenario, recording into a run directory."""
+    """One run of a scenario's population, recording into a run directory."""
 
-    def __init__(self, scenario: Any, record: RunDirectory, timing_only: bool = False) -> None:
-        self.sc, self.record, self.timing_only = scenario, record, timing_only
+    def __init__(self, scenario: Any, record: RunDirectory, population: Population) -> None:
+        self.sc, self.record, self.population = scenario, record, population
+        self.timing_only = population.label_dist is None
         seed, n, net = scenario.seed, scenario.agents.count, scenario.network
         self.agents = scenario.agents.per_agent(seed)
-        models = [a.model for a in self.agents]
-        if timing_only:  # the same schedule, no training: see learning/schedule.py
-            self.split = None
-            self.learners = build_schedules(
-                scenario.data, models, scenario.algorithm, scenario.training, seed
-            )
-        else:
-            self.learners, _, self.split = build_learners(
-                scenario.data, models, scenario.algorithm, scenario.training, seed, scenario.device
-            )
-            self.engine = None
-            if scenario.engine == "batched":
-                from ..learning.batched import Engine, unsupported
-
-                missing = unsupported(scenario.algorithm, scenario.training)
-                if missing:
-                    raise ValueError(
-                        f"engine: batched does not support {'; '.join(missing)}; "
-                        f"use engine: per_agent"
-                    )
-                self.engine = Engine(self.learners)
-                self.learners = self.engine.proxies()
-        # round-based algorithms (fedavg) talk only to a server, node n: a star around it
-        self.rounds = bool(getattr(self.learners[0], "rounds", False))
-        graph = server_star(n) if self.rounds else build_topology(net.topology, n, seed)
-        self.links = Links(graph)
+        self.learners = population.learners
+        self.env = simpy.Environment()
+        # how the agents talk: peer to peer over the topology, or in rounds through a server
+        self.coordinator = (
+            RoundServer(self, population.rounds) if population.rounds else PeerSharing(self)
+        )
+        self.links = Links(self.coordinator.graph())
         for i, learner in enumerate(self.learners):
-            learner.degree = lambda i=i: len(self.links.neighbors(i))
+            learner.neighbour_count = lambda i=i: len(self.links.neighbors(i))
         self.warnings: list[str] = []
         self._warn_if_disconnected(self.links.graph, net.topology.kind)
         self.switches = {
@@ -75,10 +57,9 @@ class Simulation:
             for k, e in enumerate(net.schedule)
             if e.kind == "switch"
         }
-        if getattr(self, "engine", None) is not None:
-            # room in its shared cache for every peer an agent can hear
+        if population.reserve_peers is not None:  # room for every peer an agent can hear
             graphs = [self.links.graph, *self.switches.values()]
-            self.engine.ensure_slots(
+            population.reserve_peers(
                 max(len(set().union(*(g[i] for g in graphs))) for i in range(n))
             )
         for k, g in self.switches.items():
@@ -86,27 +67,26 @@ class Simulation:
                 g, net.schedule[k].topology.kind, f" (switched to at t={net.schedule[k].at:g})"
             )
 
-        self.env = simpy.Environment()
         self.online = [True] * n
         self.came_online = [self.env.event() for _ in range(n)]
         self.offline_since = [0.0] * n
         self.offline_time = np.zeros(n)
         self.steps = [0] * n
         self.jitter_rng = [stream(seed, "compute", i) for i in range(n)]
-        self.fanout_rng = [stream(seed, "fanout", i) for i in range(n)]
         self.staleness: list[float] = []  # mean age of the predictions each distillation step used
         self.staleness_max = 0.0
         self._link_specs = {p: o for o in net.links for p in o.pairs()}  # later overrides win
-        server_uplink = [scenario.algorithm.server_bandwidth or net.bandwidth] * self.rounds
+        extra = self.coordinator.nodes  # a server's uplink, beside the agents'
+        server_uplink = self.coordinator.bandwidth or net.bandwidth
         self.network = Network(
             self.env,
             self.links,
-            uplink=[a.bandwidth or net.bandwidth for a in self.agents] + server_uplink,
-            downlink=[a.downlink or net.downlink for a in self.agents] + [None] * self.rounds,
+            uplink=[a.bandwidth or net.bandwidth for a in self.agents] + [server_uplink] * extra,
+            downlink=[a.downlink or net.downlink for a in self.agents] + [None] * extra,
             link=self._link,
             seed=seed,
             online=lambda i: i >= n or self.online[i],
-            deliver=self._deliver,
+            deliver=self.coordinator.deliver,
             log=record.event,
             queueing=Queueing(
                 net.queue.policy,
@@ -115,11 +95,9 @@ class Simulation:
                 net.transport.max_retries,
                 net.transport.min_rto,
             ),
+            unbounded=tuple(range(n, n + extra)),
         )
-        self.server = Server(self) if self.rounds else None
-        if self.server is not None:  # a connection per client: its uplink paces, never drops
-            self.network.bounded[self.server.node] = False
-            self.env.process(self.server.process())
+        self.coordinator.start()
         self.procs = [self.env.process(self._agent(i)) for i in range(n)]
         churn = scenario.agents.churn
         if churn is not None and churn.kind == "markov":
@@ -132,9 +110,8 @@ class Simulation:
             self.env.process(network_change(self, k, event))
         self.last_eval: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._hops: tuple[int, np.ndarray] | None = None  # (links version, hop distances)
-        if not timing_only:  # each agent's label mix π_i, for accuracy on others' data
-            self.label_dist = np.stack([lr.label_dist.cpu().numpy() for lr in self.learners])
-        self._sampled_at, self._busy = 0.0, np.zeros(n + self.rounds)  # last sample
+        self.label_dist = population.label_dist  # each agent's label mix π_i, for reach
+        self._sampled_at, self._busy = 0.0, np.zeros(n + extra)  # last sample
 
     def _warn_if_disconnected(self, graph: nx.Graph, kind: str, when: str = "") -> None:
         if graph.number_of_nodes() > 1 and not nx.is_connected(graph):
@@ -159,7 +136,8 @@ class Simulation:
 
     # --- processes ---------------------------------------------------------------------
 
-    def _duration(self, agent: int, flops: float) -> float:
+    def duration(self, agent: int, flops: float) -> float:
+        """Simulated seconds ``flops`` take on the agent: FLOPs / speed × its jitter draw."""
         a = self.agents[agent]
         sigma = a.jitter
         jitter = (
@@ -172,57 +150,32 @@ class Simulation:
         return float(flops / a.speed * jitter)
 
     def _agent(self, i: int):
+        """Agent i: a local step after another, each followed by what its coordinator asks
+        (a share to peers, an upload in a round). Going offline interrupts it."""
         learner, env, log = self.learners[i], self.env, self.record.event
-        share_every, full = self.sc.algorithm.share_every, self.sc.network.backpressure
-        period = self.sc.algorithm.period
+        after_step = self.coordinator.after_step
         while True:
             try:
                 if not self.online[i]:
                     yield self.came_online[i]
                 step = learner.begin_step(env.now)
-                ages = step.age_summary
-                if ages is not None:
-                    mean_age, max_age = ages
+                if step.staleness is not None:
+                    mean_age, max_age = step.staleness
                     self.staleness.append(mean_age)
                     if max_age > self.staleness_max:
                         self.staleness_max = max_age
                     log(env.now, "distill", i, None, None, mean_age, max_age)
-                yield env.timeout(self._duration(i, step.flops))
+                yield env.timeout(self.duration(i, step.flops))
                 learner.end_step(step)
                 self.steps[i] += 1
                 log(env.now, "step", i)
-                if self.rounds:  # fedavg: upload every period steps, then wait for the model
-                    if self.steps[i] % period == 0:
-                        payload = learner.make_message(env.now)
-                        server = self.server.node
-                        self.network.send(Message(i, server, len(payload), env.now, payload))
-                        yield self.server.wait(i)
-                    continue
-                if learner.sends and self.links.neighbors(i) and self.steps[i] % share_every == 0:
-                    if full is not None and self.network.holding(i) >= full:
-                        self.network.traffic.skipped[i] += 1  # its uplink is still full
-                        log(env.now, "skip", i)
-                        continue
-                    yield env.timeout(self._duration(i, learner.message_flops()))
-                    payload = learner.make_message(env.now)
-                    if payload is not None:
-                        for j in self._targets(i):
-                            self.network.send(Message(i, j, len(payload), env.now, payload))
+                yield from after_step(i)
             except simpy.Interrupt:
                 pass  # went offline: the step or message in progress is lost
 
-    def _targets(self, i: int) -> list[int]:
-        """The neighbours a share goes to: all of them, or ``fanout`` drawn without replacement."""
-        nbrs, k = self.links.neighbors(i), self.sc.network.fanout
-        if k is None or len(nbrs) <= k:
-            return nbrs
-        return sorted(self.fanout_rng[i].choice(nbrs, k, replace=False).tolist())
-
     def go_offline(self, i: int) -> None:
         self.online[i] = False
-        if self.server is not None:  # it no longer waits, and the round no longer waits for it
-            self.server.waiting.pop(i, None)
-            self.server.check()
+        self.coordinator.went_offline(i)
         self.offline_since[i] = self.env.now
         self.came_online[i] = self.env.event()
         self.procs[i].interrupt()
@@ -234,14 +187,6 @@ class Simulation:
         self.offline_time[i] += self.env.now - self.offline_since[i]
         self.came_online[i].succeed()
         self.record.event(self.env.now, "online", i)
-
-    def _deliver(self, msg: Message) -> None:
-        if self.server is not None and msg.receiver == self.server.node:
-            self.server.receive(msg)
-            return
-        self.learners[msg.receiver].absorb(msg.payload, self.env.now)
-        if self.server is not None and msg.sender == self.server.node:
-            self.server.deliver_model(msg.receiver)
 
     def _evaluate(self) -> None:
         if self.timing_only:
@@ -264,6 +209,8 @@ class Simulation:
                     traffic.bytes_offered[i],
                 )
         self._record_reach(now)
+        for learner in self.learners:
+            self.record.teachers(learner.teacher_rows(now))
         self.record.flush()
 
     def _record_reach(self, now: float) -> None:
@@ -320,7 +267,7 @@ class Simulation:
             zip(
                 [now] * len(busy),
                 range(len(busy)),
-                net.queued,
+                net.queued_bytes(),
                 utilization.round(6).tolist(),
                 tr.bytes_offered,
                 tr.bytes_sent,

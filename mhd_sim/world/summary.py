@@ -37,6 +37,7 @@ def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, 
     best = int(shared.mean(0).argmax()) if len(shared) else 0
     q = np.percentile(sim.staleness, [50, 90, 99]).tolist() if sim.staleness else [None] * 3
     as_teacher = ages_as_teacher(sim)
+    sizes = sim.population.private_samples
     out = {
         "name": sim.sc.name,
         "seed": sim.sc.seed,
@@ -86,7 +87,7 @@ def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, 
                 "bytes_sent": tr.bytes_sent[i],
                 "bytes_received": tr.bytes_received[i],
                 "uplink": uplinks[i],
-                "private_samples": int(len(sim.split.private[i])) if sim.split else None,
+                "private_samples": sizes[i] if sizes else None,
                 "shared_acc": shared[i].tolist() if len(shared) else [],
                 "private_acc": private[i].tolist() if len(private) else [],
                 "staleness_as_teacher": as_teacher[i],

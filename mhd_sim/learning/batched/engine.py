@@ -11,7 +11,6 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..learner import Learner, accuracy
-from ..mhd import MHD
 from . import waves
 from .ops import Group, Op, Proxy
 
@@ -61,18 +60,20 @@ class Engine:
         self.x = torch.cat([lr.x for lr in learners])
         self.y = torch.cat([lr.y for lr in learners])
         self.dist = torch.stack([lr.label_dist for lr in learners])
-        self.mhd = isinstance(first, MHD)
+        self.mhd = hasattr(first, "plan")  # a distilling learner (mhd, distill)
         if self.mhd:
             for lr in learners:
-                lr.values = False  # the engine keeps every agent's predictions in one tensor
-                lr.cache_p = lr.cache_p[:0]
-            P, S, C = len(self.shared.public_x), len(first.sent), self.shared.classes
+                lr.cache = None  # the engine keeps every agent's predictions in one tensor
+            wiring = first.wiring
+            P, S, C = len(self.shared.public_x), len(wiring.heads_sent), self.shared.classes
             store = torch.float16 if self.algo.encoding == "float16" else torch.float32
             self.cache = torch.zeros(len(learners), 0, P, S, C, dtype=store, device=self.device)
             # each cached prediction's confidence (max_confidence), as the message carried it
             self.conf = torch.zeros(len(learners), 0, P, S, device=self.device)
-            self.student_heads = list(first.sources)
-            self.factors = [first.weights[m] * self.algo.temperature**2 for m in self.student_heads]
+            self.student_heads = list(wiring.sources)
+            self.factors = [
+                wiring.weights[m] * self.algo.temperature**2 for m in self.student_heads
+            ]
         self.groups: dict[int, Group] = {}
         arch: dict[str, list[int]] = {}
         for lr in learners:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .. import messages
-from ..learner import Learner, Step
+from ..learner import Learner
+from ..seam import Step
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -68,9 +68,10 @@ class Proxy:
     def begin_step(self, now: float) -> Step:
         if self.open is not None:  # its previous step was abandoned: the agent went offline
             self.open.cancelled = True
-        plan = getattr(self.learner, "plan", self.learner.begin_step)
-        self.open = self.engine.queue(Op("train", self.i, step=plan(now)))
-        return self.open.step
+        plan = getattr(self.learner, "plan", None)
+        step = plan.step(now) if plan is not None else self.learner.begin_step(now)
+        self.open = self.engine.queue(Op("train", self.i, step=step))
+        return step
 
     def end_step(self, step: Step) -> None:
         self.open.ended, self.open = True, None
@@ -78,26 +79,21 @@ class Proxy:
 
     def make_message(self, now: float) -> Pending | None:
         learner = self.learner
-        if len(learner.sent) == 0:
+        if len(learner.wiring.heads_sent) == 0:
             return None
-        ids = learner.next_chunk()
-        algo = learner.algo
-        size = messages.encoded_size(
-            len(ids),
-            len(learner.sent),
-            learner.shared.classes,
-            algo.encoding,
-            algo.topk,
-            confidence=learner.ranked,
-        )
-        msg = Pending(self.i, now, ids, size)
+        msg = Pending(self.i, now, learner.plan.next_chunk(), learner.message_bytes)
         self.engine.queue(Op("message", self.i, message=msg))
         return msg
 
     def absorb(self, msg: Pending, now: float) -> None:
-        k, ids, newer = self.learner.note(msg.sender, msg.ids, msg.produced, self.learner.sent)
+        learner, device = self.learner, self.engine.device
+        k, ids, newer = learner.plan.store(
+            msg.sender, msg.ids, msg.produced, learner.wiring.heads_sent
+        )
         self.engine.ensure_slots(k + 1)
-        self.engine.queue(Op("absorb", self.i, message=msg, slot=k, ids=ids, newer=newer))
+        ids_t = torch.from_numpy(ids).to(device)
+        newer_t = None if newer is None else torch.from_numpy(newer).to(device)
+        self.engine.queue(Op("absorb", self.i, message=msg, slot=k, ids=ids_t, newer=newer_t))
 
     def evaluate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.engine.evaluation(self.i)

@@ -13,9 +13,9 @@ from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
 from .. import messages
-from ..learner import NonFiniteLoss
 from ..mhd import MHD
-from ..teachers import confidence, reference_teachers
+from ..seam import NonFiniteLoss
+from ..teachers import Choice, confidence, reference_teachers
 from .ops import Group, Op
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def absorb(engine: Engine, ops: list[Op]) -> None:
         return
     A, K, P, S, C = engine.cache.shape
     flat = engine.cache.view(A * K * P, S, C)
-    ranked = engine.learners[ops[0].agent].ranked
+    ranked = engine.learners[ops[0].agent].plan.ranked
     pairs = {(op.agent, op.slot) for op in ops}
     if len(pairs) == len(ops) and all(op.newer is None for op in ops):
         # the usual wave: whole messages, at most one per (agent, sender): no entry written twice
@@ -71,8 +71,8 @@ def absorb(engine: Engine, ops: list[Op]) -> None:
 
 def wave_teachers(
     engine: Engine, ops: list[Op], agents: torch.Tensor, u: torch.Tensor, own: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teachers [G, heads, B, C] and their weights [G, heads, B] from the shared cache (and
+) -> list[Choice]:
+    """Per student head, the teachers [G, B, C] of every op's agent from the shared cache (and
     the agents' own logits ``own`` [G, H, B, C] with ``include_self``)."""
     G, B = u.shape
     A, K, P, S, C = engine.cache.shape
@@ -80,12 +80,12 @@ def wave_teachers(
     valid = torch.zeros(G, K, B, S, dtype=torch.bool, device=engine.device)
     for g, op in enumerate(ops):
         v = op.step.valid
-        valid[g, : len(v)] = v
+        valid[g, : len(v)] = torch.from_numpy(v)
     slots = torch.arange(K, device=engine.device)[None, :, None]
     at = ((agents[:, None, None] * K + slots) * P + u[:, None, :]).reshape(-1)
     probs = engine.cache.view(A * K * P, S * C).index_select(0, at).view(G, K, B, S, C).float()
     ranks = {}
-    if first.ranked:
+    if first.plan.ranked:
         ties = torch.from_numpy(np.stack([_ties(first, op.step.ties, K) for op in ops]))
         conf = engine.conf.view(A * K * P, S).index_select(0, at).view(G, K, B, S)
         ranks = {"conf": conf, "ties": ties.to(engine.device)}
@@ -93,30 +93,43 @@ def wave_teachers(
             own_conf = confidence(own, algo.confidence).cpu().numpy()
             own_conf = messages.quantize(own_conf, algo.encoding)
             ranks["own_conf"] = torch.from_numpy(own_conf).to(engine.device)
-    chosen = reference_teachers(
+    return reference_teachers(
         probs,
         valid,
-        first.sources,
-        first.column,
+        first.wiring.sources,
+        first.wiring.column,
         algo.aggregation,
         algo.temperature,
         None if own is None else torch.softmax(own, -1),
         **ranks,
     )
-    teachers = torch.stack([t for _, t, _ in chosen], 1)
-    return teachers, torch.stack([ok.float() for _, _, ok in chosen], 1)
+
+
+def record(engine: Engine, ops: list[Op], chosen: list[Choice]) -> None:
+    """The teacher diagnostics of a wave's steps, in each agent's log (as ``MHD.end_step``)."""
+    for j, c in enumerate(chosen):
+        predicted, ok = c.target.argmax(-1).cpu().numpy(), c.ok.cpu().numpy()
+        own = None if c.own is None else c.own.cpu().numpy()
+        conf = None if c.confidence is None else c.confidence.cpu().numpy()
+        for g, op in enumerate(ops):
+            log = engine.learners[op.agent].teacher_log
+            if log is not None:
+                mine = None if own is None else own[g]
+                log.record(op.step.public, j, predicted[g], ok[g], mine,
+                           None if conf is None else conf[g])  # fmt: skip
 
 
 def _ties(learner: MHD, ties: np.ndarray, slots: int) -> np.ndarray:
     """An agent's tie draws [J, sources·K + 1, B], made for its own K peer slots, laid out for
     the engine's ``slots`` (the rows of slots it does not have are never candidates)."""
     J, _, B = ties.shape
-    width = max(map(len, learner.sources.values()))
+    sources = learner.wiring.sources
+    width = max(map(len, sources.values()))
     K = (ties.shape[1] - 1) // width
     out = np.zeros((J, width * slots + 1, B))
     for s in range(width):
         out[:, s * slots : s * slots + K] = ties[:, s * K : (s + 1) * K]
-    for j, src in enumerate(learner.sources.values()):
+    for j, src in enumerate(sources.values()):
         out[j, len(src) * slots] = ties[j, len(src) * K]
     return out
 
@@ -158,22 +171,24 @@ def train(engine: Engine, ops: list[Op]) -> None:
     group = engine.groups[ops[0].agent]
     agents = torch.tensor([op.agent for op in ops], device=engine.device)
     rows = torch.tensor([group.row[op.agent] for op in ops], device=engine.device)
-    batch = torch.stack([op.step.batch for op in ops]).to(engine.device)
+    batch = torch.from_numpy(np.stack([op.step.batch for op in ops])).to(engine.device)
     x = engine.x[engine.offset[agents][:, None] + batch]
     y = engine.y[engine.offset[agents][:, None] + batch]
     public = ops[0].step.public is not None
     params = {k: v[rows] for k, v in group.params.items()}
     buffers = {k: v[rows] for k, v in group.buffers.items()}
     if public:
-        u = torch.stack([op.step.public for op in ops])
+        u = torch.from_numpy(np.stack([op.step.public for op in ops])).to(engine.device)
         own = None
-        if engine.learners[ops[0].agent].own_candidates:  # its own heads now, as per agent
+        if engine.learners[ops[0].agent].wiring.own_candidates:  # its own heads now, as per agent
             with torch.no_grad():
                 group.base.train(False)
                 own = _forward_each(group, params, buffers, engine.shared.public_x[u])[0]
                 group.base.train(True)
         x = torch.cat([x, engine.shared.public_x[u]], 1)
-        teachers, weights = wave_teachers(engine, ops, agents, u, own)
+        chosen = wave_teachers(engine, ops, agents, u, own)
+        teachers = torch.stack([c.target for c in chosen], 1)  # [G, heads, B, C]
+        weights = torch.stack([c.ok.float() for c in chosen], 1)  # [G, heads, B]
     else:
         teachers = weights = torch.zeros(len(ops), 0, device=engine.device)
     grads = grad_fn(engine, group, public)(params, buffers, x, y, teachers, weights)
@@ -199,6 +214,8 @@ def train(engine: Engine, ops: list[Op]) -> None:
             group.momentum[k][rows] = buf
             g = buf
         group.params[k][rows] = p.add(g, alpha=-t.lr)
+    if public:
+        record(engine, ops, chosen)
 
 
 @torch.no_grad()
@@ -212,19 +229,20 @@ def predict(engine: Engine, ops: list[Op]) -> None:
     buffers = {k: v[rows] for k, v in group.buffers.items()}
     logits, _ = _forward_each(group, params, buffers, engine.shared.public_x[ids])
     first, algo = engine.learners[ops[0].agent], engine.algo
-    logits = logits[:, torch.from_numpy(first.sent).long().to(engine.device)]  # [G, S, n, C]
+    sent = first.wiring.heads_sent
+    logits = logits[:, torch.from_numpy(sent).long().to(engine.device)]  # [G, S, n, C]
     # [G, n, S, C] and [G, n, S]
     probs = torch.softmax(logits, -1).permute(0, 2, 1, 3).contiguous().cpu().numpy()
     confs = [None] * len(ops)
-    if first.ranked:
+    if first.plan.ranked:
         confs = confidence(logits, algo.confidence).permute(0, 2, 1).contiguous().cpu().numpy()
     for op, p, c in zip(ops, probs, confs):
         msg = op.message
         payload = messages.encode(
-            msg.sender, msg.produced, first.sent, msg.ids, p, algo.encoding, algo.topk, None, c
+            msg.sender, msg.produced, sent, msg.ids, p, algo.encoding, algo.topk, None, c
         )
         assert len(payload) == msg.size, "message size known in advance must match its encoding"
-        decoded = messages.decode(payload, engine.cache.dtype)
+        decoded = messages.decode(payload, half=engine.cache.dtype == torch.float16)
         msg.probs = torch.from_numpy(decoded.probs).to(engine.device, engine.cache.dtype)
         if decoded.confidence is not None:
             msg.conf = torch.from_numpy(decoded.confidence).to(engine.device)

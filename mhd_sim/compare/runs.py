@@ -1,4 +1,5 @@
-"""Reading run directories into pandas frames: the one place that knows the run-directory files.
+"""Many run directories as one table: finding them, their settings side by side, their
+curves. What one run directory holds is read by ``record/reading.py``.
 
 A path given by the user may be a run directory (it has ``metrics.csv``), a sweep directory
 (``sweep.csv`` and ``runs/``) or any folder holding run directories below it.
@@ -14,57 +15,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-FIGURES = (
-    "best_head",
-    "best_head_shared_acc",
-    "head0_private_acc",
-    "head0_shared_acc",
-    "bytes_sent",
-    "messages_sent",
-    "messages_delivered",
-    "messages_dropped",
-    "staleness_p50",
-    "staleness_p90",
-    "steps",
-    "sim_time",
-    "wall_time_s",
-)
-
-
-def final_figures(run: Path) -> dict[str, Any]:
-    """A run's final figures from its summary.json (all None when it has none): the sweep
-    index and the analysis tables both read them here."""
-    try:
-        s = json.loads((run / "summary.json").read_text())
-    except (OSError, ValueError):
-        return dict.fromkeys(FIGURES)
-    final, msgs, stale = s["final"], s["messages"], s.get("staleness") or {}
-    row = {
-        "best_head": final["best_head"],
-        "best_head_shared_acc": final["best_head_shared_acc"],
-        "head0_private_acc": (final["mean_private_acc"] or [None])[0],
-        "head0_shared_acc": (final["mean_shared_acc"] or [None])[0],
-        "bytes_sent": s["bytes_sent"],
-        "messages_sent": msgs["sent"],
-        "messages_delivered": msgs["delivered"],
-        "messages_dropped": msgs["dropped"],
-        "staleness_p50": stale.get("p50"),
-        "staleness_p90": stale.get("p90"),
-        "steps": s["steps"],
-        "sim_time": s["sim_time"],
-        "wall_time_s": s["wall_time_s"],
-    }
-    return row
-
-
-def short_keys(keys: list[str]) -> dict[str, str]:
-    """``network.topology.kind`` → ``kind`` where that stays unambiguous, else the whole key."""
-    last = [k.rsplit(".", 1)[-1] for k in keys]
-    return {k: s if last.count(s) == 1 else k for k, s in zip(keys, last)}
-
-
-class NoRuns(ValueError):
-    """A path holds no run directory: the message says which and what was expected."""
+from ..record.reading import FIGURES, NoRuns, final_figures, summary
+from ..scenario.loading import short_keys
 
 
 def find_runs(paths: list[str | Path]) -> list[Path]:
@@ -109,11 +61,6 @@ def grid_values(run: Path) -> dict[str, str]:
     index = pd.read_csv(sweep / "sweep.csv", dtype=str, keep_default_na=False)
     row = index[index.point == run.name]
     return {k: row[k].iloc[0] for k in grid if k in row and len(row)}
-
-
-def summary(run: Path) -> dict[str, Any]:
-    f = run / "summary.json"
-    return json.loads(f.read_text()) if f.is_file() else {}
 
 
 def table(runs: list[Path]) -> pd.DataFrame:
@@ -179,26 +126,6 @@ def curve(run: Path, metric: str = "shared_acc", head: str | int = "best") -> pd
     return pd.DataFrame(
         {"bytes": sel.groupby("time").bytes_sent.sum(), "value": sel.groupby("time")[metric].mean()}
     ).reset_index()
-
-
-def reach(run: Path) -> pd.DataFrame:
-    """The last evaluation's accuracy by head and hop distance, mean over agents
-    (``reach.csv``: 0 = the agent's own data, −1 = agents it cannot reach)."""
-    path = run / "reach.csv"
-    if not path.is_file():
-        raise NoRuns(f"{run}: has no reach.csv (a timing-only run, or made before it existed)")
-    r = pd.read_csv(path)
-    if r.empty:
-        raise NoRuns(f"{run}: reach.csv is empty (a timing-only run)")
-    last = r[r.time == r.time.max()]
-    return last.groupby(["head", "hops"], as_index=False)["acc"].mean()
-
-
-def staleness(run: Path) -> pd.Series:
-    """Age in seconds of the teacher predictions of every distillation step (mean over the
-    batch's samples), from ``events.csv``."""
-    ev = pd.read_csv(run / "events.csv", usecols=["event", "staleness"])
-    return ev.loc[ev.event == "distill", "staleness"].dropna().reset_index(drop=True)
 
 
 def agents(run: Path, metric: str = "shared_acc", head: str | int = "best") -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 Runs are grouped by the settings that differ between them (or the ``by`` keys); the seeds of a
 group become a mean line with a min–max band. ``mhd-sim plot`` calls :func:`plot`; the
-sweep summary (``python -m analysis.summarize``) draws its standard set with it too.
+sweep summary (``python -m mhd_sim.compare.summarize``) draws its standard set with it too.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from ..record import reading
+from ..record.population_plots import draw_reach
 from . import runs as R
 
 Grouped = list[tuple[str, list[Path]]]  # (label, run directories) per group, as groups() makes
@@ -33,7 +35,9 @@ def groups(
     unknown = [k for k in keys if k not in table.columns]
     if unknown:
         known = ", ".join(k for k in table.columns if "." in k)
-        raise R.NoRuns(f"--by {', '.join(unknown)}: not a setting of these runs; settings: {known}")
+        raise reading.NoRuns(
+            f"--by {', '.join(unknown)}: not a setting of these runs; settings: {known}"
+        )
     labels = (
         table.apply(lambda row: R.label(row, keys), axis=1)
         if keys
@@ -107,7 +111,7 @@ def staleness(ax: Axes, grouped: Grouped) -> pd.DataFrame:
     """Distribution (ECDF) of the age of teacher predictions at distillation steps, seeds pooled."""
     rows = []
     for k, (lab, members) in enumerate(grouped):
-        ages = np.sort(pd.concat([R.staleness(r) for r in members]).to_numpy())
+        ages = np.sort(pd.concat([reading.staleness(r) for r in members]).to_numpy())
         if not len(ages):
             continue
         ax.step(
@@ -172,27 +176,10 @@ def agents(ax: Axes, grouped: Grouped, metric: str, head: str | int) -> pd.DataF
     return pd.concat(per, ignore_index=True)
 
 
-def draw_reach(ax: Axes, table: pd.DataFrame, title: str) -> None:
-    """A heatmap of accuracy by head (rows) and hop distance (columns; −1 last, as
-    'unreachable'), each cell labelled: the paper's topology view."""
-    grid = table.pivot(index="head", columns="hops", values="acc")
-    order = sorted(c for c in grid.columns if c >= 0) + [c for c in grid.columns if c < 0]
-    grid = grid[order]
-    ax.imshow(grid.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    for (r, c), v in np.ndenumerate(grid.to_numpy()):
-        if v == v:
-            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if v < 0.6 else "black")  # fmt: skip
-    ax.set_xticks(range(len(order)), ["unreach." if c < 0 else str(c) for c in order])
-    ax.set_yticks(range(len(grid.index)), [f"head {h}" for h in grid.index])
-    ax.set_xlabel("hops to the agents whose data it is tested on")
-    ax.set_title(title, fontsize=9)
-
-
 def _reach_figure(grouped: list, name: str) -> tuple[plt.Figure, pd.DataFrame]:
     """One heatmap per group (at most eight): mean over its runs of the final reach."""
     if len(grouped) > 8:
-        raise R.NoRuns(f"--kind reach draws one panel per group; {len(grouped)} is too many: "
+        raise reading.NoRuns(f"--kind reach draws one panel per group; {len(grouped)} is too many: "
                        "narrow the runs or group with --by")  # fmt: skip
     tables = []
     fig, axes = plt.subplots(
@@ -200,7 +187,9 @@ def _reach_figure(grouped: list, name: str) -> tuple[plt.Figure, pd.DataFrame]:
         squeeze=False,
     )  # fmt: skip
     for ax, (label, members) in zip(axes[0], grouped):
-        table = pd.concat([R.reach(m) for m in members]).groupby(["head", "hops"], as_index=False)
+        table = pd.concat([reading.reach(m) for m in members]).groupby(
+            ["head", "hops"], as_index=False
+        )
         table = table["acc"].mean()
         draw_reach(ax, table, f"{label or name} ({len(members)} runs)")
         tables.append(table.assign(group=label))
@@ -221,7 +210,9 @@ def plot(
     its extension); return the numbers drawn."""
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
-        raise R.NoRuns(f"-o {out}: the extension picks the format; use one of {', '.join(FORMATS)}")
+        raise reading.NoRuns(
+            f"-o {out}: the extension picks the format; use one of {', '.join(FORMATS)}"
+        )
     fig, data = figure(paths, kind, x, metric, head, by)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
@@ -239,11 +230,11 @@ def figure(
 ) -> tuple[plt.Figure, pd.DataFrame]:
     """The comparison figure of the runs under ``paths``, and the numbers drawn."""
     if kind not in KINDS:
-        raise R.NoRuns(f"--kind {kind}: choose one of {', '.join(KINDS)}")
+        raise reading.NoRuns(f"--kind {kind}: choose one of {', '.join(KINDS)}")
     run_dirs = R.find_runs(paths)
     keys, grouped = groups(run_dirs, by)
     if kind == "reach":
-        return _reach_figure(grouped, R.summary(run_dirs[0]).get("name", run_dirs[0].name))
+        return _reach_figure(grouped, reading.summary(run_dirs[0]).get("name", run_dirs[0].name))
     fig, ax = plt.subplots(figsize=(8.5, 4.8), constrained_layout=True)
     if kind == "curves":
         data = curves(ax, grouped, x, metric, head)
@@ -254,7 +245,7 @@ def figure(
     else:
         data = agents(ax, grouped, metric, head)
         what = f"final {METRIC_NAMES[metric]} per agent"
-    name = R.summary(run_dirs[0]).get("name", run_dirs[0].name)
+    name = reading.summary(run_dirs[0]).get("name", run_dirs[0].name)
     seeds = max(len(m) for _, m in grouped)
     band = (
         {

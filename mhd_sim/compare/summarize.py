@@ -1,7 +1,7 @@
 """A sweep (or any set of runs) turned into the standard figure set and a markdown table.
 
-    python -m analysis.summarize runs/sweep              # writes runs/sweep/summary/
-    python -m analysis.summarize runs/a runs/b --out cmp --by network.topology.kind
+    python -m mhd_sim.compare.summarize runs/sweep              # writes runs/sweep/summary/
+    python -m mhd_sim.compare.summarize runs/a runs/b --out cmp --by network.topology.kind
 
 Figures: shared accuracy vs bytes sent and vs time, private accuracy vs time, staleness
 distribution, final accuracy per agent. The table holds, per group of runs, the summary.json
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..record.reading import NoRuns
 from . import figures as F
 from . import runs as R
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         written = summarize(args.paths, args.out or args.paths[0] / "summary", args.by)
-    except R.NoRuns as e:
+    except NoRuns as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print((written[-1]).read_text())

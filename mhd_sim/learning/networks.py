@@ -1,0 +1,109 @@
+"""Multi-headed models: a registered backbone → embedding → H linear heads, initialised from
+an explicit ``torch.Generator`` (every agent's model is seeded from its own stream, never
+from torch's global generator), and their FLOPs, counted once per architecture.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pydantic
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..registry import settings
+from .models import BACKBONES
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions with a skip connection (He et al. 2016); GroupNorm instead of
+    BatchNorm, since batch statistics of non-iid agents disagree (Hsieh et al. 2020)."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.norm1 = nn.GroupNorm(min(8, cout), cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.norm2 = nn.GroupNorm(min(8, cout), cout)
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.GroupNorm(min(8, cout), cout)
+            )
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.norm1(self.conv1(x)))
+        return F.relu(self.norm2(self.conv2(out)) + self.skip(x))
+
+
+class HeadedModel(nn.Module):
+    """Backbone plus H heads stored as one linear layer, so all heads cost one matmul."""
+
+    def __init__(self, backbone: nn.Module, embedding: int, heads: int, classes: int) -> None:
+        super().__init__()
+        self.backbone, self.heads, self.classes = backbone, heads, classes
+        self.head = nn.Linear(embedding, heads * classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of shape [heads, batch, classes] and the embedding [batch, embedding]."""
+        emb = self.backbone(x)
+        logits = self.head(emb).view(len(x), self.heads, self.classes).transpose(0, 1)
+        return logits, emb
+
+
+def build(
+    spec: pydantic.BaseModel,
+    input_shape: tuple[int, ...],
+    heads: int,
+    classes: int,
+    generator: torch.Generator,
+) -> HeadedModel:
+    """A model from its scenario spec, initialised from ``generator`` like torch's defaults."""
+    backbone, embedding = BACKBONES.get(spec.kind)(input_shape, **settings(spec))
+    model = HeadedModel(backbone, embedding, heads, classes)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+                if m.bias is not None:
+                    bound = 1 / math.sqrt(m.weight[0].numel())
+                    nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+    return model
+
+
+_FLOPS: dict[tuple, float] = {}  # per architecture (its repr), input shape and batch
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def step_flops(model: HeadedModel, input_shape: tuple[int, ...], batch: int) -> float:
+    """FLOPs of one forward + backward pass on ``batch`` samples, counted once per shape.
+
+    The count comes from torch's FLOP counter run on a throw-away copy of the model, so a
+    step's simulated duration depends on the architecture and batch only, never on weights.
+    """
+    key = ("train", repr(model), input_shape, batch)
+    if key not in _FLOPS:
+        clone = copy.deepcopy(model)
+        with FlopCounterMode(display=False) as counter:
+            logits, _ = clone(torch.zeros(batch, *input_shape, device=_device(model)))
+            F.log_softmax(logits, -1).sum().backward()
+        _FLOPS[key] = float(counter.get_total_flops())
+    return _FLOPS[key]
+
+
+def forward_flops(model: HeadedModel, input_shape: tuple[int, ...], batch: int) -> float:
+    """FLOPs of one forward pass on ``batch`` samples (producing predictions for peers)."""
+    key = ("forward", repr(model), input_shape, batch)
+    if key not in _FLOPS:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(torch.zeros(batch, *input_shape, device=_device(model)))
+        _FLOPS[key] = float(counter.get_total_flops())
+    return _FLOPS[key]

@@ -1,0 +1,123 @@
+"""Each algorithm's settings: the scenario's ``algorithm`` section is the model of the
+algorithm it names (``name``), so a setting of another algorithm is an error that names
+both. They live here, apart from the learners, so that checking a scenario never imports
+torch; each learner class points at its own (``Settings``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import pydantic
+from pydantic import Field
+
+from ..registry import Settings
+
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Count = Annotated[int, Field(ge=1)]
+AGGREGATIONS = ("max_confidence", "mean", "confidence_weighted")
+ENCODINGS = ("float32", "float16", "bfloat16", "topk")  # how values travel (messages.py)
+CONFIDENCES = ("max_logit", "max_probability")
+
+
+class AlgorithmSettings(Settings):
+    name: str
+    """The learning algorithm; each has the settings listed under it."""
+
+
+class WeightEncoding(AlgorithmSettings):
+    encoding: Literal["float32", "float16", "bfloat16"] = "float16"
+    """How the weights are encoded on the wire."""
+
+
+class Sharing(AlgorithmSettings):
+    share_every: Count = 5
+    """Local steps between messages."""
+
+
+class Distillation(Sharing):
+    temperature: Positive = 1.0
+    """Distillation temperature τ."""
+    distill_weight: NonNegative | list[NonNegative] = 1.0
+    """ν: one weight for every distilling head, or one per head (head 0 first)."""
+    aggregation: Literal[AGGREGATIONS] = "max_confidence"
+    """How candidate teachers combine per sample."""
+    confidence: Literal[CONFIDENCES] = "max_logit"
+    """How max_confidence ranks candidates: the largest logit (the paper's) or the largest
+    probability (by its log-odds). Messages carry it, so rounding never makes ties; true ties
+    are drawn at random."""
+    teachers: Count | None = None
+    """Per step, this many peers drawn at random among those whose predictions are cached
+    are the candidates (the paper's random neighbours). Null: all of them."""
+    share_size: Count = 256
+    """Public samples per message."""
+    encoding: Literal[tuple(ENCODINGS)] = "float16"
+    """How predictions are encoded on the wire."""
+    topk: Count = 3
+    """Probabilities kept per sample and head with encoding topk."""
+    embedding_weight: NonNegative = 0.0
+    """Weight of the MSE to the peers' mean embedding on public samples."""
+    max_staleness: Positive | None = None
+    """Cached predictions older than this many seconds are not used."""
+
+
+class IsolatedSettings(AlgorithmSettings):
+    """No communication: each agent learns from its private data alone (the lower reference
+    line)."""
+
+    name: Literal["isolated"] = "isolated"
+
+
+class CentralizedSettings(AlgorithmSettings):
+    """One model trained on the union of all private data, with every agent's compute and no
+    network (the upper reference line)."""
+
+    name: Literal["centralized"] = "centralized"
+
+
+class GossipSettings(WeightEncoding, Sharing):
+    """Decentralized weight averaging: the parameter vector is the message."""
+
+    name: Literal["gossip"] = "gossip"
+
+
+class FedAvgSettings(WeightEncoding):
+    """Federated averaging through a server: clients upload their weights in rounds, the
+    server sends back their average weighted by private data size."""
+
+    name: Literal["fedavg"] = "fedavg"
+    period: Count = 50
+    """Local steps between a client's uploads."""
+    deadline: Positive = 30.0
+    """A round ends when every online client's weights are in, or this many seconds after it
+    began."""
+    server_bandwidth: Positive | None = None
+    """The server's uplink, bytes/s (null: network.bandwidth)."""
+
+
+class DistillSettings(Distillation):
+    """Single-head distillation: the main head also distils from the peers' main heads."""
+
+    name: Literal["distill"] = "distill"
+
+
+class MHDSettings(Distillation):
+    """Multi-headed distillation (the paper's method): head m ≥ 1 distils from the heads m−1
+    of its peers and its own."""
+
+    name: Literal["mhd"] = "mhd"
+    heads: Count = 3
+    """Heads per model: the main head plus heads-1 auxiliary heads."""
+    include_self: bool = True
+    """The agent's own head m-1 is a candidate teacher for its head m, beside the peers' (the
+    paper's method: head m keeps what head m-1 knew and adds one hop). false: peers only, so
+    head m knows only the agents m, m-2, ... hops away."""
+    last_head_loop: bool = False
+    """The last head also learns from the peers' last heads."""
+
+    @pydantic.model_validator(mode="after")
+    def _weights_per_head(self) -> MHDSettings:
+        w = self.distill_weight
+        if isinstance(w, list) and len(w) != self.heads:
+            raise ValueError(f"distill_weight lists {len(w)} weights for {self.heads} heads")
+        return self

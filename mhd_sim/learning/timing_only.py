@@ -1,0 +1,96 @@
+"""Timing-only stand-ins for learners (``--timing-only``): the schedule without the training.
+
+A stand-in has the FLOPs per step and per message and the message sizes of a real learner
+of the same architecture, measured once, and trains nothing. A distilling agent keeps its
+real :class:`~.plan.Plan`: the same draws, the same cache of production times, so the ages
+of the predictions its steps read (the ``distill`` events) are exactly a full run's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .learner import Learner
+from .plan import Plan
+from .seam import Evaluation, Rounds, Step
+
+
+@dataclass(frozen=True)
+class Stub:
+    """A message in a timing-only run: who made it and when, the size the real one has, and
+    the public samples it covers (a distilling agent's)."""
+
+    sender: int
+    produced: float
+    size: int
+    ids: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def stub_combine(uploads: list[Stub], server: int, now: float) -> Stub:
+    """A round's result in a timing-only run: as large as an upload (weights as weights)."""
+    return Stub(server, now, len(uploads[0]))
+
+
+class TimingOnly:
+    """Stands in for the learner ``template`` (a real one of the same architecture) when only
+    the schedule matters."""
+
+    def __init__(self, agent: int, template: Learner, plan: Plan | None) -> None:
+        self.agent, self.plan = agent, plan
+        self.sends, self.share_every = template.sends, template.share_every
+        self.plain_flops = template.flops("train", template.training.batch_size)
+        self._message_flops = template.message_flops()
+        self.size = _message_size(template)
+        rounds = template.rounds
+        self.rounds: Rounds | None = (
+            None if rounds is None else dataclasses.replace(rounds, combine=stub_combine)
+        )
+        self.heads_sent = template.wiring.heads_sent if plan is not None else None
+        self.neighbour_count: Callable[[], int] = lambda: 0
+
+    def begin_step(self, now: float) -> Step:
+        if self.plan is None:
+            return Step(None, self.plain_flops, now)
+        return self.plan.step(now, ties=False)
+
+    def end_step(self, step: Step) -> None:
+        pass
+
+    def message_flops(self) -> float:
+        return self._message_flops
+
+    def make_message(self, now: float) -> Stub | None:
+        if not self.size:
+            return None
+        ids = self.plan.next_chunk() if self.plan is not None else None
+        return Stub(self.agent, now, self.size, ids)
+
+    def absorb(self, payload: Stub, now: float) -> None:
+        if self.plan is not None:
+            self.plan.store(payload.sender, payload.ids, payload.produced, self.heads_sent)
+
+    def teacher_ages(self) -> dict[int, tuple[float, int]]:
+        return self.plan.teacher_ages() if self.plan is not None else {}
+
+    def evaluate(self) -> Evaluation:
+        return np.empty(0), np.empty(0), np.empty((0, 0))
+
+
+def _message_size(template: Any) -> int:
+    """Bytes of the template's messages: known in advance for predictions, encoded once for
+    weights; 0 when it sends none."""
+    if not template.sends:
+        return 0
+    if hasattr(template, "plan"):
+        sent = len(template.wiring.heads_sent)
+        return template.message_bytes if sent or template.plan.embeds else 0
+    payload = template.make_message(0.0)
+    return len(payload) if payload is not None else 0
