@@ -50,10 +50,13 @@ def headline_figure(head: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def heads_figure(per_head: dict[tuple[str, str], pd.DataFrame]) -> plt.Figure:
+def heads_figure(
+    per_head: dict[tuple[str, str], pd.DataFrame], datas: tuple[str, ...] = ("noniid", "iid")
+) -> plt.Figure:
     """(b): accuracy per head, one line per number of auxiliary heads, the poster's dashed."""
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex=True)
-    for col, data in enumerate(("noniid", "iid")):
+    fig, axes = plt.subplots(2, len(datas), figsize=(5 * len(datas), 6.5), sharex=True,
+                             squeeze=False)  # fmt: skip
+    for col, data in enumerate(datas):
         for row, which in enumerate(("shared", "private")):
             ax, table = axes[row, col], per_head[(data, which)]
             for i, (label, values) in enumerate(table.iterrows()):

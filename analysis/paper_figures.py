@@ -1,7 +1,8 @@
-"""The poster's three figures at small scale, each a table with the poster's numbers beside
-ours, and as images (docs/paper_figures.md).
+"""The poster's three figures in the previous regime, MNIST-1D's ten classes, each a table
+with the poster's numbers beside ours, and as images (docs/paper_figures_mnist1d10.md; the
+paper's regime, 100 classes, is ``analysis.paper_regime``).
 
-    python -m analysis.paper_figures --doc docs/paper_figures.md --recovery   # 3 seeds
+    python -m analysis.paper_figures --doc docs/paper_figures_mnist1d10.md --recovery
     python -m analysis.paper_figures --out runs/pf --seeds 1 --set duration=400
 
 (a) headline: isolated, MHD, FedAvg at two periods and centralized, IID and non-IID, and the
@@ -16,42 +17,21 @@ resumes. Everything after the runs reads run directories.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import textwrap
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from mhd_sim.scenario import ScenarioError, load
-from mhd_sim.sweeps import execute, finished
-
+from . import tables
 from .paper_figure_plots import draw
+from .runner import run_points
+from .tables import POSTER_HEADLINE, best_aux, md, wrap, write_doc
 
 BASE = Path(__file__).resolve().parent.parent / "scenarios" / "paper_claims.yaml"
 NON_IID = ["data.partition={kind: label_skew, skew: 0.95, classes_per_agent: 2}"]
 IID = ["data.partition=iid"]
 RELIABLE = ["network.transport=reliable"]
-# the poster's numbers (ImageNet, 8 clients; read off its figures, ±1–2 points)
-POSTER_HEADLINE = {
-    "isolated": (46.3, 25.1),
-    "mhd": (68.6, 63.4),
-    "fedavg (frequent)": (70.5, 68.0),
-    "fedavg (rare)": (69.1, 65.7),
-    "centralized": (68.9, None),
-}
-POSTER_HEADS = {"shared": [32, 46, 52, 54, 54.5], "private": [72, 71, 69, 66.5, 64]}
-POSTER_TOPOLOGY = {
-    "cycle, 1 hop": [38, 66, 67, 65],
-    "cycle, 2 hops": [37, 41, 60, 63],
-    "cycle, 3 hops": [37, 41, 44, 55],
-    "islands, same island": [38, 66, 66, 66],
-    "islands, other island": [35, 38, 38, 38],
-    "complete": [37, 54, 59, 60],
-}
 
 
 COMPLETE = ["network.topology.kind=complete"]
@@ -97,6 +77,7 @@ def points(seeds: int, recovery: bool = False) -> dict[str, list[str]]:
         s = [f"seed={seed}"]
         for data, part in (("iid", IID), ("noniid", NON_IID)):
             runs[f"{data}-isolated-{seed}"] = [*part, *s, "algorithm.name=isolated"]
+            runs[f"{data}-distill-{seed}"] = [*part, *s, "algorithm.name=distill"]
             runs[f"{data}-mhd-{seed}"] = [*part, *s, "algorithm.heads=5"]
             for aux in (1, 2, 3):
                 runs[f"{data}-mhd{aux}-{seed}"] = [*part, *s, f"algorithm.heads={aux + 1}"]
@@ -119,53 +100,11 @@ def points(seeds: int, recovery: bool = False) -> dict[str, list[str]]:
     return runs
 
 
-def run_all(runs: dict[str, list[str]], out: Path, extra: list[str], jobs: int) -> dict[str, str]:
-    """Every run not finished yet, ``jobs`` at a time; run name → status (``done`` or why not)."""
-
-    def one(name: str) -> tuple[str, str]:
-        if finished(out / name):
-            return name, "done"
-        try:
-            sc = load(BASE, [*runs[name], *extra])
-        except ScenarioError as e:
-            return name, "error: " + "; ".join(e.problems)
-        text = yaml.safe_dump(sc.resolved(), sort_keys=False, default_flow_style=None)
-        status, error = execute(text, out / name)
-        return name, status if status == "done" else f"{status}: {error}"
-
-    with ThreadPoolExecutor(jobs) as pool:
-        return dict(pool.map(one, runs))
-
-
-def _md(table: pd.DataFrame) -> str:
-    """A markdown table, numbers to one decimal, missing ones as –."""
-    cells = [[""] + [str(c) for c in table.columns]]
-    for name, row in table.iterrows():
-        cells.append([str(name)] + [_cell(v) for v in row])
-    lines = ["| " + " | ".join(r) + " |" for r in cells]
-    return "\n".join([lines[0], "|" + "---|" * len(cells[0]), *lines[1:]])
-
-
-def _cell(v: object) -> str:
-    if isinstance(v, str):
-        return v
-    return "–" if v is None or v != v else f"{v:.1f}"
-
-
-def final(run: Path) -> dict:
-    return json.loads((run / "summary.json").read_text())["final"]
-
-
-def best_aux(run: Path) -> float:
-    """Final shared accuracy of a run's best auxiliary head (its only head if it has none)."""
-    shared = final(run)["mean_shared_acc"]
-    return max(shared[1:] or shared)
-
-
 def headline(out: Path, seeds: int) -> tuple[pd.DataFrame, float]:
     rows = []
     for label, key in (
         ("isolated", "isolated"),
+        ("distill (one head)", "distill"),
         ("mhd", "mhd"),
         ("fedavg (frequent)", "fedavg-frequent"),
         ("fedavg (rare)", "fedavg-rare"),
@@ -175,7 +114,7 @@ def headline(out: Path, seeds: int) -> tuple[pd.DataFrame, float]:
             100 * np.mean([best_aux(out / f"{data}-{key}-{s}") for s in range(seeds)])
             for data in ("iid", "noniid")
         ]
-        poster = POSTER_HEADLINE[label]
+        poster = POSTER_HEADLINE.get(label, (None, None))
         rows.append({"": label, "ours IID": ours[0], "poster IID": poster[0],
                      "ours non-IID": ours[1], "poster non-IID": poster[1]})  # fmt: skip
     table = pd.DataFrame(rows).set_index("")
@@ -184,43 +123,21 @@ def headline(out: Path, seeds: int) -> tuple[pd.DataFrame, float]:
 
 def heads(out: Path, seeds: int, data: str, which: str) -> pd.DataFrame:
     """``which`` (shared or private) accuracy per head, one row per number of auxiliary heads."""
-    rows = {}
-    for aux in (1, 2, 3, 4):
-        key = "mhd" if aux == 4 else f"mhd{aux}"
-        acc = [final(out / f"{data}-{key}-{s}")[f"mean_{which}_acc"] for s in range(seeds)]
-        rows[f"{aux} aux, ours"] = 100 * np.mean(acc, 0)
-    if data == "noniid":
-        rows["4 aux, poster"] = np.array(POSTER_HEADS[which], dtype=float)
-    names = ["main", "aux1", "aux2", "aux3", "aux4"]
-    return pd.DataFrame(
-        {r: list(v) + [float("nan")] * (5 - len(v)) for r, v in rows.items()}, index=names
-    ).T
+
+    def run(aux: int, s: int) -> Path:
+        return out / f"{data}-{'mhd' if aux == 4 else f'mhd{aux}'}-{s}"
+
+    return tables.heads(run, seeds, which, poster=data == "noniid")
 
 
 def reach(out: Path, kind: str, seeds: int) -> pd.DataFrame:
-    """Head × hops accuracy at the end of the ``noniid-<kind>-<seed>`` runs, mean over seeds."""
-    frames = []
-    for s in range(seeds):
-        r = pd.read_csv(out / f"noniid-{kind}-{s}" / "reach.csv")
-        frames.append(r[r.time == r.time.max()])
-    return pd.concat(frames).groupby(["head", "hops"]).acc.mean().unstack()
+    """Head × hops accuracy (%) at the end of the ``noniid-<kind>-<seed>`` runs."""
+    return tables.reach([out / f"noniid-{kind}-{s}" for s in range(seeds)])
 
 
 def topology(out: Path, seeds: int) -> pd.DataFrame:
     # the cycle: the ring of the heads figure's run with 3 auxiliary heads
-    cycle, islands = reach(out, "mhd3", seeds), reach(out, "islands", seeds)
-    complete = reach(out, "complete", seeds)
-    rows = {
-        "cycle, 1 hop": cycle[1], "cycle, 2 hops": cycle[2], "cycle, 3 hops": cycle[3],
-        "islands, same island": islands[1], "islands, other island": islands[-1],
-        "complete": complete[1],
-    }  # fmt: skip
-    table = {}
-    for name, ours in rows.items():
-        for h in range(4):
-            table.setdefault(name, {})[f"h{h} ours"] = 100 * ours.get(h, float("nan"))
-            table[name][f"h{h} poster"] = POSTER_TOPOLOGY[name][h]
-    return pd.DataFrame(table).T
+    return tables.topology(*(reach(out, k, seeds) for k in ("mhd3", "islands", "complete")))
 
 
 def topology_checks(out: Path, seeds: int, runs: dict[str, str]) -> pd.DataFrame:
@@ -228,7 +145,7 @@ def topology_checks(out: Path, seeds: int, runs: dict[str, str]) -> pd.DataFrame
     pair per label → run kind (``noniid-<kind>-<seed>``)."""
     rows: dict[str, dict[str, float]] = {}
     for label, kind in runs.items():
-        cycle = 100 * reach(out, kind, seeds)
+        cycle = reach(out, kind, seeds)
         for k in (1, 2, 3):
             row = rows.setdefault(f"head {k}", {})
             row[f"{label}: gain on k hops (≥ 5)"] = cycle.loc[k, k] - cycle.loc[k - 1, k]
@@ -272,7 +189,7 @@ def markdown(out: Path, seeds: int, command: str, recovery_sweep: bool) -> str:
     if recovery_sweep and "mhd" in SWEPT.get("600 s", ()):
         checked["4 aux, 600 s"] = _prefix("600 s")[len("noniid-") :] + "-mhd"
     text = [
-        "# The poster's figures at small scale",
+        "# The poster's figures with ten classes (the previous regime)",
         "",
         f"Made by `{command}`: `scenarios/paper_claims.yaml` (8 agents, MNIST-1D, a 1-D CNN "
         f"each, 200 simulated s unless set otherwise), {seeds} seed(s) per point (means), final "
@@ -284,9 +201,9 @@ def markdown(out: Path, seeds: int, command: str, recovery_sweep: bool) -> str:
         "",
         "## (a) Headline",
         "",
-        "![headline](images/paper_figures/headline.png)",
+        "![headline](images/paper_figures/mnist1d10/headline.png)",
         "",
-        _md(head),
+        md(head),
         "",
         f"Recovery ratio R = (MHD − isolated) / (FedAvg frequent − isolated), non-IID, MHD on "
         f"the ring with 4 auxiliary heads: **{ratio:.2f}** (the poster: 0.69–0.89; other "
@@ -298,24 +215,24 @@ def markdown(out: Path, seeds: int, command: str, recovery_sweep: bool) -> str:
         "",
         "## (b) Heads: accuracy per head with 1–4 auxiliary heads",
         "",
-        "![heads](images/paper_figures/heads.png)",
+        "![heads](images/paper_figures/mnist1d10/heads.png)",
         "",
     ]
     for data, name in (("noniid", "Non-IID"), ("iid", "IID")):
         for which in ("shared", "private"):
-            text += [f"{name}, {which} accuracy:", "", _md(heads(out, seeds, data, which)), ""]
+            text += [f"{name}, {which} accuracy:", "", md(heads(out, seeds, data, which)), ""]
     text += [
         "## (c) Topology, non-IID: accuracy on another agent's data, per head",
         "",
-        "![topology](images/paper_figures/topology.png)",
+        "![topology](images/paper_figures/mnist1d10/topology.png)",
         "",
-        _md(topology(out, seeds)),
+        md(topology(out, seeds)),
         "",
         "On the cycle, head k against head k−1 (head k's accuracy on the data k hops away "
         "minus head k−1's, and the share of head k−1's accuracy k−1 hops away that head k "
         "keeps; hop 0 is the agent's own data):",
         "",
-        _md(topology_checks(out, seeds, checked)),
+        md(topology_checks(out, seeds, checked)),
         "",
     ]
     if recovery_sweep:
@@ -327,28 +244,10 @@ def markdown(out: Path, seeds: int, command: str, recovery_sweep: bool) -> str:
             "heads unless `3aux`, `2aux` or `1aux` says otherwise. Accuracies are means over the "
             "seeds, R per seed and its mean.",
             "",
-            _md(recovery(out, seeds)),
+            md(recovery(out, seeds)),
             "",
         ]
-    return "\n".join(_wrap(t) for t in text)
-
-
-def _wrap(paragraph: str) -> str:
-    """Prose wrapped at 92 columns; tables, headings and images as they are."""
-    if paragraph[:1] in ("|", "#", "!"):
-        return paragraph
-    return textwrap.fill(paragraph, 92, break_long_words=False, break_on_hyphens=False)
-
-
-READING = "<!-- reading: kept when the tables are rewritten -->"
-
-
-def write_doc(doc: Path, text: str) -> None:
-    """The tables into ``doc``, keeping whatever follows the reading marker there."""
-    kept = ""
-    if doc.exists() and READING in doc.read_text():
-        kept = doc.read_text().split(READING, 1)[1]
-    doc.write_text(text + "\n" + READING + kept if kept else text)
+    return "\n".join(wrap(t) for t in text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -359,12 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="extra", action="append", default=[])
     ap.add_argument("--recovery", action="store_true", help="also the recovery-ratio sweep")
     ap.add_argument(
-        "--doc", type=Path, help="also write the tables here (docs/paper_figures.md) and the "
-        "figures into images/paper_figures/ beside it",
+        "--doc", type=Path, help="also write the tables here (docs/paper_figures_mnist1d10.md) "
+        "and the figures into images/paper_figures/mnist1d10/ beside it",
     )  # fmt: skip
     args = ap.parse_args(argv)
-    runs = points(args.seeds, args.recovery)
-    status = run_all(runs, args.out, args.extra, args.jobs)
+    runs = {name: (BASE, sets) for name, sets in points(args.seeds, args.recovery).items()}
+    status = run_points(runs, args.out, args.extra, args.jobs)
     failed = {n: s for n, s in status.items() if s != "done"}
     if failed:
         for name, why in failed.items():
@@ -373,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m analysis.paper_figures " + " ".join(argv or sys.argv[1:])
     text = markdown(args.out, args.seeds, command.strip(), args.recovery)
     (args.out / "tables.md").write_text(text)
-    images = (args.doc.parent if args.doc else args.out) / "images" / "paper_figures"
+    images = (args.doc.parent if args.doc else args.out) / "images" / "paper_figures" / "mnist1d10"
     per_head = {
         (data, which): heads(args.out, args.seeds, data, which)
         for data in ("noniid", "iid")

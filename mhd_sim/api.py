@@ -13,19 +13,21 @@ mhd_sim.api.MhdSimError: network.bandwidth: must be > 0, got -1
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import datetime
 import json
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .progress import run_bar, setup_bar
 from .scenario import Scenario, ScenarioError, bundled
 from .scenario import load as load_file
 
@@ -43,20 +45,39 @@ class MhdSimError(ValueError):
 
 
 def _overrides(values: Overrides) -> list[str]:
-    """``{"network.bandwidth": 1e5}`` → ``["network.bandwidth=100000.0"]`` (JSON is YAML)."""
+    """``{"network.bandwidth": 1e5}`` → ``["network.bandwidth=100000.0"]`` (JSON is YAML); a
+    string is one override (``"duration=5"``)."""
     if values is None:
         return []
+    if isinstance(values, str):
+        return [values]
     if isinstance(values, Mapping):
         return [f"{k}={json.dumps(v)}" for k, v in values.items()]
-    return list(values)
+    if isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values):
+        return list(values)
+    raise MhdSimError(
+        [f"set: expected a mapping {{key: value}}, a list of 'key=value' or one 'key=value', "
+         f"got {type(values).__name__}"]
+    )  # fmt: skip
 
 
 def load(
-    scenario: str | Path | Scenario, set: Overrides = None, seed: int | None = None
+    scenario: str | Path | Scenario,
+    set: Overrides = None,
+    seed: int | None = None,
+    force: bool = False,
 ) -> Scenario:
     """A validated scenario from a file, a bundled scenario's name (``"straggler"``,
     ``"teaching/hops"``) or a scenario already loaded, with ``set`` overrides as on the
-    command line (``{"network.bandwidth": 1e5}`` or ``["network.bandwidth=1e5"]``)."""
+    command line (``{"network.bandwidth": 1e5}``, ``["network.bandwidth=1e5"]`` or one
+    ``"duration=60"``). ``force``: accept a scenario too large for this machine."""
+    if not isinstance(scenario, (str, Path, Scenario)):
+        raise MhdSimError(
+            [f"scenario: expected a file path, a bundled scenario's name or a Scenario, "
+             f"got {type(scenario).__name__}"]
+        )  # fmt: skip
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise MhdSimError([f"seed: expected an integer, got {seed!r}"])
     try:
         if isinstance(scenario, Scenario):
             from .scenario import apply_overrides, validate
@@ -64,24 +85,50 @@ def load(
             raw = apply_overrides(scenario.resolved(), _overrides(set))
             if seed is not None:
                 raw["seed"] = seed
-            return validate(raw)
-        return load_file(bundled.resolve(scenario), _overrides(set), seed)
+            return validate(raw, force)
+        return load_file(bundled.resolve(scenario), _overrides(set), seed, force)
     except ScenarioError as e:
         raise MhdSimError(e.problems) from None
 
 
 @dataclass
 class Run:
-    """A run directory and what is in it, read when first asked for."""
+    """A run directory and what is in it, read when first asked for. A run that did not
+    finish (killed, interrupted, failed) is read as far as it got; ``status`` says which.
+    ``simulate`` without ``out`` gives a temporary one, removed by ``close()`` (or a ``with``
+    block, or the process's exit)."""
 
     path: Path
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    temporary: bool = field(default=False, repr=False)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the run directory if it is a temporary one (else nothing)."""
+        if self.temporary:
+            shutil.rmtree(self.path, ignore_errors=True)
+            _TEMPORARY.discard(self.path)
+            self.temporary = False
+
+    @property
+    def status(self) -> Any:
+        """``status.json`` as read now: ``.state`` (done, running, killed, interrupted,
+        failed), ``.sim_time``, ``.partial``, ``.describe(path)``."""
+        from .record.status import read
+
+        return read(self.path)
 
     def _read(self, name: str, reader: Callable[[Path], Any]) -> Any:
         if name not in self._cache:
             file = self.path / name
             if not file.is_file():
-                raise MhdSimError([f"{self.path}: has no {name}"])
+                why = self.status.describe(self.path) if self.status.partial else str(self.path)
+                raise MhdSimError([f"{why}: it has no {name}"])
             self._cache[name] = reader(file)
         return self._cache[name]
 
@@ -128,11 +175,12 @@ class Run:
 
     def plot(self, kind: str = "curves", **options: Any) -> Any:
         """A matplotlib figure of this run: ``curves`` (accuracy vs ``x="bytes"`` or
-        ``"time"``), ``reach``, ``staleness``, ``agents``, ``network`` or ``topology``."""
+        ``"time"``), ``reach``, ``staleness``, ``agents``, ``network``, ``topology`` or
+        ``teachers``."""
         return run_figure(self.path, kind, **options)
 
 
-RUN_FIGURES = ("curves", "reach", "staleness", "agents", "network", "topology")
+RUN_FIGURES = ("curves", "reach", "staleness", "agents", "network", "topology", "teachers")
 
 
 def run_figure(path: Path, kind: str, **options: Any) -> Any:
@@ -142,7 +190,7 @@ def run_figure(path: Path, kind: str, **options: Any) -> Any:
     from .record import population_plots as pp
     from .record.plots import accuracy_figure
 
-    summary = json.loads((path / "summary.json").read_text())
+    summary = Run(path).summary if kind == "agents" else _summary_or_none(path)
     if kind == "curves":
         fig = accuracy_figure(path, options.get("x", "time"))
     elif kind == "staleness":
@@ -151,6 +199,10 @@ def run_figure(path: Path, kind: str, **options: Any) -> Any:
         fig = pp.plot_agents(path, summary, save=False)
     elif kind in ("reach", "network", "topology"):
         fig = getattr(pp, f"plot_{kind}")(path, summary, save=False)
+    elif kind == "teachers":
+        from .record.teacher_plots import teacher_figure
+
+        fig = teacher_figure(path)
     else:
         raise MhdSimError([f"kind {kind!r}: choose one of {', '.join(RUN_FIGURES)}"])
     if fig is None:
@@ -158,35 +210,21 @@ def run_figure(path: Path, kind: str, **options: Any) -> Any:
     return fig
 
 
+def _summary_or_none(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((path / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None  # a run that did not finish: figures of what it recorded
+
+
 def open_run(path: str | Path) -> Run:
     """An existing run directory, as the :class:`Run` ``simulate`` returns."""
+    from .record.status import read
+
     path = Path(path)
-    if not (path / "scenario.yaml").is_file():
-        raise MhdSimError([f"{path}: not a run directory (no scenario.yaml)"])
+    if not (path / "scenario.yaml").is_file() and read(path).state == "unknown":
+        raise MhdSimError([f"{path}: not a run directory (no status.json, no scenario.yaml)"])
     return Run(path)
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, name: str, duration: float) -> Iterator[Progress | None]:
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("t={task.completed:.0f}/{task.total:.0f} s"),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(name, total=duration, info="")
-        yield lambda now, events, msgs: bar.update(
-            task, completed=now, info=f"{events:,} events, {msgs:,} messages"
-        )
 
 
 def simulate(
@@ -199,39 +237,53 @@ def simulate(
     threads: int | None = None,
     plots: bool = True,
     warn: Callable[[str], None] | None = None,
+    force: bool = False,
+    keep: bool = False,
 ) -> Run:
     """Run a scenario into a run directory and return it as a :class:`Run`. ``out=None``: a
-    new temporary directory. ``progress``: a progress bar, or a callable given (simulated
-    time, events, messages) as the run goes. ``warn`` receives each warning line (default:
-    printed)."""
-    import torch
-
+    temporary directory, removed when the ``Run`` is closed or the process exits unless
+    ``keep``. ``progress``: progress bars, or a callable given (simulated time, events,
+    messages) as the run goes. ``warn`` receives each warning line (default: printed).
+    ``force``: run it even if it looks too large for this machine."""
+    from .learning.seam import NonFiniteLoss
     from .record.plots import plot_run
     from .record.run_directory import RunDirectory
+    from .record.status import read as read_status
+    from .scenario import budget
 
     sc = scenario if isinstance(scenario, Scenario) else load(scenario)
     warn = warn or (lambda line: print(f"warning: {line}"))
-    torch.set_num_threads(threads or (os.cpu_count() or 1 if sc.engine == "batched" else 1))
-    if out is None:
-        out = Path(tempfile.mkdtemp(prefix=f"mhd-sim-{sc.name}-"))
-    out = Path(out)
-    if (out / "metrics.csv").exists() and not overwrite:
-        problem = f"--out {out}: already holds a run; pass --overwrite or choose another directory"
+    if not force:
+        try:
+            budget.check(sc, timing_only)
+        except ValueError as e:
+            raise MhdSimError([str(e)]) from None
+    temporary = out is None
+    out = Path(tempfile.mkdtemp(prefix=f"mhd-sim-{sc.name}-")) if temporary else Path(out)
+    holds_run = read_status(out).state != "unknown" or (out / "metrics.csv").exists()
+    if holds_run and not overwrite:
+        problem = f"--out {out}: already holds a run; pass --overwrite or choose another one"
         raise MhdSimError([problem])
     try:
-        record = RunDirectory(out)
+        record = RunDirectory(out, sc.duration)
     except OSError as e:
         raise MhdSimError(
             [f"--out {out}: cannot create the run directory ({e.strerror})"]
         ) from None
+    import torch
+
+    torch.set_num_threads(threads or (os.cpu_count() or 1 if sc.engine == "batched" else 1))
     try:
-        sim = build_simulation(sc, record, timing_only)
+        with setup_bar(bool(progress) and not callable(progress), sc.agents.count) as step:
+            sim = build_simulation(sc, record, timing_only, step)
     except (ValueError, KeyError) as e:  # inputs the schema cannot check alone (an empty shard)
-        record.close()
-        raise MhdSimError([str(e).strip("'\"")]) from None
+        record.discard()  # a refused run leaves its --out as it found it
+        raise MhdSimError([_line(str(e).strip("'\""))]) from None
     except Exception as e:
-        record.close()
-        raise MhdSimError([f"setting up the run failed: {type(e).__name__}: {e}"], 1) from None
+        record.discard()
+        raise MhdSimError(
+            [f"setting up the run failed: {type(e).__name__}: {_line(e)}"], 1
+        ) from None
     for line in sim.warnings:
         warn(line)
     shown, start = len(sim.warnings), time.perf_counter()
@@ -239,33 +291,63 @@ def simulate(
         if callable(progress):
             summary = sim.run(progress)
         else:
-            with _progress_bar(bool(progress), sc.name, sc.duration) as bar:
+            with run_bar(bool(progress), sc.name, sc.duration) as bar:
                 summary = sim.run(bar)
     except KeyboardInterrupt:
         record.write_summary(sim.summary(time.perf_counter() - start, interrupted=True))
         record.close()
+        record.finish("interrupted", sim_time=sim.env.now)
         problem = f"interrupted at t={sim.env.now:.1f} s; what was recorded is in {out}"
         raise MhdSimError([problem], 1) from None
     except Exception as e:
         record.close()
-        problem = f"run failed at t={sim.env.now:.1f} s: {type(e).__name__}: {e}"
+        if isinstance(e, NonFiniteLoss):  # its message says it all
+            problem = str(e)
+        else:
+            problem = f"run failed at t={sim.env.now:.1f} s: {type(e).__name__}: {_line(e)}"
+        record.finish("failed", sim_time=sim.env.now, error=problem)
         raise MhdSimError([problem], 1) from None
     record.close()
     for line in summary["warnings"][shown:]:  # what the run found: overloaded uplinks
         warn(line)
     if plots:
         plot_run(out)
-    return Run(out)
+    record.finish("done", sim_time=sim.env.now)
+    run = Run(out)
+    if temporary and not keep:
+        run.temporary = True
+        _TEMPORARY.add(out)
+    return run
 
 
-def build_simulation(sc: Scenario, record: Any, timing_only: bool = False) -> Any:
+def _line(error: object) -> str:
+    """An error's first line: the command line prints one line per problem."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+_TEMPORARY: set[Path] = set()  # run directories simulate made and nobody asked to keep
+
+
+@atexit.register
+def _remove_temporary() -> None:
+    for path in list(_TEMPORARY):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def build_simulation(
+    sc: Scenario,
+    record: Any,
+    timing_only: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Any:
     """A scenario's ``Simulation`` (world/) of its population (learning/), recording into
     ``record`` (a ``RunDirectory``), not started: what ``simulate`` runs, for scripts that
-    look inside a run."""
+    look inside a run. ``progress(what, done, total)`` hears how set-up goes."""
     from .learning.population import population
     from .world.simulation import Simulation
 
-    return Simulation(sc, record, population(sc, timing_only))
+    return Simulation(sc, record, population(sc, timing_only, progress))
 
 
 def default_out(sc: Scenario) -> Path:

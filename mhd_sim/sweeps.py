@@ -173,11 +173,11 @@ def execute(scenario_text: str, out: Path) -> tuple[str, str]:
 
 
 def finished(run: Path) -> bool:
-    """A run that wrote its summary and was not interrupted."""
-    try:
-        return not json.loads((run / "summary.json").read_text()).get("interrupted", True)
-    except (OSError, ValueError):
-        return False
+    """A run whose status says done: it ended and drew its figures (a point killed while
+    drawing them is run again)."""
+    from .record.status import read
+
+    return read(run).state == "done"
 
 
 def _pack(run: Path) -> dict[str, bytes]:

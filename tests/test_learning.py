@@ -162,7 +162,7 @@ def test_older_predictions_never_overwrite_newer(tiny):
 
     me.absorb(msg(10.0, 1), now=11.0)
     me.absorb(msg(8.0, 0), now=12.0)  # arrives later but was made earlier
-    assert me.plan.produced[0, :4, 0].tolist() == [10.0] * 4
+    assert me.plan.times[:4, 0].tolist() == [10.0] * 4
     assert me.cache.probs[0, :4, 0].argmax(-1).tolist() == [1] * 4
 
 

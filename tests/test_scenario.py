@@ -188,3 +188,20 @@ def test_schema_command_prints_a_json_schema_that_bundled_scenarios_use():
         assert first.startswith("# yaml-language-server: $schema=") and first.endswith(
             bundled.SCHEMA_FILE
         ), name
+
+
+def test_every_scenario_example_in_the_docs_loads():
+    """The docs' whole-scenario examples (a YAML block with a name) validate as written."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    examples = []
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for block in re.findall(r"```yaml\n(.*?)```", page.read_text(), re.S):
+            raw = yaml.safe_load(block)
+            if isinstance(raw, dict) and "name" in raw:
+                examples.append((page.name, raw))
+    assert len(examples) >= 2
+    for page, raw in examples:
+        assert validate(raw).name == raw["name"], page

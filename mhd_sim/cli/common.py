@@ -46,10 +46,18 @@ def _problems(e: ScenarioError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _load(scenario: str, overrides: list[str] | None, seed: int | None):
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Run it even if it looks too large for this machine's memory or time."
+    ),
+]
+
+
+def _load(scenario: str, overrides: list[str] | None, seed: int | None, force: bool = False):
     from ..scenario import ScenarioError, load
 
     try:
-        return load(_scenario_path(scenario), overrides or [], seed)
+        return load(_scenario_path(scenario), overrides or [], seed, force)
     except ScenarioError as e:
         raise _problems(e) from None

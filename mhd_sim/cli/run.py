@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from .common import SeedOption, SetOption, _fail, _load, app, err, out
+from .common import ForceOption, SeedOption, SetOption, _fail, _load, app, err, out
+
+TimingOnly = Annotated[
+    bool,
+    typer.Option(
+        "--timing-only",
+        help="Run the whole schedule (compute, messages, churn, losses) without training: "
+        "message counts, bytes and staleness in seconds; no accuracy.",
+    ),
+]
 
 
 @app.command()
@@ -16,7 +25,7 @@ def run(
         str, typer.Argument(help="Scenario file, or the name of a bundled scenario.")
     ],
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Run directory (default runs/<name>-<time>).")
+        Path | None, typer.Option("--out", help="Run directory (default runs/NAME-TIME).")
     ] = None,
     seed: SeedOption = None,
     overrides: SetOption = None,
@@ -33,20 +42,13 @@ def run(
             "cores), or every core with engine: batched.",
         ),
     ] = None,
-    timing_only: Annotated[
-        bool,
-        typer.Option(
-            "--timing-only",
-            help="Run the whole schedule (compute, messages, "
-            "churn, losses) without training: message counts, bytes and "
-            "staleness in seconds; no accuracy.",
-        ),
-    ] = False,
+    timing_only: TimingOnly = False,
+    force: ForceOption = False,
 ) -> None:
     """Run one scenario and write its run directory (metrics, events, summary, plots)."""
     from ..api import MhdSimError, default_out, simulate
 
-    sc = _load(scenario, overrides, seed)
+    sc = _load(scenario, overrides, seed, force)
     out_dir = out_dir or default_out(sc)
 
     def warn(line: str) -> None:
@@ -61,6 +63,8 @@ def run(
             overwrite=overwrite,
             threads=threads,
             warn=warn,
+            force=force,
+            keep=True,
         )
     except MhdSimError as e:
         for line in e.problems:
@@ -70,10 +74,18 @@ def run(
 
 
 def _print_summary(s: dict, out_dir: Path) -> None:
+
+    if s.get("timing_only"):  # no learning: the schedule's figures alone
+        out.print(f"{s['name']}: timing only (no training, no accuracy)", highlight=False)
+    else:
+        _print_accuracy(s)
+    _print_traffic(s)
+    out.print(f"run directory: {out_dir}", highlight=False)
+
+
+def _print_accuracy(s: dict) -> None:
     from rich.table import Table
 
-    if s.get("timing_only"):
-        out.print("timing only: no training, no accuracy", highlight=False)
     table = Table(
         title=f"{s['name']}: {s['algorithm']}, seed {s['seed']}",
         caption="final accuracy, mean over agents",
@@ -86,6 +98,9 @@ def _print_summary(s: dict, out_dir: Path) -> None:
         mark = " (best)" if h == final["best_head"] and len(final["mean_shared_acc"]) > 1 else ""
         table.add_row(f"{h}{mark}", f"{p:.3f}", f"{sh:.3f}")
     out.print(table)
+
+
+def _print_traffic(s: dict) -> None:
     m = s["messages"]
     drops = ", ".join(f"{k} {v:,}" for k, v in m["dropped_by_reason"].items() if v) or "none"
     extra = "".join(f", {m[k]:,} {k}" for k in ("retransmitted", "skipped") if m.get(k))
@@ -100,7 +115,6 @@ def _print_summary(s: dict, out_dir: Path) -> None:
         f"MB offered {s['bytes_offered'] / 1e6:.2f}, sent {s['bytes_sent'] / 1e6:.2f}",
         highlight=False,
     )
-    out.print(f"run directory: {out_dir}", highlight=False)
 
 
 @app.command()
@@ -113,16 +127,33 @@ def validate(
     labels: Annotated[
         bool, typer.Option(help="Also load the data and print each agent's label counts.")
     ] = True,
+    timing_only: TimingOnly = False,
+    force: ForceOption = False,
 ) -> None:
-    """Check a scenario; print it with every default filled in, and each agent's label counts."""
+    """Check a scenario; print it with every default filled in, what it needs, and each
+    agent's label counts."""
     import numpy as np
     import yaml
     from rich.table import Table
 
-    sc = _load(scenario, overrides, seed)
+    from ..scenario import budget
+
+    sc = _load(scenario, overrides, seed, force)
+    if not force:
+        try:
+            budget.check(sc, timing_only)
+        except ValueError as e:
+            raise _fail(str(e), 2) from None
     out.print(
         yaml.safe_dump(sc.resolved(), sort_keys=False, default_flow_style=None),
         end="",
+        highlight=False,
+    )
+    need = budget.estimate(sc, timing_only)
+    out.print(
+        f"\n# needs about {budget.human_bytes(need.total)} of memory"
+        f"{' (timing only)' if timing_only else ''}, at most about {need.steps:,.0f} local steps; "
+        f"this machine has {budget.human_bytes(budget.machine_memory())}",
         highlight=False,
     )
     if not labels:
@@ -135,10 +166,11 @@ def validate(
     except ValueError as e:
         raise _fail(str(e), 2) from None
     counts = histogram(dataset, parts)
+    share = len(parts.public) / len(dataset.y_train)
     out.print(
         f"\n# private label counts per agent ({dataset.name}: "
-        f"{len(dataset.y_train):,} training samples, "
-        f"{len(parts.public):,} public, {dataset.classes} classes)",
+        f"{len(dataset.y_train):,} training samples, {len(parts.public):,} public "
+        f"({share:.0%}), {dataset.classes} classes)",
         highlight=False,
     )
     table = Table(box=None, pad_edge=False, show_edge=False)
@@ -147,16 +179,16 @@ def validate(
     shown = range(dataset.classes) if dataset.classes <= 20 else []
     for c in shown:
         table.add_column(f"c{c}", justify="right")
-    if not shown:
-        table.add_column("main classes (count)")
+    if not shown:  # many classes: how many are its main ones (over-represented), the largest
+        table.add_column("main classes", justify="right")
+        table.add_column("largest (count)")
     for i, row in enumerate(counts):
-        cells = (
-            [str(v) for v in row]
-            if shown
-            else [
-                ", ".join(f"{c} ({row[c]})" for c in np.argsort(-row, kind="stable")[:5] if row[c])
-            ]
-        )
+        if shown:
+            cells = [str(v) for v in row]
+        else:
+            largest = np.argsort(-row, kind="stable")[:5]
+            main = int((row > row.sum() / dataset.classes).sum())
+            cells = [str(main), ", ".join(f"{c} ({row[c]})" for c in largest if row[c])]
         table.add_row(str(i), str(row.sum()), *cells)
     out.print(table)
 
@@ -176,5 +208,11 @@ def scenarios() -> None:
     """List the bundled scenarios, one line each."""
     from ..scenario import bundled
 
-    for name in bundled.names():
-        out.print(f"[bold]{name}[/]  {bundled.about(name)}", highlight=False)
+    names = bundled.names()
+    width = max(map(len, names))
+    for name in names:  # one line each, cut to the terminal's width
+        about = bundled.about(name)
+        room = out.width - width - 2
+        if len(about) > room:
+            about = about[: max(room - 1, 10)] + "…"
+        out.print(f"[bold]{name:<{width}}[/]  {about}", highlight=False, no_wrap=True)

@@ -144,8 +144,8 @@ def plot(
         str,
         typer.Option(
             help="curves (accuracy vs --x), reach (accuracy by head and hop distance), "
-            "staleness (distribution of the age of "
-            "distilled predictions) or agents (final accuracy per agent)."
+            "staleness (distribution of the age of distilled predictions), agents (final "
+            "accuracy per agent) or teachers (how often the chosen teachers were right)."
         ),
     ] = "curves",
     x: Annotated[
@@ -179,6 +179,8 @@ def plot(
         data = figures.plot(
             paths, output, kind, x, metric, head if head == "best" else int(head), by
         )
+        for line in figures.partial_runs(figures.R.find_runs(paths)):
+            err.print(f"[yellow]note:[/] {line}: drawn as far as it got", highlight=False)
     except NoRuns as e:
         raise _fail(str(e), 2) from None
     out.print(
@@ -191,8 +193,11 @@ def plot(
 def animate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="run.gif (pillow) or run.mp4 (needs ffmpeg).")
-    ] = Path("run.gif"),
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="A .gif (pillow) or .mp4 (ffmpeg); default RUN/animation.gif."
+        ),
+    ] = None,
     frames: Annotated[int, typer.Option(min=2, help="Frames over the whole run.")] = 120,
     fps: Annotated[int, typer.Option(min=1, help="Frames per second of the animation.")] = 12,
     head: Annotated[
@@ -206,6 +211,7 @@ def animate(
 
     if head != "best" and not head.isdigit():
         raise _fail(f"--head {head}: best or a head number", 2)
+    output = output or run_dir / "animation.gif"
     with Progress(
         TextColumn("[bold]animate"),
         BarColumn(),

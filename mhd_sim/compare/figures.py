@@ -20,7 +20,7 @@ from . import runs as R
 
 Grouped = list[tuple[str, list[Path]]]  # (label, run directories) per group, as groups() makes
 
-KINDS = ("curves", "staleness", "agents", "reach")
+KINDS = ("curves", "staleness", "agents", "reach", "teachers")
 FORMATS = (".png", ".svg", ".pdf")
 METRIC_NAMES = {"shared_acc": "shared accuracy", "private_acc": "private accuracy"}
 
@@ -105,6 +105,30 @@ def curves(ax: Axes, grouped: Grouped, x: str, metric: str, head: str | int) -> 
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3, which="both" if x == "bytes" else "major")
     return pd.concat(drawn, ignore_index=True) if drawn else pd.DataFrame()
+
+
+def teachers(ax: Axes, grouped: Grouped) -> pd.DataFrame:
+    """How often the chosen teachers were right (``teachers.csv``), per student head over
+    time: a colour per group, a line style per head (mean over the group's runs)."""
+    from ..record.teacher_plots import per_head
+
+    drawn = []
+    for k, (lab, members) in enumerate(grouped):
+        tables = [t for t in (per_head(r) for r in members) if t is not None]
+        if not tables:
+            continue
+        mean = pd.concat(tables).groupby(["time", "head"], as_index=False)["teacher_acc"].mean()
+        for j, (head, g) in enumerate(mean.groupby("head")):
+            ax.plot(g["time"], g["teacher_acc"], color=f"C{k % 10}",
+                    ls=("-", "--", ":", "-.")[j % 4], label=f"{lab}, head {head}")  # fmt: skip
+        drawn.append(mean.assign(group=lab))
+    if not drawn:
+        raise reading.NoRuns("--kind teachers: none of these runs chose teachers (mhd, distill)")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("chosen teacher right\n(share of public samples, all agents)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    return pd.concat(drawn, ignore_index=True)
 
 
 def staleness(ax: Axes, grouped: Grouped) -> pd.DataFrame:
@@ -197,6 +221,13 @@ def _reach_figure(grouped: list, name: str) -> tuple[plt.Figure, pd.DataFrame]:
     return fig, pd.concat(tables, ignore_index=True)
 
 
+def partial_runs(run_dirs: list[Path]) -> list[str]:
+    """One line per run that did not finish (killed, interrupted, failed, still running)."""
+    from ..record.status import read
+
+    return [st.describe(r) for r in run_dirs if (st := read(r)).partial]
+
+
 def plot(
     paths: list[str | Path],
     out: str | Path,
@@ -233,6 +264,7 @@ def figure(
         raise reading.NoRuns(f"--kind {kind}: choose one of {', '.join(KINDS)}")
     run_dirs = R.find_runs(paths)
     keys, grouped = groups(run_dirs, by)
+    partial = len(partial_runs(run_dirs))
     if kind == "reach":
         return _reach_figure(grouped, reading.summary(run_dirs[0]).get("name", run_dirs[0].name))
     fig, ax = plt.subplots(figsize=(8.5, 4.8), constrained_layout=True)
@@ -242,6 +274,9 @@ def figure(
     elif kind == "staleness":
         data = staleness(ax, grouped)
         what = "staleness of the predictions distilled from"
+    elif kind == "teachers":
+        data = teachers(ax, grouped)
+        what = "how often the chosen teachers were right"
     else:
         data = agents(ax, grouped, metric, head)
         what = f"final {METRIC_NAMES[metric]} per agent"
@@ -252,11 +287,13 @@ def figure(
             "curves": "; line: mean over seeds, band: min–max",
             "staleness": "; seeds pooled",
             "agents": "; bar: mean over seeds, whisker: min–max",
+            "teachers": "; mean over seeds",
         }[kind]
         if seeds > 1
         else ""
     )
-    ax.set_title(f"{name}: {what}\n{len(run_dirs)} runs{band}", fontsize=11)
+    unfinished = f", {partial} of them unfinished: drawn as far as they got" if partial else ""
+    ax.set_title(f"{name}: {what}\n{len(run_dirs)} runs{band}{unfinished}", fontsize=11)
     handles, _ = ax.get_legend_handles_labels()
     if handles:
         title = ", ".join(R.short_keys(keys).values()) if keys else None

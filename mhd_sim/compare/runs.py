@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ..record.reading import FIGURES, NoRuns, final_figures, summary
+from ..record.reading import FIGURES, NoRuns, final_figures, needs_summary, summary
 from ..scenario.loading import short_keys
 
 
@@ -130,7 +130,7 @@ def curve(run: Path, metric: str = "shared_acc", head: str | int = "best") -> pd
 
 def agents(run: Path, metric: str = "shared_acc", head: str | int = "best") -> pd.DataFrame:
     """Each agent's final value of the metric for the head, with its group."""
-    s = summary(run)
+    s = needs_summary(run, "a figure per agent")
     h = head_of(run, head)
     return pd.DataFrame(
         [

@@ -34,14 +34,49 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
 
+def describe(spec: pydantic.BaseModel) -> tuple[int | None, tuple[int, ...] | None, int | None]:
+    """What a dataset spec will hold, from its settings alone (no loading): its number of
+    samples, the shape of one input and its classes; None where only loading tells."""
+    kind = spec.kind
+    if kind == "synthetic":
+        return spec.train_size + spec.test_size, (spec.dim,), spec.classes
+    if kind == "mnist1d":
+        samples = spec.samples if spec.samples is not None else 1200 * spec.classes
+        return samples, (40,), spec.classes
+    if kind == "digits":
+        return 1797, (1, 8, 8), 10
+    if kind in ("cifar10", "cifar100"):
+        train = spec.train_size if spec.train_size is not None else 50_000
+        classes = 10 if kind == "cifar10" else (100 if spec.labels == "fine" else 20)
+        return train + 10_000, (3, 32, 32), classes
+    return _npz_shape(spec.path) if kind == "npz" else (None, None, None)
+
+
+def _npz_shape(path: Path) -> tuple[int | None, tuple[int, ...] | None, int | None]:
+    """Samples and input shape of an npz's x_train and x_test, read from the array headers."""
+    import zipfile
+
+    try:
+        shapes = {}
+        with zipfile.ZipFile(path) as z:
+            for name in ("x_train", "x_test"):
+                with z.open(f"{name}.npy") as f:
+                    major, _ = np.lib.format.read_magic(f)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if major == 1
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shapes[name] = read(f)[0]
+        return shapes["x_train"][0] + shapes["x_test"][0], tuple(shapes["x_train"][1:]), None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None, None, None
+
+
 def known_classes(spec: pydantic.BaseModel) -> int | None:
     """The number of classes a dataset spec will have, where its settings say it without
     loading the data (None: only loading tells, as for your own npz)."""
-    if spec.kind in ("synthetic", "mnist1d"):
-        return spec.classes
-    if spec.kind == "cifar100":
-        return 100 if spec.labels == "fine" else 20
-    return {"digits": 10, "cifar10": 10}.get(spec.kind)
+    return describe(spec)[2]
 
 
 def _cache_dir() -> Path:

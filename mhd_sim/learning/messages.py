@@ -71,7 +71,7 @@ def encoded_size(
     4128
     """
     if encoding == "topk":
-        per_head = k * (np.dtype(_index_dtype(classes)).itemsize + 2)
+        per_head = min(k, classes) * (np.dtype(_index_dtype(classes)).itemsize + 2)
     else:
         per_head = _value_bytes(encoding) * classes
     return (
@@ -139,6 +139,7 @@ def encode(
     """Serialise predictions: ``probs`` [samples, heads, classes], ``embeddings`` [samples,
     dim], ``confidence`` [samples, heads]."""
     samples, n_heads, classes = probs.shape
+    k = min(k, classes)  # top-k of fewer classes than k: all of them
     dim = 0 if embeddings is None else embeddings.shape[1]
     conf = confidence is not None
     code = ENCODINGS[encoding]

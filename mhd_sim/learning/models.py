@@ -127,3 +127,56 @@ def resnet(
             cin = cout
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, embedding), nn.ReLU()]
     return nn.Sequential(*layers), embedding
+
+
+def footprint(spec: pydantic.BaseModel, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """A backbone's parameters, activations per sample (outputs of its layers) and embedding
+    size, counted from its settings without building it: what a run's memory estimate needs
+    before torch is loaded (a test checks them against built models).
+
+    >>> spec = BACKBONES.params_model("mlp")(kind="mlp", hidden=[128, 64])
+    >>> footprint(spec, (40,))  # 40·128 + 128 + 128·64 + 64 weights; 40 + 2·(128 + 64) values
+    (13504, 424, 64)
+    """
+    s = {k: getattr(spec, k) for k in type(spec).model_fields if k != "kind"}
+    n_in = math.prod(input_shape)
+    params, acts = 0, n_in
+    if spec.kind == "mlp":
+        width = n_in
+        for h in s["hidden"]:
+            params, acts, width = params + width * h + h, acts + 2 * h, h
+        return params, acts, width
+    elif spec.kind == "cnn1d":
+        in_ch, length = input_shape if len(input_shape) == 2 else (1, n_in)
+        k = s["kernel"]
+        for ch in s["channels"]:
+            length = (length + 2 * (k // 2) - k) // 2 + 1
+            params, acts, in_ch = params + in_ch * ch * k + ch, acts + 2 * ch * length, ch
+        params += in_ch * length * s["embedding"] + s["embedding"]
+        acts += 2 * s["embedding"]
+    elif spec.kind == "cnn2d":
+        in_ch, h, w = _image_shape(input_shape)
+        for ch in s["channels"]:
+            params, acts = params + in_ch * ch * 9 + ch, acts + 2 * ch * h * w
+            if min(h, w) >= 2:
+                h, w = h // 2, w // 2
+            in_ch = ch
+        params += in_ch * h * w * s["embedding"] + s["embedding"]
+        acts += 2 * s["embedding"]
+    elif spec.kind == "resnet":
+        in_ch, h, w = _image_shape(input_shape)
+        width = s["width"]
+        params, acts = in_ch * width * 9 + 2 * width, 3 * width * h * w
+        cin = width
+        for stage, cout in enumerate((width, 2 * width, 4 * width)):
+            for b in range(s["blocks"]):
+                stride = 2 if stage > 0 and b == 0 else 1
+                h, w = -(-h // stride), -(-w // stride)
+                params += cin * cout * 9 + cout * cout * 9 + 4 * cout
+                if stride != 1 or cin != cout:
+                    params += cin * cout + 2 * cout
+                acts += 7 * cout * h * w
+                cin = cout
+        params += cin * s["embedding"] + s["embedding"]
+        acts += 2 * s["embedding"]
+    return params, acts, s["embedding"]

@@ -6,8 +6,8 @@ messages that arrived. So per-agent execution (``mhd.py``), the batched engine
 (``batched/``) and timing-only runs (``timing_only.py``) share one :class:`Plan` per
 agent: the same draws, the same ages, the same FLOPs, whatever computes the tensors.
 
-The predictions themselves live beside it, in caches laid out as the plan's times are:
-``[peer slots, public samples, heads sent, ...]``; :meth:`Plan.store` says where a
+The predictions themselves live beside it, in caches indexed by the plan's peer slots and
+the public samples (``[slots, public, heads sent, ...]``); :meth:`Plan.store` says where a
 message's values go.
 """
 
@@ -64,7 +64,8 @@ class Wiring:
 
 class Plan:
     """One agent's schedule: its private and public batches, the production times of the
-    predictions it cached (``produced`` [slots, public, heads sent], NaN where it has none;
+    predictions it cached (``times`` [public, slots], NaN where it has none: every message of
+    a run carries the same heads, so one time stands for all of a sample's heads;
     ``embedded`` [slots, public] for embeddings), the ages of those its steps read, and its
     walk through the public set when it makes messages."""
 
@@ -87,8 +88,8 @@ class Plan:
         self.embeds = embeds
         self.learns = bool(wiring.sources) or embeds  # its steps read peers' predictions
         self.ranked = algo.aggregation == "max_confidence"
-        S = len(wiring.heads_sent)
-        self.produced = np.full((0, public, S), np.nan)
+        self.heads = len(wiring.heads_sent)
+        self.times = np.full((public, 0), np.nan)  # sample-major: a step reads whole rows
         self.embedded = np.full((0, public), np.nan)
         self.latest = np.zeros(0)  # per slot, the latest production time stored so far
         self.slots: dict[int, int] = {}  # peer -> its slot in the caches
@@ -100,7 +101,7 @@ class Plan:
         self.cursor = 0
         self.age_sum = np.zeros(0)  # per slot: ages of its predictions used as a teacher
         self.age_count = np.zeros(0, dtype=np.int64)
-        self.used_all = np.array_equal(wiring.used, np.arange(S))
+        self.used_all = np.array_equal(wiring.used, np.arange(self.heads))
         # FLOPs, counted once here for every way of running the plan
         batch, pub = training.batch_size, training.public_batch_size
         self.plain_flops = flops("train", batch)
@@ -130,7 +131,8 @@ class Plan:
         if pool is None:
             pool = self.order
         u = pool[self.rng.integers(len(pool), size=self.public_batch_size)]
-        born = self.produced.take(u, axis=1)  # [K, B, S]
+        # [K, B, S], each sample's time once per head sent: the layout the sums always had
+        born = np.repeat(self.times.take(u, axis=0).T[:, :, None], self.heads, axis=2)
         algo = self.algo
         if algo.max_staleness is not None:
             born = self._fresh(born, now)
@@ -188,25 +190,29 @@ class Plan:
     def store(
         self, sender: int, ids: np.ndarray, produced: float, heads: np.ndarray
     ) -> tuple[int, np.ndarray, np.ndarray | None]:
-        """A peer's message arrived: keep, per sample and head, whichever prediction was made
-        later (NaN, empty, is older than anything). Returns the sender's slot, the sample ids
-        and which (sample, head) entries of the message to write (None: all of them)."""
+        """A peer's message arrived: keep, per sample, whichever prediction was made later
+        (NaN, empty, is older than anything). Returns the sender's slot, the sample ids and
+        which (sample, head) entries of the message to write (None: all of them)."""
+        sent = self.wiring.heads_sent
+        if heads is not sent and heads.tobytes() != sent.tobytes():
+            raise ValueError(
+                f"a message with heads {heads.tolist()}; this run sends {sent.tolist()}"
+            )
         k = self._slot(sender)
         ids = ids.astype(np.int64, copy=False)
-        times = self.produced[k]  # [P, S]
-        sent = self.wiring.heads_sent
-        same_heads = heads is sent or heads.tobytes() == sent.tobytes()
-        if same_heads and produced >= self.latest[k]:  # newer than all it holds: no check
+        times = self.times[:, k]  # [P]
+        if produced >= self.latest[k]:  # newer than all it holds: no check
             newer = None
             times[ids] = produced
         else:
-            old = times.take(ids, axis=0)  # [n, S]
-            if same_heads and not (old > produced).any():
+            old = times.take(ids)
+            if not (old > produced).any():
                 newer = None
                 times[ids] = produced
             else:
-                newer = ~(old > produced) & np.isin(sent, heads)
-                times[ids] = np.where(newer, produced, old)
+                fresh = ~(old > produced)
+                times[ids] = np.where(fresh, produced, old)
+                newer = np.repeat(fresh[:, None], self.heads, axis=1)  # [n, heads sent]
         if produced > self.latest[k]:
             self.latest[k] = produced
         if self._pool is None or len(self._pool) < len(self.have):  # not every sample yet
@@ -225,9 +231,7 @@ class Plan:
     def _slot(self, sender: int) -> int:
         if sender not in self.slots:
             self.slots[sender] = len(self.slots)
-            self.produced = np.concatenate(
-                [self.produced, np.full((1, *self.produced.shape[1:]), np.nan)]
-            )
+            self.times = np.concatenate([self.times, np.full((len(self.times), 1), np.nan)], 1)
             self.embedded = np.concatenate(
                 [self.embedded, np.full((1, *self.embedded.shape[1:]), np.nan)]
             )

@@ -3,6 +3,7 @@ timing-only stand-in), handed to the world as a :class:`~.seam.Population`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,17 @@ def check_population(
             )
 
 
+Progress = Callable[[str, int, int], None]  # (what is being built, how many done, of how many)
+
+
+def _ticks(progress: Progress | None, what: str, total: int) -> Callable[[int], None]:
+    """A callable telling ``progress`` how far ``what`` has got, about a hundred times."""
+    if progress is None:
+        return lambda done: None
+    every = max(1, total // 100)
+    return lambda done: progress(what, done, total) if done % every == 0 or done == total else None
+
+
 def build_learners(
     data: pydantic.BaseModel,
     models: list[pydantic.BaseModel],
@@ -57,6 +69,7 @@ def build_learners(
     training: pydantic.BaseModel,
     seed: int,
     device: str = "cpu",
+    progress: Progress | None = None,
 ) -> tuple[list[Learner], Dataset, Split]:
     """The population: load the dataset, split it, and give every agent its model and shard."""
     if device == "cuda" and not torch.cuda.is_available():
@@ -86,32 +99,22 @@ def build_learners(
         # everyone trains on the union
         shards = [np.sort(np.concatenate(parts.private))] * len(models)
     else:
-        built = [
-            build(
-                spec,
-                dataset.input_shape,
-                cls.heads_for(algo),
-                dataset.classes,
-                torch_generator(seed, "model", i),
-            ).to(device)
-            for i, spec in enumerate(models)
-        ]
+        tick, built = _ticks(progress, "models", len(models)), []
+        for i, spec in enumerate(models):
+            built.append(
+                build(spec, dataset.input_shape, cls.heads_for(algo), dataset.classes,
+                      torch_generator(seed, "model", i)).to(device)
+            )  # fmt: skip
+            tick(i + 1)
         shards = parts.private
     check_population(cls, algo, models, built)
-    learners = [
-        cls(
-            i,
-            model,
-            tensor(dataset.x_train[own]),
-            tensor(dataset.y_train[own]),
-            dist[i],
-            shared,
-            algo,
-            training,
-            stream(seed, "agent", i),
+    tick, learners = _ticks(progress, "learners", len(built)), []
+    for i, (model, own) in enumerate(zip(built, shards)):
+        x, y = tensor(dataset.x_train[own]), tensor(dataset.y_train[own])
+        learners.append(
+            cls(i, model, x, y, dist[i], shared, algo, training, stream(seed, "agent", i))
         )
-        for i, (model, own) in enumerate(zip(built, shards))
-    ]
+        tick(i + 1)
     if getattr(cls, "shares_model", False):
         for learner in learners[1:]:
             learner.opt = learners[0].opt
@@ -130,6 +133,7 @@ def build_timing_only(
     algo: pydantic.BaseModel,
     training: pydantic.BaseModel,
     seed: int,
+    progress: Progress | None = None,
 ) -> tuple[list[TimingOnly], Split]:
     """Timing-only stand-ins: one real learner per distinct architecture (a template) measures
     the costs; a distilling agent gets its own plan, drawn from its own stream."""
@@ -145,7 +149,7 @@ def build_timing_only(
     x, y = torch.from_numpy(dataset.x_train[:1]), torch.from_numpy(dataset.y_train[:1])
     dist = torch.full((dataset.classes,), 1.0 / dataset.classes)
     templates: dict[str, Learner] = {}
-    out = []
+    out, tick = [], _ticks(progress, "agents", len(models))
     for i, spec in enumerate(models):
         key = repr(spec)
         if key not in templates:
@@ -160,32 +164,32 @@ def build_timing_only(
             plan = Plan(template.wiring, algo, training, public, private, stream(seed, "agent", i),
                         template.flops, template.plan.embeds)  # fmt: skip
         out.append(TimingOnly(i, template, plan))
+        tick(i + 1)
     check_population(cls, algo, models, [t.model for t in templates.values()])
     return out, parts
 
 
-def population(scenario: Any, timing_only: bool = False) -> Population:
+def population(
+    scenario: Any, timing_only: bool = False, progress: Progress | None = None
+) -> Population:
     """A scenario's population as the world drives it: learners (batched behind proxies with
-    ``engine: batched``), or timing-only stand-ins."""
+    ``engine: batched``), or timing-only stand-ins; ``progress`` hears how building goes."""
     sc = scenario
     models = [a.model for a in sc.agents.per_agent(sc.seed)]
     if timing_only:
-        learners, parts = build_timing_only(sc.data, models, sc.algorithm, sc.training, sc.seed)
+        learners, parts = build_timing_only(
+            sc.data, models, sc.algorithm, sc.training, sc.seed, progress
+        )
         sizes = [len(p) for p in parts.private]
         return Population(learners, None, sizes, learners[0].rounds)
     learners, _, parts = build_learners(
-        sc.data, models, sc.algorithm, sc.training, sc.seed, sc.device
+        sc.data, models, sc.algorithm, sc.training, sc.seed, sc.device, progress
     )
     label_dist = np.stack([lr.label_dist.cpu().numpy() for lr in learners])
     pop = Population(learners, label_dist, [len(p) for p in parts.private], learners[0].rounds)
-    if sc.engine == "batched":
-        from .batched import Engine, unsupported
+    if sc.engine == "batched":  # the scenario's check made sure it can
+        from .batched import Engine
 
-        missing = unsupported(sc.algorithm, sc.training)
-        if missing:
-            raise ValueError(
-                f"engine: batched does not support {'; '.join(missing)}; use engine: per_agent"
-            )
         engine = Engine(learners)
         pop.learners, pop.reserve_peers = engine.proxies(), engine.ensure_slots
     return pop

@@ -17,7 +17,7 @@ NonNegative = Annotated[float, Field(ge=0)]
 Count = Annotated[int, Field(ge=1)]
 AGGREGATIONS = ("max_confidence", "mean", "confidence_weighted")
 ENCODINGS = ("float32", "float16", "bfloat16", "topk")  # how values travel (messages.py)
-CONFIDENCES = ("max_logit", "max_probability")
+CONFIDENCES = ("max_logit", "max_probability", "margin", "entropy", "normalized_logit")
 
 
 class AlgorithmSettings(Settings):
@@ -36,16 +36,18 @@ class Sharing(AlgorithmSettings):
 
 
 class Distillation(Sharing):
-    temperature: Positive = 1.0
+    temperature: Annotated[float, Field(gt=0, le=100)] = 1.0
     """Distillation temperature τ."""
     distill_weight: NonNegative | list[NonNegative] = 1.0
     """ν: one weight for every distilling head, or one per head (head 0 first)."""
     aggregation: Literal[AGGREGATIONS] = "max_confidence"
     """How candidate teachers combine per sample."""
     confidence: Literal[CONFIDENCES] = "max_logit"
-    """How max_confidence ranks candidates: the largest logit (the paper's) or the largest
-    probability (by its log-odds). Messages carry it, so rounding never makes ties; true ties
-    are drawn at random."""
+    """How max_confidence ranks candidates: the largest logit (the paper's), the largest
+    probability (by its log-odds), the margin of the top probability over the second, minus
+    the entropy, or the largest logit in standard deviations of the prediction's logits above
+    their mean (a scale every architecture shares). Messages carry it, so rounding never makes
+    ties; true ties are drawn at random."""
     teachers: Count | None = None
     """Per step, this many peers drawn at random among those whose predictions are cached
     are the candidates (the paper's random neighbours). Null: all of them."""
@@ -53,8 +55,8 @@ class Distillation(Sharing):
     """Public samples per message."""
     encoding: Literal[tuple(ENCODINGS)] = "float16"
     """How predictions are encoded on the wire."""
-    topk: Count = 3
-    """Probabilities kept per sample and head with encoding topk."""
+    topk: Annotated[int, Field(ge=1, le=255)] = 3
+    """Probabilities kept per sample and head with encoding topk (at most the classes)."""
     embedding_weight: NonNegative = 0.0
     """Weight of the MSE to the peers' mean embedding on public samples."""
     max_staleness: Positive | None = None
@@ -91,7 +93,7 @@ class FedAvgSettings(WeightEncoding):
     deadline: Positive = 30.0
     """A round ends when every online client's weights are in, or this many seconds after it
     began."""
-    server_bandwidth: Positive | None = None
+    server_bandwidth: Annotated[float, Field(ge=1)] | None = None
     """The server's uplink, bytes/s (null: network.bandwidth)."""
 
 
@@ -121,3 +123,19 @@ class MHDSettings(Distillation):
         if isinstance(w, list) and len(w) != self.heads:
             raise ValueError(f"distill_weight lists {len(w)} weights for {self.heads} heads")
         return self
+
+
+BATCHED = ("mhd", "distill", "isolated")  # what the batched engine runs
+
+
+def batched_unsupported(algo: AlgorithmSettings, training: pydantic.BaseModel) -> list[str]:
+    """Why a scenario cannot use the batched engine (empty: it can). Checked when the scenario
+    is, so that ``validate`` refuses what ``run`` would."""
+    out = []
+    if algo.name not in BATCHED:
+        out.append(f"algorithm {algo.name} (batched: {', '.join(BATCHED)})")
+    if training.optimizer != "sgd":
+        out.append(f"optimizer {training.optimizer} (batched: sgd)")
+    if getattr(algo, "embedding_weight", 0) > 0:
+        out.append("algorithm.embedding_weight > 0")
+    return out

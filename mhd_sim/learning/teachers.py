@@ -40,22 +40,43 @@ class Choice:
 
 
 def confidence(logits: torch.Tensor, how: str) -> torch.Tensor:
-    """Each prediction's confidence [...] from its logits [..., C], in float32: its largest
-    logit, or (``max_probability``) the log-odds of its largest probability,
-    log(p / (1 − p)), which orders exactly as p does but never rounds to a tie: p is 1.0 in
-    float16 (and float32) long before its log-odds stop growing.
+    """Each prediction's confidence [...] from its logits [..., C], in float32 (larger: more
+    confident):
+
+    - ``max_logit`` (the paper's): its largest logit;
+    - ``max_probability``: the log-odds of its largest probability, log(p / (1 − p)), which
+      orders exactly as p does but never rounds to a tie (p is 1.0 in float16 long before its
+      log-odds stop growing);
+    - ``margin``: the largest probability minus the second;
+    - ``entropy``: minus the entropy of its probabilities;
+    - ``normalized_logit``: the largest logit minus the mean logit, in standard deviations
+      of the logits: free of a model's overall logit scale, so that architectures compare.
 
     >>> confidence(torch.tensor([[2.0, 0.0], [40.0, 0.0]]), "max_logit").tolist()
     [2.0, 40.0]
     >>> confidence(torch.tensor([[30.0, 0.0], [40.0, 0.0], [0.0, 0.0]]), "max_probability").tolist()
     [30.0, 40.0, -0.0]
+    >>> x = torch.tensor([[2.0, 0.0, 0.0], [20.0, 0.0, 0.0]])  # the same ranking, 10x the scale
+    >>> [round(v, 3) for v in confidence(x, "normalized_logit").tolist()]
+    [1.414, 1.414]
     """
     logits = logits.float()
     top = logits.max(-1, keepdim=True)
     if how == "max_logit":
         return top.values.squeeze(-1)
-    others = (logits - top.values).scatter(-1, top.indices, -torch.inf)
-    return -torch.logsumexp(others, -1)
+    if how == "max_probability":
+        others = (logits - top.values).scatter(-1, top.indices, -torch.inf)
+        return -torch.logsumexp(others, -1)
+    if how == "normalized_logit":
+        spread = logits.std(-1, correction=0).clamp_min(1e-6)
+        return (top.values.squeeze(-1) - logits.mean(-1)) / spread
+    p = torch.softmax(logits, -1)
+    if how == "margin":
+        two = p.topk(2, -1).values
+        return two[..., 0] - two[..., 1]
+    if how == "entropy":
+        return (p * torch.log_softmax(logits, -1)).sum(-1)
+    raise ValueError(f"unknown confidence {how!r}")
 
 
 def aggregate(

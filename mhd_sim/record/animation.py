@@ -129,9 +129,13 @@ def animate(
         raise ValueError(
             f"-o {out}: MP4 needs ffmpeg on the PATH, which is not there; write a .gif instead"
         )
-    for name in ("summary.json", "metrics.csv", "events.csv"):
+    from .reading import needs_summary
+
+    if "final" not in needs_summary(run, "an animation"):  # its agents, accuracy, last time
+        raise ValueError(f"{run}: a timing-only run has no accuracy to colour the agents by")
+    for name in ("metrics.csv", "events.csv"):
         if not (run / name).is_file():
-            raise ValueError(f"{run}: no {name}; animate needs a finished run directory")
+            raise ValueError(f"{run}: no {name}; animate needs a run directory")
     f = frames(run, count, head)
     n, edges = f["n"], f["edges"]
     g = nx.Graph()

@@ -14,6 +14,7 @@ import yaml
 from matplotlib.axes import Axes
 
 from .population_plots import plot_agents, plot_network, plot_reach, plot_topology
+from .teacher_plots import teacher_figure
 
 METRICS = {
     "shared_acc": "shared accuracy (global test set)",
@@ -36,9 +37,11 @@ def per_head(metrics: pd.DataFrame) -> pd.DataFrame:
     return stats.reset_index().merge(sent.reset_index(), on="time")
 
 
-def _panel(ax: Axes, stats: pd.DataFrame, x: str, metric: str) -> None:
+def _panel(ax: Axes, stats: pd.DataFrame, x: str, metric: str, best: int | None) -> None:
     for head, g in stats.groupby("head"):
         label = "head 0 (main)" if head == 0 else f"head {head}"
+        if head == best and stats["head"].nunique() > 1:  # the best on the global test set
+            label += ", best"
         (line,) = ax.plot(g[x], g[f"{metric}_mean"], label=label)
         ax.fill_between(
             g[x], g[f"{metric}_min"], g[f"{metric}_max"], color=line.get_color(), alpha=0.15
@@ -85,6 +88,11 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         plot_reach(run_dir, summary),
     ]
     out += [p for p in drawn if p is not None]
+    fig = teacher_figure(run_dir, name)
+    if fig is not None:
+        fig.savefig(run_dir / "plots" / "teachers.png", dpi=110)
+        plt.close(fig)
+        out.append(run_dir / "plots" / "teachers.png")
     for x, fname in (("time", "accuracy_vs_time.png"), ("bytes", "accuracy_vs_bytes.png")):
         fig = accuracy_figure(run_dir, x, metrics, scenario, name)
         if fig is None:  # a timing-only run: no accuracy to draw
@@ -121,9 +129,11 @@ def accuracy_figure(
         "time": ("time", "simulated time (s)"),
         "bytes": ("total_mb_sent", "total bytes sent by all agents (MB)"),
     }[x]
+    last = stats[stats["time"] == stats["time"].max()]
+    best = int(last.loc[last["shared_acc_mean"].idxmax(), "head"])  # the summary's best head
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     for ax, metric in zip(axes, METRICS):
-        _panel(ax, stats, column, metric)
+        _panel(ax, stats, column, metric, best)
         ax.set_xlabel(xlabel)
         if x == "time":
             _mark_schedule(ax, schedule, duration)

@@ -34,17 +34,16 @@ def plot_agents(run_dir: Path, summary: dict, save: bool = True) -> Path | plt.F
     shared accuracy of the best head — where stragglers and isolated nodes show up. Bars up
     to ``READABLE`` agents, a histogram per group beyond."""
     agents = pd.DataFrame(summary["agents"])
-    best = summary["final"]["best_head"]
-    agents["best_head_shared_acc"] = agents["shared_acc"].map(
-        lambda accs: accs[best] if accs else float("nan")
-    )
     panels = (
         ("steps", "local steps"),
         ("messages_sent", "messages sent\n(one per neighbour)"),
         ("staleness_as_teacher", "age of its predictions\nwhen used by peers (s)"),
-        ("best_head_shared_acc", f"final shared accuracy\n(head {best})"),
     )
-    if summary.get("timing_only"):  # no learning: what the schedule alone tells
+    if "final" in summary:
+        best = summary["final"]["best_head"]
+        agents["best_head_shared_acc"] = [a[best] if a else np.nan for a in agents["shared_acc"]]
+        panels += (("best_head_shared_acc", f"final shared accuracy\n(head {best}, the best)"),)
+    else:  # timing only: no learning, what the schedule alone tells
         agents["mb_sent"] = agents["bytes_sent"] / 1e6
         panels = panels[:2] + (("mb_sent", "MB sent"), ("online_fraction", "fraction online"))
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), constrained_layout=True)
@@ -111,21 +110,45 @@ def plot_topology(
         return _save(fig, run_dir, "topology.png") if save else fig
     fig, ax = plt.subplots(figsize=(5.5, 5), constrained_layout=True)
     pos = nx.circular_layout(g) if n <= 40 else nx.spring_layout(g, seed=0, iterations=30)
-    colors = None
-    if summary:
+    agents = summary["agents"] if summary else []  # nodes past the agents (a server): none
+    group = {a["agent"]: a["group"] for a in agents}
+    colors, span = None, (0.0, 1.0)
+    if summary and "final" in summary:
         best = summary["final"]["best_head"]
-        agents = summary["agents"]  # nodes past the agents (a fedavg server) have none
         accs = [agents[i]["shared_acc"] if i < len(agents) else [] for i in g.nodes]
-        colors = [a[best] if a else 0.0 for a in accs]
+        values = {i: a[best] for i, a in zip(g.nodes, accs) if a}
+        colors = values
+        if values:  # the scale spans the accuracies reached, so that differences show
+            low, high = min(values.values()), max(values.values())
+            pad = max(0.02, (high - low) * 0.05)
+            span = (max(0.0, low - pad), min(1.0, high + pad))
     nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.4)
     size = max(20, 400 - 3 * n)
-    nodes = nx.draw_networkx_nodes(
-        g, pos, ax=ax, node_color=colors, cmap="viridis", vmin=0, vmax=1, node_size=size
-    )
+    nodes = None
+    names = list(dict.fromkeys(group.get(i, "server") for i in g.nodes))
+    for k, name in enumerate(names):  # a shape per named group: stragglers show
+        members = [i for i in g.nodes if group.get(i, "server") == name]
+        paint = (
+            {"node_color": [colors.get(i, span[0]) for i in members], "cmap": "viridis",
+             "vmin": span[0], "vmax": span[1]} if colors else {"node_color": "C0"}
+        )  # fmt: skip
+        nodes = nx.draw_networkx_nodes(
+            g, pos, nodelist=members, ax=ax, node_shape="osD^vp"[k % 6], node_size=size,
+            edgecolors="black", linewidths=0.8, **paint,
+        )  # fmt: skip
     if n <= 40:
         nx.draw_networkx_labels(g, pos, ax=ax, font_size=8, font_color="white")
-    if colors is not None:
-        label = f"final shared accuracy (head {summary['final']['best_head']})"
+    if len(names) > 1:
+        from matplotlib.lines import Line2D
+
+        handles = [
+            Line2D([], [], ls="", marker="osD^vp"[k % 6], color="0.6", markeredgecolor="black",
+                   label=f"{name} ({sum(group.get(i, 'server') == name for i in g.nodes)})")
+            for k, name in enumerate(names)
+        ]  # fmt: skip
+        ax.legend(handles=handles, title="group", fontsize=8, title_fontsize=8, loc="lower right")
+    if colors and nodes is not None:
+        label = f"final shared accuracy (head {summary['final']['best_head']}, the best)"
         fig.colorbar(nodes, ax=ax, shrink=0.7, label=label)
     ax.set_title(title, fontsize=10)
     ax.axis("off")
@@ -176,10 +199,15 @@ def plot_network(
         ax.set_xlabel("simulated time (s)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    axes[0].set_ylim(0, 1.05)
-    axes[1].set_ylim(bottom=0)
-    if limit:
-        axes[1].axhline(limit, color="0.4", lw=0.8, ls="-.", label="buffer limit")
+    # scaled to what happened: a link busy 5% of the time is not a flat line at the bottom
+    top = float(net["utilization"].max())
+    axes[0].set_ylim(0, min(1.05, max(top * 1.15, 0.01)))
+    queued = float(net["queued_bytes"].max())
+    axes[1].set_ylim(0, max(queued * 1.15, 1.0))
+    if limit and limit <= 1.15 * max(queued, 1.0):  # the buffer's limit, where it is in reach
+        axes[1].axhline(limit, color="0.4", lw=0.8, ls="-.", label=f"buffer limit {limit:,} B")
+    elif limit:  # off the scale: said in words, not as a line nobody sees
+        axes[1].set_title(f"(buffer limit {limit:,} B, never reached)", fontsize=8)
     handles, labels = axes[1].get_legend_handles_labels()
     if len(labels) <= 12:
         axes[1].legend(fontsize=8)

@@ -17,6 +17,18 @@ class NoRuns(ValueError):
     """A path holds no run directory: the message says which and what was expected."""
 
 
+def needs_summary(run: Path, what: str) -> dict[str, Any]:
+    """The run's summary.json, or one line saying why it has none (a run that did not end)."""
+    from .status import read
+
+    s = summary(run)
+    if not s:
+        st = read(run)
+        why = st.describe(run) if st.partial else f"{run}: no summary.json"
+        raise NoRuns(f"{why}; {what} needs the summary of a run that ended")
+    return s
+
+
 FIGURES = (
     "best_head",
     "best_head_shared_acc",
@@ -41,12 +53,13 @@ def final_figures(run: Path) -> dict[str, Any]:
         s = json.loads((run / "summary.json").read_text())
     except (OSError, ValueError):
         return dict.fromkeys(FIGURES)
-    final, msgs, stale = s["final"], s["messages"], s.get("staleness") or {}
+    msgs, stale = s["messages"], s.get("staleness") or {}
+    final = s.get("final") or {}  # a timing-only run has no accuracy
     row = {
-        "best_head": final["best_head"],
-        "best_head_shared_acc": final["best_head_shared_acc"],
-        "head0_private_acc": (final["mean_private_acc"] or [None])[0],
-        "head0_shared_acc": (final["mean_shared_acc"] or [None])[0],
+        "best_head": final.get("best_head"),
+        "best_head_shared_acc": final.get("best_head_shared_acc"),
+        "head0_private_acc": (final.get("mean_private_acc") or [None])[0],
+        "head0_shared_acc": (final.get("mean_shared_acc") or [None])[0],
         "bytes_sent": s["bytes_sent"],
         "messages_sent": msgs["sent"],
         "messages_delivered": msgs["delivered"],

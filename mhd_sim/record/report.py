@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 FIGURES = (  # plots/ file, caption
@@ -57,12 +56,10 @@ def _image(path: Path, caption: str) -> str:
 def write_report(run: str | Path, out: str | Path | None = None) -> Path:
     """Write ``report.html`` (default: inside the run directory); figures are drawn first when
     ``plots/`` lacks them."""
+    from .reading import needs_summary
+
     run = Path(run)
-    if not (run / "summary.json").is_file():
-        raise ValueError(
-            f"{run}: no summary.json; a report needs a run directory whose run has ended"
-        )
-    s = json.loads((run / "summary.json").read_text())
+    s = needs_summary(run, "a report")
     if not all((run / "plots" / f).is_file() for f, _ in FIGURES[2:]):
         from .plots import plot_run
 

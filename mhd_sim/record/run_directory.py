@@ -9,6 +9,7 @@
 | reach.csv | per evaluation × agent × head × hop distance: accuracy on those agents' data |
 | teachers.csv | per evaluation × agent × student head: how often its chosen teachers were right |
 | summary.json | totals and final figures, written at the end (or on interruption) |
+| status.json | running, done, interrupted or failed, written first (``status.py``) |
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from . import status
 
 METRIC_COLUMNS = (
     "time",
@@ -85,12 +88,35 @@ with open(sys.argv[1], "a", newline="") as f:
 BATCH = 16384  # rows per batch: its pickle (~0.5 MB) fits the 1 MB pipe, so the run rarely waits
 
 
-class RunDirectory:
-    """Appends metrics and events to CSV files; flushes them at every evaluation."""
+RUN_FILES = (  # what a run writes: removed before a run takes the directory over
+    "status.json",
+    "summary.json",
+    "scenario.yaml",
+    "topology.edges",
+    "metrics.csv",
+    "events.csv",
+    "network.csv",
+    "reach.csv",
+    "teachers.csv",
+    "report.html",
+    "animation.gif",
+)
 
-    def __init__(self, path: str | Path) -> None:
+
+class RunDirectory:
+    """Appends metrics and events to CSV files; flushes them at every evaluation. Its status
+    (``status.json``) says ``running`` from the first moment."""
+
+    def __init__(self, path: str | Path, duration: float | None = None) -> None:
         self.path = Path(path)
+        self._made = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:  # a run taking the directory over: nothing of the last one stays
+            (self.path / name).unlink(missing_ok=True)
+        if (self.path / "plots").is_dir():
+            for old in (self.path / "plots").glob("*.png"):
+                old.unlink()
+        status.start(self.path, duration)
         (self.path / "plots").mkdir(exist_ok=True)
         self._files = []
         self._metrics = self._open("metrics.csv", METRIC_COLUMNS)
@@ -210,8 +236,11 @@ class RunDirectory:
         """Rows of ``network.csv``: the network's state at one sample time."""
         self._network.writerows(rows)
 
-    def flush(self) -> None:
-        """Everything recorded so far is in the files (the run calls this at every evaluation)."""
+    def flush(self, now: float | None = None) -> None:
+        """Everything recorded so far is in the files (the run calls this at every evaluation,
+        with the simulated time it has reached)."""
+        if now is not None:
+            status.write(self.path, "running", sim_time=now)
         self._write_events()
         if self._writer is not None:
             self._send(None)
@@ -225,6 +254,24 @@ class RunDirectory:
         tmp = self.path / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2))
         tmp.replace(self.path / "summary.json")
+
+    def finish(self, state: str, **info: Any) -> None:
+        """The run's final status: ``done``, ``interrupted`` or ``failed`` (with ``error``)."""
+        status.write(self.path, state, **info)
+
+    def discard(self) -> None:
+        """Remove what this run wrote (a run refused before it started: its ``--out`` stays
+        free), and the directory itself if the run made it and nothing else is in it."""
+        self.close()
+        for name in RUN_FILES:
+            (self.path / name).unlink(missing_ok=True)
+        for folder in (self.path / "plots", self.path):
+            if folder == self.path and not self._made:
+                break
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty: someone else's files
 
     def close(self) -> None:
         """Write what is pending and wait for the writer: then events.csv is complete."""

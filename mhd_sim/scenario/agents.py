@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ..learning.models import BACKBONES
 from ..seeds import sampler, stream
-from .fields import Agent, Count, Distribution, NonNegative, Positive, Strict, piece
+from .fields import Agent, Count, Distribution, NonNegative, Positive, Rate, Sigma, Strict, piece
 
 
 class MarkovChurn(Strict):
@@ -70,13 +70,13 @@ class Group(Strict):
     """The agents in the group (ids from 0)."""
     speed: Distribution | None = None
     """This group's compute speed, FLOP/s (or a distribution)."""
-    jitter: NonNegative | None = None
+    jitter: Sigma | None = None
     """This group's compute-time jitter (lognormal sigma)."""
     model: piece(BACKBONES) | None = None
     """This group's backbone."""
-    bandwidth: Positive | None = None
+    bandwidth: Rate | None = None
     """This group's uplink, bytes/s."""
-    downlink: Positive | None = None
+    downlink: Rate | None = None
     """This group's downlink, bytes/s."""
 
 
@@ -98,8 +98,8 @@ class AgentsSpec(Strict):
     """Every agent's backbone, unless its group says otherwise."""
     speed: Distribution = 2.0e9
     """Compute speed in FLOP/s, or a distribution each agent draws its speed from."""
-    jitter: NonNegative = 0.1
-    """Sigma of the mean-one lognormal factor on every step's duration."""
+    jitter: Sigma = 0.1
+    """Sigma of the mean-one lognormal factor on every step's duration (at most 2)."""
     groups: list[Group] = []
     """Overrides for named subsets of agents (a straggler is a slow group)."""
     churn: Churn | None = None

@@ -36,6 +36,8 @@ def piece(registry: Registry, number: str | None = None) -> Any:
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 Count = Annotated[int, Field(ge=1)]
+Rate = Annotated[float, Field(ge=1)]  # bytes/s: below one byte a second nothing moves
+Sigma = Annotated[float, Field(ge=0, le=2)]  # a lognormal's sigma: wider is a clock that stops
 Agent = Annotated[int, Field(ge=0)]
 # a number, or {dist: lognormal, median: ...}
 Distribution = piece(DISTRIBUTIONS, number="constant")

@@ -7,6 +7,8 @@ so the command line can print them without a traceback.
 from __future__ import annotations
 
 import copy
+import difflib
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -137,11 +139,11 @@ def _describe(err: dict[str, Any]) -> str:
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tags = ctx.get("expected_tags", "").replace("'", "")
         what = "algorithm" if "name" in str(ctx.get("discriminator")) else "kind"
-        return (
-            f"unknown {what} {ctx.get('tag')!r}; choose from {tags}"
-            if kind.endswith("invalid")
-            else f"needs a {what}, one of {tags}"
-        )
+        if kind.endswith("not_found"):
+            return f"needs a {what}, one of {tags}"
+        guess = did_you_mean(str(ctx.get("tag")), tags.split(", "))
+        choose = f"(choose from {tags})" if guess else f"choose from {tags}"
+        return f"unknown {what} {ctx.get('tag')!r}; {guess}{choose}"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
     ctx = {
@@ -158,30 +160,40 @@ def _describe(err: dict[str, Any]) -> str:
     return text
 
 
-def validate(raw: Any) -> Scenario:
-    """Validate raw scenario data; raise :class:`ScenarioError` listing every problem."""
+def validate(raw: Any, force: bool = False) -> Scenario:
+    """Validate raw scenario data; raise :class:`ScenarioError` listing every problem.
+    ``force``: accept a scenario that looks too large for this machine (``budget.py``)."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ScenarioError([f"scenario: expected a mapping of settings, got {type(raw).__name__}"])
     try:
-        return Scenario.model_validate(raw)
+        return Scenario.model_validate(raw, context={"force": force})
     except pydantic.ValidationError as e:
         problems = []
         for err in e.errors(include_url=False):
             if err["type"] == "foreign_setting":  # its message names the whole key
                 problems.append(err["msg"])
                 continue
-            path = ".".join(_walk(raw, err["loc"]))
-            problems.append(f"{path}: {_describe(err)}" if path else _describe(err))
+            where = _walk(raw, err["loc"])
+            path, text = ".".join(where), _describe(err)
+            if err["type"] == "extra_forbidden" and where:
+                text += _suggest_key(raw, where)
+            problems.append(f"{path}: {text}" if path else text)
         raise ScenarioError(problems) from None
 
 
-def load(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> Scenario:
+def load(
+    path: str | Path, overrides: list[str] = (), seed: int | None = None, force: bool = False
+) -> Scenario:
     """Read a scenario file, apply ``--set`` overrides and ``--seed``, and validate."""
+    from . import bundled
+
     path = Path(path)
     if not path.is_file():
-        raise ScenarioError([f"{path}: no such scenario file"])
+        guess = did_you_mean(str(path).removesuffix(".yaml"), bundled.names())
+        also = "; " + guess.rstrip(", ") if guess else " (mhd-sim scenarios lists the bundled ones)"
+        raise ScenarioError([f"{path}: no such scenario file or bundled scenario{also}"])
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -196,10 +208,44 @@ def load(path: str | Path, overrides: list[str] = (), seed: int | None = None) -
     raw = apply_overrides(raw, list(overrides))
     if seed is not None:
         raw["seed"] = seed
-    return validate(raw)
+    return validate(raw, force)
 
 
 def short_keys(keys: list[str]) -> dict[str, str]:
     """``network.topology.kind`` → ``kind`` where that stays unambiguous, else the whole key."""
     last = [k.rsplit(".", 1)[-1] for k in keys]
     return {k: s if last.count(s) == 1 else k for k, s in zip(keys, last)}
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """``"did you mean X? "`` for the closest of ``choices`` (empty when none is close).
+
+    >>> did_you_mean("stragler", ["straggler", "churn"])
+    'did you mean straggler? '
+    """
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]}? " if close else ""
+
+
+def _suggest_key(raw: Any, where: tuple[str, ...]) -> str:
+    """For an unknown key: the closest key of the section it is in (found by the keys beside
+    it), as ``; did you mean ...?``."""
+    section: Any = raw
+    for part in where[:-1]:
+        section = section.get(part) if isinstance(section, dict) else None
+    others = set(section) - {where[-1]} if isinstance(section, dict) else set()
+    keys = max(_sections(), key=lambda fields: len(others & fields), default=set())
+    guess = did_you_mean(where[-1], sorted(keys if others & keys else _all_keys()))
+    return "; " + guess.rstrip() if guess else ""
+
+
+@functools.cache
+def _sections() -> list[frozenset[str]]:
+    """The keys of every section the schema has (every model's fields)."""
+    defs = Scenario.model_json_schema()["$defs"].values()
+    return [frozenset(d.get("properties", {})) for d in defs]
+
+
+@functools.cache
+def _all_keys() -> frozenset[str]:
+    return frozenset().union(*_sections(), Scenario.model_fields)

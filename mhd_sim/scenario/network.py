@@ -8,7 +8,7 @@ import pydantic
 from pydantic import Field
 
 from ..world.topology import TOPOLOGIES
-from .fields import Agent, Count, Distribution, NonNegative, Positive, Strict, piece
+from .fields import Agent, Count, Distribution, NonNegative, Rate, Strict, piece
 
 Loss = Annotated[float, Field(ge=0, lt=1)]
 Pair = tuple[Agent, Agent]
@@ -41,7 +41,7 @@ class LinkOverride(LinkSet):
 
     latency: Distribution | None = None
     """These links' latency (seconds, or a distribution)."""
-    bandwidth: Positive | None = None
+    bandwidth: Rate | None = None
     """A cap on these links' sending rate, bytes/s."""
     loss: Loss | None = None
     """These links' loss probability per message."""
@@ -115,9 +115,9 @@ class TransportSpec(Strict):
     kind: Literal["datagram", "reliable"] = "datagram"
     """datagram: it is gone; reliable: it is sent again when its retransmission timeout
     expires."""
-    max_retries: Annotated[int, Field(ge=0)] = 6
+    max_retries: Annotated[int, Field(ge=0, le=64)] = 6
     """reliable: how many times a message is sent again before it is given up."""
-    min_rto: Positive = 0.2
+    min_rto: Annotated[float, Field(ge=1e-6)] = 0.2
     """reliable: the shortest retransmission timeout, seconds."""
 
 
@@ -133,9 +133,9 @@ class NetworkSpec(Strict):
     """The graph of who can send to whom."""
     latency: Distribution = 0.05
     """Seconds added after transmission: a number or a distribution."""
-    bandwidth: Positive = 1.0e6
+    bandwidth: Rate = 1.0e6
     """Each agent's uplink, bytes/s."""
-    downlink: Positive | None = None
+    downlink: Rate | None = None
     """Each agent's downlink, bytes/s (null: no downlink queue)."""
     loss: Loss = 0.0
     """Probability that a link loses a message."""

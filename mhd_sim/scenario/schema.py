@@ -16,10 +16,12 @@ from pydantic import Field
 from ..learning.algorithms import ALGORITHMS
 from ..learning.datasets import DATASETS, known_classes
 from ..learning.partitions import PARTITIONS, check_placement
+from ..learning.settings import batched_unsupported
 from ..seeds import sampler, stream
 from ..world.topology import build as build_topology
+from . import budget
 from .agents import AgentsSpec
-from .fields import TAGS, Count, Distribution, NonNegative, Positive, Strict, piece
+from .fields import TAGS, Distribution, NonNegative, Positive, Strict, piece
 from .network import NetworkSpec, Switch
 
 __all__ = ["TAGS", "AgentsSpec", "NetworkSpec", "Scenario"]
@@ -74,9 +76,9 @@ AlgorithmSpec = Annotated[ALGORITHMS.union(), pydantic.BeforeValidator(_own_sett
 
 
 class TrainingSpec(Strict):
-    batch_size: Count = 32
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 32
     """Private samples per local step."""
-    public_batch_size: Count = 64
+    public_batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 64
     """Public samples per distillation step."""
     lr: Positive = 0.05
     """Learning rate."""
@@ -100,7 +102,7 @@ class Scenario(Strict):
     """The run's name (default run directory runs/<name>-<time>)."""
     seed: Annotated[int, Field(ge=0)] = 0
     """The one seed every random stream derives from."""
-    duration: Positive = 600.0
+    duration: Annotated[float, Field(ge=1e-3)] = 600.0
     """Simulated seconds to run."""
     device: Literal["cpu", "cuda"] = "cpu"
     """Where tensors live: cpu or cuda."""
@@ -121,7 +123,11 @@ class Scenario(Strict):
     """When to evaluate."""
 
     @pydantic.model_validator(mode="after")
-    def _fits(self) -> Scenario:
+    def _fits(self, info: pydantic.ValidationInfo) -> Scenario:
+        # before anything is built from these settings: a run no mode of it can fit, or one
+        # that cannot progress, is refused here (``force`` in the context: tried anyway)
+        if not (info.context or {}).get("force"):
+            budget.check(self, timing_only=True)
         n, net = self.agents.count, self.network
         tops = [("network.topology", net.topology)]
         tops += [
@@ -145,6 +151,11 @@ class Scenario(Strict):
             self.agents.per_agent(self.seed)
         except ValueError as e:
             raise ValueError(f"agents.speed: {e}") from None
+        missing = batched_unsupported(self.algorithm, self.training)
+        if self.engine == "batched" and missing:
+            raise ValueError(
+                f"engine: batched does not support {'; '.join(missing)}; use engine: per_agent"
+            )
         placement = getattr(self.data.partition, "placement", None)
         if placement is not None:
             try:

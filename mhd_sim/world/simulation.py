@@ -190,7 +190,7 @@ class Simulation:
 
     def _evaluate(self) -> None:
         if self.timing_only:
-            self.record.flush()
+            self.record.flush(self.env.now)
             return
         now, traffic = self.env.now, self.network.traffic
         self.network.settle()
@@ -211,7 +211,7 @@ class Simulation:
         self._record_reach(now)
         for learner in self.learners:
             self.record.teachers(learner.teacher_rows(now))
-        self.record.flush()
+        self.record.flush(now)
 
     def _record_reach(self, now: float) -> None:
         """``reach.csv``: every head's accuracy on the data of the agents at each hop distance,

@@ -96,4 +96,8 @@ def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, 
         ],
     }
     out["warnings"] = sim.warnings + overload_warnings(out["agents"], tr.offered)
+    if sim.timing_only:  # no training, no accuracy: no fields that would only say null
+        del out["final"]
+        for a in out["agents"]:
+            del a["shared_acc"], a["private_acc"]
     return out

@@ -19,7 +19,7 @@ the weights of the steps ended by t, as in per-agent execution. A step abandoned
 agent went offline is dropped when that agent starts its next one.
 """
 
-from .engine import Engine, unsupported
+from .engine import Engine
 from .ops import Proxy
 
-__all__ = ["Engine", "Proxy", "unsupported"]
+__all__ = ["Engine", "Proxy"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from typing import Any
 
 import numpy as np
 import torch
@@ -14,23 +13,10 @@ from ..learner import Learner, accuracy
 from . import waves
 from .ops import Group, Op, Proxy
 
-SUPPORTED = ("mhd", "distill", "isolated")
 # Agents per vmapped computation: bounds the activations a wave holds at once (a wave can
 # be ~700 agents). At 1,000 agents, chunks of 128 to all of a wave ran equally fast
 # (32-34 s), 64 slower (37 s: more calls); 256 peaked lowest in memory.
 CHUNK = 256
-
-
-def unsupported(algo: Any, training: Any) -> list[str]:
-    """Why a scenario cannot use the batched engine (empty: it can)."""
-    out = []
-    if algo.name not in SUPPORTED:
-        out.append(f"algorithm {algo.name} (batched: {', '.join(SUPPORTED)})")
-    if training.optimizer != "sgd":
-        out.append(f"optimizer {training.optimizer} (batched: sgd)")
-    if getattr(algo, "embedding_weight", 0) > 0:
-        out.append("algorithm.embedding_weight > 0")
-    return out
 
 
 def _forward(group: Group, params: dict, buffers: dict, x: torch.Tensor) -> tuple:
