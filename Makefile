@@ -19,8 +19,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: install  ## install, then run the straggler scenario end to end
 	$(BIN)/mhd-sim run scenarios/straggler.yaml --out runs/straggler --overwrite
 
-test: install browser lint  ## install, then lint and run the whole test suite
-	$(BIN)/python -m pytest
+test: install browser lint  ## install, then lint and run the whole test suite (both cores)
+	$(BIN)/python -m pytest -n 2
 
 lint: install  ## ruff's checks and its format check (part of `make test`)
 	$(BIN)/ruff check .

@@ -2,7 +2,7 @@
 the teacher diagnostics of each run, and the options a researcher would try next, measured
 (docs/method.md, "When MHD helps and when it does not").
 
-    python -m analysis.failures --out runs/failures            # ~40 minutes on 2 cores
+    python -m analysis.failures --out runs/failures        # 43 runs, 55–65 minutes on 2 cores
     python -m analysis.failures --out runs/f --seeds 1 --set duration=50
 
 Setups (chosen before measuring; other seeds are the held-out check): scikit-learn digits
@@ -30,11 +30,12 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from mhd_sim.api import build_simulation  # noqa: E402
+from mhd_sim.learning.teachers import confidence  # noqa: E402
 from mhd_sim.record.run_directory import RunDirectory  # noqa: E402
 from mhd_sim.scenario import load  # noqa: E402
 
-from .runner import run_points  # noqa: E402
-from .tables import best_aux, final, md  # noqa: E402
+from .runner import run_all  # noqa: E402
+from .tables import best_aux, final, md, publish  # noqa: E402
 
 BASE = Path(__file__).resolve().parent.parent / "scenarios" / "paper_claims.yaml"
 HALF = [{"name": "mlp", "agents": [1, 3, 5, 7], "model": {"kind": "mlp", "hidden": [128, 128]}}]
@@ -66,15 +67,21 @@ OPTIONS = {  # MHD with one change each (the paper's rule stays the default)
     "normalized_logit": ["algorithm.confidence=normalized_logit"],
     "last_head_loop": ["algorithm.last_head_loop=true"],
     "mean": ["algorithm.aggregation=mean"],
+    "temperature_2": ["algorithm.temperature=2", "algorithm.distill_weight=0.25"],  # ν·τ² = 1
 }
+MIXED = "MNIST-1D, MLP + CNN, complete"  # two architectures: FedAvg cannot average them
 SLUG = {s: s.split(",")[0].replace(" ", "").replace("-", "").lower() for s in SETUPS}
+
+
+def baselines(setup: str) -> dict[str, list[str]]:
+    return {k: v for k, v in BASELINES.items() if not (setup == MIXED and k == "fedavg")}
 
 
 def points(seeds: int, option_seeds: int) -> dict[str, tuple[Path, list[str]]]:
     out = {}
     for setup, (sets, heads) in SETUPS.items():
         mhd = [f"algorithm.heads={heads}"]
-        for config, extra in BASELINES.items():
+        for config, extra in baselines(setup).items():
             extra = [*extra, *mhd] if config == "mhd" else extra
             for s in range(seeds):
                 out[f"{SLUG[setup]}-{config}-{s}"] = (BASE, [*sets, *extra, f"seed={s}"])
@@ -113,6 +120,9 @@ def table(out: Path, seeds: int, option_seeds: int) -> pd.DataFrame:
     for setup in SETUPS:
         row = {}
         for config in [*BASELINES, *OPTIONS]:
+            if config in BASELINES and config not in baselines(setup):
+                row[config] = float("nan")
+                continue
             n = seeds if config in BASELINES else option_seeds
             vals = [best_aux(out / f"{SLUG[setup]}-{config}-{s}") for s in range(n)]
             row[config] = 100 * np.mean(vals)
@@ -141,8 +151,8 @@ def diagnostics(out: Path, seeds: int) -> pd.DataFrame:
                         "peak at (s)": peak.time,
                         "own head": 100 * last.own_head,
                         "own classes": 100 * last.own_class,
-                        "conf. right": last.conf_right,
-                        "conf. wrong": last.conf_wrong,
+                        "confidence, right": last.conf_right,
+                        "confidence, wrong": last.conf_wrong,
                     }
                 )
     return (
@@ -150,11 +160,57 @@ def diagnostics(out: Path, seeds: int) -> pd.DataFrame:
     )
 
 
+def mhd_runs(out: Path, seeds: int, option_seeds: int) -> list[tuple[str, Path]]:
+    """(setup, run) of every MHD run: the default's seeds and each option's."""
+    runs = []
+    for setup in SETUPS:
+        for config in ["mhd", *OPTIONS]:
+            n = seeds if config == "mhd" else option_seeds
+            runs += [(setup, out / f"{SLUG[setup]}-{config}-{s}") for s in range(n)]
+    return runs
+
+
+def prediction(out: Path, seeds: int, option_seeds: int) -> pd.DataFrame:
+    """Per MHD run: its best auxiliary head's final shared accuracy beside that head's teacher
+    accuracy over the last three evaluation windows, and the setup's isolated accuracy. A
+    head learns its teachers' answers: the one predicts the other."""
+    rows = []
+    for setup, run in mhd_runs(out, seeds, option_seeds):
+        shared = final(run)["mean_shared_acc"]
+        head = 1 + int(np.argmax(shared[1:]))
+        t = teachers(run)
+        t = t[t["head"] == head].sort_values("time").tail(3)
+        if t.teacher_acc.isna().all():
+            continue  # mean aggregation: no single teacher to be right
+        iso = np.mean([best_aux(out / f"{SLUG[setup]}-isolated-{s}") for s in range(seeds)])
+        rows.append({"setup": setup, "run": run.name, "head": head,
+                     "teacher right": 100 * t.teacher_acc.mean(),
+                     "best aux": 100 * shared[head], "isolated": 100 * iso})  # fmt: skip
+    return pd.DataFrame(rows).set_index("run")
+
+
+def draw_prediction(table: pd.DataFrame, folder: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.6, 4.4), constrained_layout=True)
+    for setup, g in table.groupby("setup", sort=False):
+        ax.scatter(g["teacher right"], g["best aux"], label=setup, s=22)
+    lim = [0, 100]
+    ax.plot(lim, lim, color="gray", lw=0.8, ls="--", label="accuracy = teachers right")
+    ax.set_xlabel("its teachers right, last three windows (%)")
+    ax.set_ylabel("best auxiliary head, final shared accuracy (%)")
+    ax.set_xlim(lim)
+    ax.set_ylim(lim)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("every MHD run: a head ends near its teachers' accuracy", fontsize=10)
+    fig.savefig(folder / "teachers_predict.png", dpi=110)
+    plt.close(fig)
+
+
 def families(extra: list[str]) -> pd.DataFrame:
     """The mixed population's MHD run again in this process; at its end, on the public
     samples, each family's max logit and how often the max-logit choice among each agent's
     peers falls on each family, and is right."""
-    sets, heads = SETUPS["MNIST-1D, MLP + CNN, complete"]
+    sets, heads = SETUPS[MIXED]
     sc = load(BASE, [*sets, f"algorithm.heads={heads}", *extra])
     with tempfile.TemporaryDirectory() as tmp:
         record = RunDirectory(tmp)
@@ -172,8 +228,6 @@ def families(extra: list[str]) -> pd.DataFrame:
             logits.append(lr.model(x)[0][0])  # head 0 on every public sample
     rows = []
     for how in ("max_logit", "normalized_logit"):
-        from mhd_sim.learning.teachers import confidence
-
         conf = torch.stack([confidence(z, how) for z in logits])  # [A, P]
         for i in range(len(learners)):
             peers = [j for j in range(len(learners)) if j != i]
@@ -183,32 +237,60 @@ def families(extra: list[str]) -> pd.DataFrame:
             for fam in ("mlp", "cnn1d"):
                 mask = torch.tensor([family[j] == fam for j in win.tolist()])
                 rows.append({"confidence": how, "family": fam, "agent": i,
-                             "chosen": float(mask.float().mean()),
-                             "right when chosen": float(ok[mask].float().mean()) if mask.any()
-                             else float("nan")})  # fmt: skip
+                             "chosen": 100 * float(mask.float().mean()),
+                             "right when chosen": 100 * float(ok[mask].float().mean())
+                             if mask.any() else float("nan")})  # fmt: skip
     scale = pd.DataFrame(
         {
             "family": family,
             "mean max logit": [float(z.max(-1).values.mean()) for z in logits],
-            "accuracy": [float((z.argmax(-1) == y).float().mean()) for z in logits],
+            "accuracy": [100 * float((z.argmax(-1) == y).float().mean()) for z in logits],
         }
     )
     chosen = pd.DataFrame(rows).groupby(["confidence", "family"]).mean(numeric_only=True)
     return chosen.drop(columns="agent"), scale.groupby("family").mean()
 
 
+def draw_families(chosen: pd.DataFrame, scale: pd.DataFrame, folder: Path) -> None:
+    """The mixed population's failure: each family's logit scale, and whose predictions the
+    choice among peers falls on, by max logit and by normalized logit."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), constrained_layout=True)
+    fams = list(scale.index)
+    colors = {"cnn1d": "tab:blue", "mlp": "tab:orange"}  # one colour per family in both panels
+    axes[0].bar(fams, scale["mean max logit"], color=[colors[f] for f in fams])
+    for k, (top, acc) in enumerate(zip(scale["mean max logit"], scale.accuracy)):
+        axes[0].text(k, top, f"right on {acc:.0f}%", ha="center", va="bottom", fontsize=9)
+    axes[0].set_title("main heads' mean max logit on the public samples", fontsize=10)
+    hows = list(chosen.index.get_level_values(0).unique())
+    x = np.arange(len(hows))
+    for k, fam in enumerate(fams):
+        share = [chosen.loc[(h, fam), "chosen"] / 100 if (h, fam) in chosen.index else 0
+                 for h in hows]  # fmt: skip
+        axes[1].bar(x + (k - 0.5) * 0.4, share, 0.4, label=f"{fam} peers", color=colors[fam])
+    axes[1].set_xticks(x, hows)
+    axes[1].set_ylim(0, 1)
+    axes[1].set_title("share of public samples whose chosen peer is of each family", fontsize=10)
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("MNIST-1D, half MLP and half 1-D CNN, complete graph: MHD at the end (seed 0)")
+    fig.savefig(folder / "mixed_families.png", dpi=110)
+    plt.close(fig)
+
+
 def draw(out: Path, folder: Path) -> None:
-    """A figure per failure: the digits ring's teachers and heads over time."""
+    """The digits ring's failure: its teachers and heads over time."""
     folder.mkdir(parents=True, exist_ok=True)
     run = out / f"{SLUG['digits, MLP, ring']}-mhd-0"
     t, acc = teachers(run), shared_by_time(run)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
     for head, g in t.groupby("head"):
-        axes[0].plot(g.time, g.teacher_acc, marker="o", ms=3, label=f"head {head}")
-        axes[0].plot(g.time, g.own_class, ls=":", color=axes[0].lines[-1].get_color())
+        color = f"C{head}"  # as in the right panel
+        axes[0].plot(g.time, g.teacher_acc, marker="o", ms=3, label=f"head {head}", color=color)
+        axes[0].plot(g.time, g.own_class, ls=":", color=color)
     axes[0].set_title("chosen teacher right (solid), own classes chosen (dotted)", fontsize=10)
     for head in acc.columns:
-        axes[1].plot(acc.index, acc[head], marker="o", ms=3, label=f"head {head}")
+        axes[1].plot(acc.index, acc[head], marker="o", ms=3, label=f"head {head}", color=f"C{head}")
     axes[1].set_title("shared accuracy, mean over agents", fontsize=10)
     for ax in axes:
         ax.set_xlabel("simulated time (s)")
@@ -229,27 +311,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="extra", action="append", default=[])
     ap.add_argument("--images", type=Path, default=Path("docs/images/failures"))
     args = ap.parse_args(argv)
-    status = run_points(points(args.seeds, args.option_seeds), args.out, args.extra, args.jobs)
-    failed = {n: s for n, s in status.items() if s != "done"}
-    for name, why in failed.items():
-        print(f"{name}: {why}", file=sys.stderr)
-    if failed:
+    if not run_all(points(args.seeds, args.option_seeds), args.out, args.extra, args.jobs):
         return 1
     chosen, scale = families(args.extra)
     draw(args.out, args.images)
+    draw_families(chosen, scale, args.images)
+    predicted = prediction(args.out, args.seeds, args.option_seeds)
+    draw_prediction(predicted, args.images)
     text = "\n\n".join([
         "Best auxiliary head's final shared accuracy (%; isolated, distill, FedAvg: their "
         f"one head), mean over {args.seeds} seed(s), options over {args.option_seeds}:",
         md(table(args.out, args.seeds, args.option_seeds)),
-        "MHD's teacher diagnostics (the last evaluation window; %):",
+        "MHD's teacher diagnostics (the last evaluation window; %, the confidences in the "
+        "run's own measure, max logit by default):",
         md(diagnostics(args.out, args.seeds)),
-        "Mixed population, at the end, on the public samples: each family's main heads",
+        "Mixed population, at the end, on the public samples: each family's main heads "
+        "(accuracy in %)",
         md(scale),
-        "and which family the choice among an agent's peers falls on:",
+        "and which family the choice among an agent's peers falls on (%):",
         md(chosen),
+        "Every MHD run's best auxiliary head beside its teachers' accuracy (%):",
+        md(predicted),
     ])  # fmt: skip
-    (args.out / "tables.md").write_text(text + "\n")
-    print(text)
+    publish(text, args.out, None)
     return 0
 
 

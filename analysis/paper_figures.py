@@ -25,8 +25,8 @@ import pandas as pd
 
 from . import tables
 from .paper_figure_plots import draw
-from .runner import run_points
-from .tables import POSTER_HEADLINE, best_aux, md, wrap, write_doc
+from .runner import run_all
+from .tables import POSTER_HEADLINE, best_aux, md, publish, wrap
 
 BASE = Path(__file__).resolve().parent.parent / "scenarios" / "paper_claims.yaml"
 NON_IID = ["data.partition={kind: label_skew, skew: 0.95, classes_per_agent: 2}"]
@@ -263,15 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     args = ap.parse_args(argv)
     runs = {name: (BASE, sets) for name, sets in points(args.seeds, args.recovery).items()}
-    status = run_points(runs, args.out, args.extra, args.jobs)
-    failed = {n: s for n, s in status.items() if s != "done"}
-    if failed:
-        for name, why in failed.items():
-            print(f"{name}: {why}", file=sys.stderr)
+    if not run_all(runs, args.out, args.extra, args.jobs):
         return 1
     command = "python -m analysis.paper_figures " + " ".join(argv or sys.argv[1:])
     text = markdown(args.out, args.seeds, command.strip(), args.recovery)
-    (args.out / "tables.md").write_text(text)
     images = (args.doc.parent if args.doc else args.out) / "images" / "paper_figures" / "mnist1d10"
     per_head = {
         (data, which): heads(args.out, args.seeds, data, which)
@@ -279,9 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         for which in ("shared", "private")
     }
     draw(headline(args.out, args.seeds)[0], per_head, topology(args.out, args.seeds), images)
-    if args.doc:
-        write_doc(args.doc, text)
-    print(text)
+    publish(text, args.out, args.doc)
     return 0
 
 

@@ -4,6 +4,7 @@ analysis resumes where it stopped."""
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,3 +34,11 @@ def run_points(points: Points, out: Path, extra: list[str], jobs: int) -> dict[s
 
     with ThreadPoolExecutor(jobs) as pool:
         return dict(pool.map(one, points))
+
+
+def run_all(points: Points, out: Path, extra: list[str], jobs: int) -> bool:
+    """``run_points``, each point that failed named on stderr; whether all are done."""
+    failed = {n: s for n, s in run_points(points, out, extra, jobs).items() if s != "done"}
+    for name, why in failed.items():
+        print(f"{name}: {why}", file=sys.stderr)
+    return not failed

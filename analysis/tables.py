@@ -81,10 +81,11 @@ def topology(cycle: pd.DataFrame, islands: pd.DataFrame, complete: pd.DataFrame)
 
 
 def md(table: pd.DataFrame) -> str:
-    """A markdown table, numbers to one decimal, missing ones as –."""
+    """A markdown table, numbers to one decimal (counts as they are), missing ones as –."""
     cells = [[""] + [str(c) for c in table.columns]]
-    for name, row in table.iterrows():
-        cells.append([str(name)] + [_cell(v) for v in row])
+    for name, row in zip(table.index, table.itertuples(index=False)):
+        label = ", ".join(map(str, name)) if isinstance(name, tuple) else str(name)
+        cells.append([label] + [_cell(v) for v in row])
     lines = ["| " + " | ".join(r) + " |" for r in cells]
     return "\n".join([lines[0], "|" + "---|" * len(cells[0]), *lines[1:]])
 
@@ -92,6 +93,8 @@ def md(table: pd.DataFrame) -> str:
 def _cell(v: object) -> str:
     if isinstance(v, str):
         return v
+    if isinstance(v, (int, np.integer)):
+        return str(v)
     return "–" if v is None or v != v else f"{v:.1f}"
 
 
@@ -111,3 +114,11 @@ def write_doc(doc: Path, text: str) -> None:
     if doc.exists() and READING in doc.read_text():
         kept = doc.read_text().split(READING, 1)[1]
     doc.write_text(text + "\n" + READING + kept if kept else text)
+
+
+def publish(text: str, out: Path, doc: Path | None) -> None:
+    """The tables as ``out/tables.md``, into ``doc`` if given, and on stdout."""
+    (out / "tables.md").write_text(text + "\n")
+    if doc:
+        write_doc(doc, text)
+    print(text)

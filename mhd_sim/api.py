@@ -8,7 +8,7 @@ thin layer over these functions; notebooks use them directly.
 >>> ms.load("straggler", set={"network.bandwidth": -1})
 Traceback (most recent call last):
 ...
-mhd_sim.api.MhdSimError: network.bandwidth: must be > 0, got -1
+mhd_sim.api.MhdSimError: network.bandwidth: must be >= 1, got -1
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ def test_paper_claims_grid_writes_table_and_figures(tmp_path):
     results = pd.read_csv(tmp_path / "results.csv")
     assert len(results) == 6
     mixed_gossip = results[(results.population == "mixed") & (results.algorithm == "gossip")]
-    assert mixed_gossip.status.iloc[0].startswith("error: algorithm gossip averages weights")
+    assert mixed_gossip.status.iloc[0].startswith("error: algorithm.name: gossip averages weights")
     assert (results.drop(mixed_gossip.index).status == "done").all()
     mhd = results[(results.algorithm == "mhd H=1") & (results.population == "homogeneous")].iloc[0]
     assert mhd.mb_sent > 0 and 0 <= mhd.best_aux_shared <= 1 and mhd.best_aux_head == 1
@@ -59,7 +59,7 @@ def test_bytes_to_reach_reads_the_first_crossing(tmp_path):
 
 
 def test_paper_figures_tables_put_the_posters_numbers_beside_ours(tmp_path, monkeypatch):
-    from analysis import paper_figures
+    from analysis import paper_figures, tables
 
     # a smaller recovery sweep: a setting of its own and one sharing the headline's runs
     monkeypatch.setattr(
@@ -86,7 +86,7 @@ def test_paper_figures_tables_put_the_posters_numbers_beside_ours(tmp_path, monk
     stamp = summary.stat().st_mtime_ns
     doc = tmp_path / "docs" / "paper_figures.md"
     doc.parent.mkdir()
-    doc.write_text("old tables\n" + paper_figures.READING + "\nour reading\n")
+    doc.write_text("old tables\n" + tables.READING + "\nour reading\n")
     # resumes (nothing rerun) and adds the recovery sweep; the doc keeps its reading
     assert paper_figures.main([*out, *tiny, "--recovery", "--doc", str(doc)]) == 0
     assert summary.stat().st_mtime_ns == stamp
@@ -129,4 +129,5 @@ def test_failures_tables_diagnostics_and_families(tmp_path, monkeypatch):
     text = (tmp_path / "runs" / "tables.md").read_text()
     assert "| digits, MLP, ring |" in text and "| MNIST-1D, MLP + CNN, complete |" in text
     assert "teacher right, last" in text and "right when chosen" in text
-    assert (tmp_path / "images" / "digits_teachers.png").stat().st_size
+    for image in ("digits_teachers", "mixed_families", "teachers_predict"):
+        assert (tmp_path / "images" / f"{image}.png").stat().st_size

@@ -58,7 +58,7 @@ def test_out_none_makes_a_temporary_run_directory():
 def test_bad_input_raises_one_exception_with_the_command_lines_message(tmp_path):
     with pytest.raises(ms.MhdSimError) as e:
         ms.load("straggler", set={"network.bandwidth": -3})
-    assert str(e.value) == "network.bandwidth: must be > 0, got -3" and e.value.code == 2
+    assert str(e.value) == "network.bandwidth: must be >= 1, got -3" and e.value.code == 2
     result = CliRunner().invoke(app, ["validate", "straggler", "--set", "network.bandwidth=-3"])
     assert result.exit_code == 2 and str(e.value) in result.output
     with pytest.raises(ms.MhdSimError, match="no such scenario file"):

@@ -17,17 +17,21 @@ def test_defaults_fill_every_section():
     assert sc.algorithm.name == "mhd" and sc.network.topology.kind == "ring"
     assert sc.resolved()["data"]["dataset"] == {
         "kind": "mnist1d",
-        "samples": 12000,
+        "classes": 10,
+        "samples": None,  # 1,200 per class
+        "template_seed": 0,
         "test_fraction": 0.2,
     }
 
 
 def test_bound_violation_names_field_and_value():
-    assert problems({"network": {"bandwidth": -3}}) == ["network.bandwidth: must be > 0, got -3"]
+    assert problems({"network": {"bandwidth": -3}}) == ["network.bandwidth: must be >= 1, got -3"]
 
 
 def test_unknown_key_is_named():
-    assert problems({"network": {"bandwith": 1e6}}) == ["network.bandwith: unknown key"]
+    assert problems({"network": {"bandwith": 1e6}}) == [
+        "network.bandwith: unknown key; did you mean bandwidth?"
+    ]
 
 
 def test_wrong_type_is_named():
@@ -98,7 +102,7 @@ def test_load_reports_bad_yaml_with_line(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--set", "network.bandwidth=-3"], "network.bandwidth: must be > 0, got -3"),
+        (["--set", "network.bandwidth=-3"], "network.bandwidth: must be >= 1, got -3"),
         (["--set", "algorithm.name=fedprox"], "unknown algorithm 'fedprox'"),
         (["--set", "nonsense"], "expected KEY=VALUE"),
         (
@@ -134,7 +138,9 @@ def test_each_algorithm_has_its_own_settings():
     )
     with pytest.raises(ScenarioError, match="^algorithm.heads is an mhd setting; this run's "):
         validate({"algorithm": {"name": "gossip", "heads": 3}})
-    with pytest.raises(ScenarioError, match="^algorithm.hedas: unknown key$"):
+    with pytest.raises(
+        ScenarioError, match="^algorithm.hedas: unknown key; did you mean heads\\?$"
+    ):
         validate({"algorithm": {"hedas": 3}})
 
 
@@ -205,3 +211,14 @@ def test_every_scenario_example_in_the_docs_loads():
     assert len(examples) >= 2
     for page, raw in examples:
         assert validate(raw).name == raw["name"], page
+
+
+def test_validate_prints_yaml_that_fits_80_columns_and_reads_back():
+    """What ``validate`` prints can be pasted as a scenario file: lines within the terminal,
+    comments unbroken, the same settings when read back."""
+    result = CliRunner().invoke(app, ["validate", "paper_regime", "--no-labels"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(ln) for ln in lines if not ln.startswith("#")) <= 80
+    again = validate(yaml.safe_load(result.output))
+    assert again.resolved() == load("paper_regime").resolved()

@@ -47,21 +47,18 @@ def test_grid_points_are_named_by_their_settings_and_validated_up_front(tmp_path
 
 
 def test_sweep_runs_every_point_reports_failures_and_resumes(tmp_path, tiny):
-    tiny["agents"]["groups"].append(
-        {"name": "mlp32", "agents": [1], "model": {"kind": "mlp", "hidden": [32]}}
-    )
     f = scenario_file(tmp_path, tiny)
     out = tmp_path / "sw"
-    args = [f, "--grid", "algorithm.name=mhd,gossip", "--seeds", "2", "--jobs", "2", "--out", out]
+    args = [f, "--grid", "training.lr=0.05,1e6", "--seeds", "2", "--jobs", "2", "--out", out]
     result = invoke(*args)
-    assert result.exit_code == 1, result.output  # gossip cannot mix architectures: both seeds fail
-    assert "2 of 4 points failed" in result.output and "averages weights" in result.output
+    assert result.exit_code == 1, result.output  # lr 1e6 diverges: both seeds fail as they run
+    assert "2 of 4 points failed" in result.output and "non-finite" in result.output
     index = pd.read_csv(out / "sweep.csv")
     assert list(index.point) == [
-        "name=mhd_seed=0",
-        "name=mhd_seed=1",
-        "name=gossip_seed=0",
-        "name=gossip_seed=1",
+        "lr=0.05_seed=0",
+        "lr=0.05_seed=1",
+        "lr=1e6_seed=0",
+        "lr=1e6_seed=1",
     ]
     assert list(index.status) == ["done", "done", "failed", "failed"]
     for _, row in index[
@@ -73,15 +70,17 @@ def test_sweep_runs_every_point_reports_failures_and_resumes(tmp_path, tiny):
     assert index.bytes_sent[0] != index.bytes_sent[1]  # the seeds differ
 
     # resume: an interrupted point reruns, finished points are kept, failed ones are tried again
-    kept = out / "runs" / "name=mhd_seed=0" / "summary.json"
+    kept = out / "runs" / "lr=0.05_seed=0" / "summary.json"
     stamp = kept.stat().st_mtime_ns
-    interrupted = out / "runs" / "name=mhd_seed=1" / "summary.json"
-    interrupted.write_text(json.dumps({**json.loads(interrupted.read_text()), "interrupted": True}))
+    interrupted = out / "runs" / "lr=0.05_seed=1" / "status.json"  # as Ctrl-C leaves it
+    interrupted.write_text(
+        json.dumps({**json.loads(interrupted.read_text()), "state": "interrupted"})
+    )
     result = invoke(*args)
     assert result.exit_code == 1
-    assert "4 points: 1 run, 1 kept from before, 2 failed" in result.output
+    assert "4 points: 1 run, 1 kept from before, 2 failed" in result.output, result.output
     assert kept.stat().st_mtime_ns == stamp
-    assert not json.loads(interrupted.read_text())["interrupted"]
+    assert json.loads(interrupted.read_text())["state"] == "done"
 
 
 def test_ray_backend_gives_the_same_runs_as_local(tmp_path, tiny):

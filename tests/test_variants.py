@@ -13,10 +13,11 @@ from typer.testing import CliRunner
 
 from mhd_sim.cli import app
 from mhd_sim.learning.datasets import DATASETS
+from mhd_sim.learning.models import BACKBONES
 from mhd_sim.learning.networks import build
 from mhd_sim.learning.partitions import PARTITIONS
 from mhd_sim.learning.population import build_learners
-from mhd_sim.scenario import validate
+from mhd_sim.scenario import ScenarioError, validate
 
 
 def write_cifar(root, kind="cifar10", n=40, corrupt=None):
@@ -141,7 +142,7 @@ def test_validate_prints_the_label_histogram_per_agent(tmp_path, tiny):
     "kind,shape", [("cnn2d", (1, 8, 8)), ("cnn2d", (3, 32, 32)), ("resnet", (3, 32, 32))]
 )
 def test_image_models(kind, shape):
-    spec = validate({"agents": {"model": {"kind": kind}}}).agents.model
+    spec = BACKBONES.params_model(kind)(kind=kind)
     model = build(spec, shape, heads=2, classes=10, generator=torch.Generator().manual_seed(0))
     logits, emb = model(torch.randn(4, *shape))
     assert logits.shape == (2, 4, 10) and emb.shape == (4, model.head.in_features)
@@ -149,17 +150,13 @@ def test_image_models(kind, shape):
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters()))
 
 
-def test_image_models_refuse_flat_inputs(tiny):
+def test_image_models_refuse_flat_inputs(tmp_path, tiny):
     tiny["agents"]["model"] = {"kind": "resnet"}
-    sc = validate(tiny)
-    with pytest.raises(ValueError, match="2-D models need image inputs"):
-        build_learners(
-            sc.data,
-            [a.model for a in sc.agents.per_agent(sc.seed)],
-            sc.algorithm,
-            sc.training,
-            sc.seed,
-        )
+    with pytest.raises(ScenarioError, match=r"agents.model.kind: resnet: 2-D models need image"):
+        validate(tiny)
+    result, _ = run(tmp_path, tiny)  # as a user meets it: one line, exit 2
+    assert result.exit_code == 2 and "2-D models need image inputs" in result.output
+    assert "Traceback" not in result.output
 
 
 def run(tmp_path, scenario, name="run"):
@@ -181,7 +178,11 @@ def test_mixed_architectures_run_with_mhd_and_gossip_refuses_them(tmp_path, tiny
     result, _ = run(tmp_path, tiny, "gossip")
     assert result.exit_code == 2
     assert "gossip averages weights, so every agent needs the same model" in result.output
+    assert "cnn1d (channels [4], kernel 5, embedding 64) for agents 2, 3" in result.output
     assert "Traceback" not in result.output
+    (tmp_path / "gossip.yaml").write_text(yaml.safe_dump(tiny))  # validate refuses it too
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "gossip.yaml")])
+    assert result.exit_code == 2 and "averages weights" in result.output
 
 
 def test_gossip_sends_the_weights_and_averages_with_metropolis_weights(tmp_path, tiny):

@@ -240,7 +240,7 @@ def test_edge_list_file(tmp_path, tiny):
         ),
         (
             {"links": [{"links": [[0, 1]], "bandwidth": -1}]},
-            "network.links.0.bandwidth: must be > 0",
+            "network.links.0.bandwidth: must be >= 1",
         ),
         ({"fanout": 0}, "network.fanout: must be >= 1"),
         (
@@ -304,5 +304,5 @@ def test_timing_only_runs_the_same_schedule_without_training(tmp_path, tiny, var
     assert summary["staleness"] == full_summary["staleness"]
     teachers = [x["staleness_as_teacher"] for x in summary["agents"]]
     assert teachers == [x["staleness_as_teacher"] for x in full_summary["agents"]]
-    assert summary["timing_only"] and summary["final"]["mean_shared_acc"] == []
+    assert summary["timing_only"] and "final" not in summary  # no accuracy to report
     assert pd.read_csv(tmp_path / "timing" / "metrics.csv").empty

@@ -144,17 +144,22 @@ def validate(
             budget.check(sc, timing_only)
         except ValueError as e:
             raise _fail(str(e), 2) from None
-    out.print(
-        yaml.safe_dump(sc.resolved(), sort_keys=False, default_flow_style=None),
-        end="",
-        highlight=False,
-    )
+
+    class Dumper(yaml.SafeDumper):  # mappings one key a line, short lists inline: fits 80
+        def represent_list(self, data: list) -> yaml.Node:
+            flat = all(not isinstance(x, (dict, list)) for x in data)
+            return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+    Dumper.add_representer(list, Dumper.represent_list)
+    text = yaml.dump(sc.resolved(), Dumper=Dumper, sort_keys=False, default_flow_style=False)
+    out.print(text, end="", highlight=False, soft_wrap=True, markup=False)
     need = budget.estimate(sc, timing_only)
     out.print(
         f"\n# needs about {budget.human_bytes(need.total)} of memory"
         f"{' (timing only)' if timing_only else ''}, at most about {need.steps:,.0f} local steps; "
         f"this machine has {budget.human_bytes(budget.machine_memory())}",
         highlight=False,
+        soft_wrap=True,  # a comment wrapped would not be one: the output stays valid YAML
     )
     if not labels:
         return
@@ -172,6 +177,7 @@ def validate(
         f"{len(dataset.y_train):,} training samples, {len(parts.public):,} public "
         f"({share:.0%}), {dataset.classes} classes)",
         highlight=False,
+        soft_wrap=True,
     )
     table = Table(box=None, pad_edge=False, show_edge=False)
     table.add_column("agent", justify="right")

@@ -19,9 +19,8 @@ from .networks import HeadedModel, build
 from .partitions import Split, load
 from .plan import Plan
 from .seam import Population
+from .settings import mixed_models
 from .timing_only import TimingOnly
-
-WEIGHT_AVERAGING = ("gossip", "fedavg")  # algorithms whose messages are weights
 
 
 def check_population(
@@ -31,17 +30,9 @@ def check_population(
     built: list[HeadedModel],
 ) -> None:
     """Errors a population can only show once its models are built."""
-    if algo.name in WEIGHT_AVERAGING and len({repr(m) for m in models}) > 1:
-        kinds = sorted(
-            {
-                f"{m.kind} (agents {', '.join(str(i) for i, x in enumerate(models) if x == m)})"
-                for m in models
-            }
-        )
-        raise ValueError(
-            f"algorithm {algo.name} averages weights, so every agent needs the same model; "
-            f"this population mixes {'; '.join(kinds)}"
-        )
+    problem = mixed_models(algo, models)
+    if problem:
+        raise ValueError(f"algorithm.name: {problem}")
     if getattr(algo, "embedding_weight", 0) > 0:
         dims = sorted({m.head.in_features for m in built})
         if len(dims) > 1:

@@ -139,3 +139,21 @@ def batched_unsupported(algo: AlgorithmSettings, training: pydantic.BaseModel) -
     if getattr(algo, "embedding_weight", 0) > 0:
         out.append("algorithm.embedding_weight > 0")
     return out
+
+
+def mixed_models(algo: AlgorithmSettings, models: list[pydantic.BaseModel]) -> str | None:
+    """Why ``models`` (one per agent) cannot run ``algo``: an algorithm whose messages are
+    weights needs one architecture. Checked when the scenario is; None: they can."""
+    if not isinstance(algo, WeightEncoding) or len({repr(m) for m in models}) <= 1:
+        return None
+
+    def name(m: pydantic.BaseModel) -> str:
+        settings = ", ".join(f"{k} {v}" for k, v in m.model_dump().items() if k != "kind")
+        agents = [str(i) for i, x in enumerate(models) if x == m]
+        return f"{m.kind} ({settings}) for agents {', '.join(agents)}"
+
+    kinds = list(dict.fromkeys(name(m) for m in models))
+    return (
+        f"{algo.name} averages weights, so every agent needs the same model; this "
+        f"population has {len(kinds)}: {'; '.join(kinds)}"
+    )

@@ -91,10 +91,15 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
     sent = max(1, heads - 1) if algo.name in ("mhd", "distill") else 0
     out = Estimate()
     models = [sc.agents.model, *(g.model for g in sc.agents.groups if g.model is not None)]
+    where = ["agents.model", *(f"agents.groups.{k}.model" for k, g in enumerate(sc.agents.groups)
+                               if g.model is not None)]  # fmt: skip
     params, acts = 0, 0
     if shape is not None:
-        for spec in models:
-            p, a, embedding = footprint(spec, shape)
+        for spec, at in zip(models, where):
+            try:
+                p, a, embedding = footprint(spec, shape)
+            except ValueError as e:  # a model that cannot read this dataset's inputs
+                raise ValueError(f"{at}.kind: {spec.kind}: {e}") from None
             params = max(params, p + (embedding + 1) * heads * classes)  # and the heads
             acts = max(acts, a)
     batch = sc.training.batch_size + sc.training.public_batch_size

@@ -186,10 +186,11 @@ def validate(raw: Any, force: bool = False) -> Scenario:
 def load(
     path: str | Path, overrides: list[str] = (), seed: int | None = None, force: bool = False
 ) -> Scenario:
-    """Read a scenario file, apply ``--set`` overrides and ``--seed``, and validate."""
+    """Read a scenario file (or a bundled scenario's name), apply ``--set`` overrides and
+    ``--seed``, and validate."""
     from . import bundled
 
-    path = Path(path)
+    path = bundled.resolve(path)  # a bundled scenario's name works wherever a file does
     if not path.is_file():
         guess = did_you_mean(str(path).removesuffix(".yaml"), bundled.names())
         also = "; " + guess.rstrip(", ") if guess else " (mhd-sim scenarios lists the bundled ones)"

@@ -16,7 +16,7 @@ from pydantic import Field
 from ..learning.algorithms import ALGORITHMS
 from ..learning.datasets import DATASETS, known_classes
 from ..learning.partitions import PARTITIONS, check_placement
-from ..learning.settings import batched_unsupported
+from ..learning.settings import batched_unsupported, mixed_models
 from ..seeds import sampler, stream
 from ..world.topology import build as build_topology
 from . import budget
@@ -148,9 +148,12 @@ class Scenario(Strict):
                         f"{where}.{k}: agent {bad[-1]} does not exist (agents are 0..{n - 1})"
                     )
         try:
-            self.agents.per_agent(self.seed)
+            agents = self.agents.per_agent(self.seed)
         except ValueError as e:
             raise ValueError(f"agents.speed: {e}") from None
+        problem = mixed_models(self.algorithm, [a.model for a in agents])
+        if problem:
+            raise ValueError(f"algorithm.name: {problem}")
         missing = batched_unsupported(self.algorithm, self.training)
         if self.engine == "batched" and missing:
             raise ValueError(
