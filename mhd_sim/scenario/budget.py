@@ -90,12 +90,13 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
     heads = getattr(algo, "heads", 1)
     sent = max(1, heads - 1) if algo.name in ("mhd", "distill") else 0
     out = Estimate()
-    models = [sc.agents.model, *(g.model for g in sc.agents.groups if g.model is not None)]
-    where = ["agents.model", *(f"agents.groups.{k}.model" for k, g in enumerate(sc.agents.groups)
-                               if g.model is not None)]  # fmt: skip
+    named = [("agents.model", sc.agents.model)] + [
+        (f"agents.groups.{k}.model", g.model) for k, g in enumerate(sc.agents.groups) if g.model
+    ]
+    models = [spec for _, spec in named]
     params, acts = 0, 0
     if shape is not None:
-        for spec, at in zip(models, where):
+        for at, spec in named:
             try:
                 p, a, embedding = footprint(spec, shape)
             except ValueError as e:  # a model that cannot read this dataset's inputs
