@@ -86,7 +86,7 @@ def load(
             if seed is not None:
                 raw["seed"] = seed
             return validate(raw, force)
-        return load_file(bundled.resolve(scenario), _overrides(set), seed, force)
+        return load_file(scenario, _overrides(set), seed, force)
     except ScenarioError as e:
         raise MhdSimError(e.problems) from None
 

@@ -58,6 +58,6 @@ def _load(scenario: str, overrides: list[str] | None, seed: int | None, force: b
     from ..scenario import ScenarioError, load
 
     try:
-        return load(_scenario_path(scenario), overrides or [], seed, force)
+        return load(scenario, overrides or [], seed, force)
     except ScenarioError as e:
         raise _problems(e) from None

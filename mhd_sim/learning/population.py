@@ -19,20 +19,12 @@ from .networks import HeadedModel, build
 from .partitions import Split, load
 from .plan import Plan
 from .seam import Population
-from .settings import mixed_models
 from .timing_only import TimingOnly
 
 
-def check_population(
-    cls: type[Learner],
-    algo: pydantic.BaseModel,
-    models: list[pydantic.BaseModel],
-    built: list[HeadedModel],
-) -> None:
-    """Errors a population can only show once its models are built."""
-    problem = mixed_models(algo, models)
-    if problem:
-        raise ValueError(f"algorithm.name: {problem}")
+def check_population(algo: pydantic.BaseModel, built: list[HeadedModel]) -> None:
+    """Errors a population can only show once its models are built (the scenario's
+    validation has refused weight averaging over mixed models already)."""
     if getattr(algo, "embedding_weight", 0) > 0:
         dims = sorted({m.head.in_features for m in built})
         if len(dims) > 1:
@@ -98,7 +90,7 @@ def build_learners(
             )  # fmt: skip
             tick(i + 1)
         shards = parts.private
-    check_population(cls, algo, models, built)
+    check_population(algo, built)
     tick, learners = _ticks(progress, "learners", len(built)), []
     for i, (model, own) in enumerate(zip(built, shards)):
         x, y = tensor(dataset.x_train[own]), tensor(dataset.y_train[own])
@@ -156,7 +148,7 @@ def build_timing_only(
                         template.flops, template.plan.embeds)  # fmt: skip
         out.append(TimingOnly(i, template, plan))
         tick(i + 1)
-    check_population(cls, algo, models, [t.model for t in templates.values()])
+    check_population(algo, [t.model for t in templates.values()])
     return out, parts
 
 
