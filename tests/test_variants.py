@@ -79,7 +79,7 @@ def test_cifar_errors_say_what_was_expected_where(tmp_path):
     (tmp_path / "bad" / "data_batch_3").write_bytes(
         pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]})
     )
-    with pytest.raises(ValueError, match=r"shape \(2, 10\), expected \[N, 3072\]"):
+    with pytest.raises(ValueError, match=r"shape \(2, 10\), expected an array \[N, 3072\]"):
         load(np.random.default_rng(0), path=tmp_path / "bad", train_size=None)
     (tmp_path / "bad" / "test_batch").unlink()
     (tmp_path / "bad" / "data_batch_3").write_bytes(

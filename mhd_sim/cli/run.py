@@ -145,13 +145,23 @@ def validate(
         except ValueError as e:
             raise _fail(str(e), 2) from None
 
+    if labels:  # a dataset that cannot be read is the one line printed, before the scenario
+        from ..learning.partitions import load as load_data
+
+        try:
+            dataset, parts = load_data(sc.data, sc.agents.count, sc.seed)
+        except ValueError as e:
+            raise _fail(str(e), 2) from None
+
     class Dumper(yaml.SafeDumper):  # mappings one key a line, short lists inline: fits 80
         def represent_list(self, data: list) -> yaml.Node:
             flat = all(not isinstance(x, (dict, list)) for x in data)
             return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
 
     Dumper.add_representer(list, Dumper.represent_list)
-    text = yaml.dump(sc.resolved(), Dumper=Dumper, sort_keys=False, default_flow_style=False)
+    text = yaml.dump(
+        sc.resolved(), Dumper=Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
     out.print(text, end="", highlight=False, soft_wrap=True, markup=False)
     need = budget.estimate(sc, timing_only)
     out.print(
@@ -164,12 +174,7 @@ def validate(
     if not labels:
         return
     from ..learning.partitions import histogram
-    from ..learning.partitions import load as load_data
 
-    try:
-        dataset, parts = load_data(sc.data, sc.agents.count, sc.seed)
-    except ValueError as e:
-        raise _fail(str(e), 2) from None
     counts = histogram(dataset, parts)
     share = len(parts.public) / len(dataset.y_train)
     out.print(

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from ..record.reading import FIGURES, NoRuns, final_figures, needs_summary, summary
 from ..scenario.loading import short_keys
+from ..untrusted import read_yaml
 
 
 def find_runs(paths: list[str | Path]) -> list[Path]:
@@ -49,7 +49,7 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 def settings(run: Path) -> dict[str, Any]:
     """The run's resolved scenario as dotted keys (``network.topology.kind``); lists as JSON."""
     f = run / "scenario.yaml"
-    return _flatten(yaml.safe_load(f.read_text())) if f.is_file() else {}
+    return _flatten(read_yaml(f)) if f.is_file() else {}
 
 
 def grid_values(run: Path) -> dict[str, str]:

@@ -4,8 +4,8 @@ what to download and where to put it."""
 
 from __future__ import annotations
 
+import functools
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,6 +14,7 @@ import numpy as np
 import pydantic
 
 from ..registry import Registry
+from ..untrusted import load_arrays_pickle
 
 DATASETS = Registry("dataset")
 
@@ -52,14 +53,37 @@ def describe(spec: pydantic.BaseModel) -> tuple[int | None, tuple[int, ...] | No
     return _npz_shape(spec.path) if kind == "npz" else (None, None, None)
 
 
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+MAX_LABEL_READ = 1 << 28  # labels read to count classes before the budget (8 bytes each)
+
+
 def _npz_shape(path: Path) -> tuple[int | None, tuple[int, ...] | None, int | None]:
-    """Samples and input shape of an npz's x_train and x_test, read from the array headers."""
+    """Samples, input shape and classes of an npz: shapes from the array headers, classes
+    from the labels (read alone, never the inputs). A malformed file is a ValueError naming
+    the file and the array; None where the file cannot be read at all (the loader says why).
+    """
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None, None, None
+    return _npz_facts(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _npz_facts(path: str, mtime: int, size: int) -> tuple[int, tuple[int, ...], int | None]:
     import zipfile
 
+    shapes, dtypes = {}, {}
     try:
-        shapes = {}
         with zipfile.ZipFile(path) as z:
-            for name in ("x_train", "x_test"):
+            members = set(z.namelist())
+            missing = [k for k in NPZ_ARRAYS if f"{k}.npy" not in members]
+            if missing:
+                raise ValueError(
+                    f"{path}: missing array(s) {', '.join(missing)}; expected "
+                    f"{', '.join(NPZ_ARRAYS)}"
+                )
+            for name in NPZ_ARRAYS:
                 with z.open(f"{name}.npy") as f:
                     major, _ = np.lib.format.read_magic(f)
                     read = (
@@ -67,10 +91,40 @@ def _npz_shape(path: Path) -> tuple[int | None, tuple[int, ...] | None, int | No
                         if major == 1
                         else np.lib.format.read_array_header_2_0
                     )
-                    shapes[name] = read(f)[0]
-        return shapes["x_train"][0] + shapes["x_test"][0], tuple(shapes["x_train"][1:]), None
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None, None, None
+                    shape, _, dtype = read(f)
+                    shapes[name], dtypes[name] = shape, dtype
+    except (OSError, KeyError, zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npz file ({type(e).__name__})") from None
+    except ValueError as e:
+        if str(e).startswith(path):
+            raise
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    for x, y in (("x_train", "y_train"), ("x_test", "y_test")):
+        if len(shapes[y]) != 1 or dtypes[y].kind not in "iu":
+            raise ValueError(
+                f"{path}: {y} has shape {shapes[y]} of {dtypes[y]}, expected one integer "
+                "label per sample"
+            )
+        if len(shapes[x]) < 2 or dtypes[x].kind not in "iuf" or shapes[x][0] != shapes[y][0]:
+            raise ValueError(
+                f"{path}: {x} has shape {shapes[x]} of {dtypes[x]} for {shapes[y][0]:,} "
+                f"labels, expected numbers [{shapes[y][0]:,}, features...]"
+            )
+    if shapes["x_train"][1:] != shapes["x_test"][1:]:
+        raise ValueError(
+            f"{path}: x_train's samples are {shapes['x_train'][1:]}, x_test's "
+            f"{shapes['x_test'][1:]}: they must be alike"
+        )
+    samples = shapes["x_train"][0] + shapes["x_test"][0]
+    classes = None
+    if samples <= MAX_LABEL_READ:  # larger: the data alone is over any budget
+        with np.load(path) as f:
+            low = min(f["y_train"].min(initial=0), f["y_test"].min(initial=0))
+            high = max(f["y_train"].max(initial=0), f["y_test"].max(initial=0))
+        if low < 0:
+            raise ValueError(f"{path}: labels go down to {low}, expected 0..C-1")
+        classes = int(high) + 1
+    return samples, tuple(shapes["x_train"][1:]), classes
 
 
 def known_classes(spec: pydantic.BaseModel) -> int | None:
@@ -183,44 +237,55 @@ def mnist1d(
 
 @DATASETS.register("npz")
 def npz(rng: np.random.Generator, *, path: ExistingFile) -> Dataset:
-    """Your own arrays: an .npz holding x_train, y_train, x_test, y_test (labels 0..C-1)."""
-    names = ("x_train", "y_train", "x_test", "y_test")
+    """Your own arrays: an .npz holding x_train, y_train, x_test, y_test (labels 0..C-1).
+    Its shapes, label types and label range are checked from the file before it is loaded,
+    and the budget counts its samples, features and classes (``scenario/budget.py``)."""
+    _, _, classes = _npz_shape(path)
     try:
-        with np.load(path) as f:
-            missing = [k for k in names if k not in f.files]
-            arrays = {k: f[k] for k in names if k in f.files}
-    except Exception as e:  # a corrupt or non-npz file
+        with np.load(path) as f:  # object arrays refused: allow_pickle stays False
+            arrays = {k: f[k] for k in NPZ_ARRAYS}
+    except Exception as e:  # a corrupt member
         raise ValueError(f"{path}: not a readable .npz file ({e})") from None
-    if missing:
-        raise ValueError(
-            f"{path}: missing array(s) {', '.join(missing)}; expected {', '.join(names)}"
-        )
     y_tr, y_te = arrays["y_train"].astype(np.int64), arrays["y_test"].astype(np.int64)
-    classes = int(max(y_tr.max(), y_te.max())) + 1
     x_tr = arrays["x_train"].astype(np.float32)
     x_te = arrays["x_test"].astype(np.float32)
     return Dataset(Path(path).stem, x_tr, y_tr, x_te, y_te, classes)
 
 
 def _unpickle(path: Path, what: str, keys: tuple[bytes, ...]) -> dict:
+    """One batch of the official python format: a dict whose ``data`` is [N, 3072] uint8 and
+    whose label list has N integers in [0, 256). Read with a pickle reader that builds only
+    containers and arrays (``untrusted.py``): a crafted batch cannot run code."""
     if not path.is_file():
         raise ValueError(f"{what}: no file '{path}'")
-    try:
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-    except Exception as e:
-        raise ValueError(f"{what}: '{path}' is not a python pickle ({type(e).__name__})") from None
+    batch = load_arrays_pickle(path, what)
     if not isinstance(batch, dict) or any(k not in batch for k in keys):
         raise ValueError(
             f"{what}: '{path}' is not in the official python format "
             f"(a dict with keys {', '.join(k.decode() for k in keys)})"
         )
-    data = np.asarray(batch[b"data"])
-    if data.ndim != 2 or data.shape[1] != 3072 or len(batch[keys[1]]) != len(data):
+    data, labels = batch[keys[0]], batch[keys[1]]
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072:
+        shape = data.shape if isinstance(data, np.ndarray) else type(data).__name__
         raise ValueError(
-            f"{what}: '{path}' holds data of shape {data.shape}, expected [N, 3072] uint8 "
-            f"with one label per row"
+            f"{what}: '{path}' field data has shape {shape}, expected an array [N, 3072] of uint8"
         )
+    field = keys[1].decode()
+    if not isinstance(labels, (list, tuple, np.ndarray)):
+        raise ValueError(
+            f"{what}: '{path}' field {field} is {type(labels).__name__}, expected a list of "
+            f"{len(data):,} integer labels"
+        )
+    try:
+        y = np.asarray(labels)
+    except (ValueError, TypeError, RecursionError):
+        y = np.asarray([None])
+    if y.shape != (len(data),) or y.dtype.kind not in "iu" or (y.size and y.min() < 0):
+        raise ValueError(
+            f"{what}: '{path}' field {field} holds {y.shape[0] if y.ndim else 0:,} values of "
+            f"type {y.dtype}, expected {len(data):,} integer labels >= 0 (one per row of data)"
+        )
+    batch[keys[1]] = y
     return batch
 
 
@@ -248,6 +313,9 @@ def _cifar(
     x_tr = np.concatenate([np.asarray(b[b"data"]) for b in train])
     y_tr = np.concatenate([np.asarray(b[label_key]) for b in train]).astype(np.int64)
     x_te, y_te = np.asarray(test[b"data"]), np.asarray(test[label_key], dtype=np.int64)
+    top = max(y_tr.max(initial=0), y_te.max(initial=0))
+    if top >= classes:
+        raise ValueError(f"{name}: '{path}' has label {top}; {name} has {classes} classes")
     if train_size is not None and train_size < len(y_tr):
         keep = np.sort(rng.choice(len(y_tr), train_size, replace=False))
         x_tr, y_tr = x_tr[keep], y_tr[keep]

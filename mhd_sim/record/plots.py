@@ -10,9 +10,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import yaml
 from matplotlib.axes import Axes
 
+from ..untrusted import read_yaml
 from .population_plots import plot_agents, plot_network, plot_reach, plot_topology
 from .teacher_plots import teacher_figure
 
@@ -78,7 +78,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
     name = summary["name"] if summary else run_dir.name
     resolved = run_dir / "scenario.yaml"
-    scenario = yaml.safe_load(resolved.read_text()) if resolved.is_file() else {}
+    scenario = read_yaml(resolved) if resolved.is_file() else {}
     queue = scenario.get("network", {}).get("queue", {})
     limit = queue.get("limit") if queue.get("policy") != "unbounded" else None
     out = [plot_agents(run_dir, summary)] if summary else []
@@ -120,7 +120,7 @@ def accuracy_figure(
         return None
     if scenario is None:
         resolved = run_dir / "scenario.yaml"
-        scenario = yaml.safe_load(resolved.read_text()) if resolved.is_file() else {}
+        scenario = read_yaml(resolved) if resolved.is_file() else {}
     schedule = scenario.get("network", {}).get("schedule", [])
     duration = scenario.get("duration", metrics["time"].max())
     stats = per_head(metrics)

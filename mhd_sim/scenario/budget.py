@@ -17,6 +17,8 @@ from typing import Any
 
 from ..learning.datasets import describe
 from ..learning.models import footprint
+from ..untrusted import read_text
+from ..world.topology import EDGE_LIST_BYTES
 
 MAX_EVALUATIONS = 100_000
 MAX_ROUNDS = 1_000_000
@@ -63,8 +65,8 @@ def edges(topology: Any, n: int) -> float:
         return topology.m * n
     if kind == "edges":
         try:
-            return sum(1 for _ in open(topology.path))
-        except OSError:
+            return read_text(topology.path, "edge list", EDGE_LIST_BYTES).count("\n") + 1
+        except ValueError:  # unreadable: building the topology says why, in one line
             return n
     return 2.0 * n  # ring, star, grid, torus: a few per agent
 
@@ -109,6 +111,8 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
         out.memory["caches of peers' predictions"] = 2 * links * public * per_entry
     out.memory["per-agent bookkeeping"] = n * PER_AGENT["timing_only" if timing_only else "full"]
     out.memory["links"] = 600.0 * links  # the graph's dictionaries
+    # label mixes, histograms and per-class accuracies: a few [agents, classes] float64 tables
+    out.memory["per-class tables"] = 8.0 * n * classes * (3 + heads)
     out.memory["data"] = (1 if timing_only else 3) * 4 * (samples or 0) * math.prod(shape or (1,))
     # weights, gradients, optimizer state: one model per agent, or per architecture (timing)
     out.memory["models"] = 16 * (len(models) if timing_only else n) * params

@@ -9,12 +9,14 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import reprlib
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import yaml
 
+from ..untrusted import parse_yaml, read_yaml
 from .schema import TAGS, Scenario, owners
 
 TAGGED = (*TAGS, "name")  # fields that pick a model of a union (an algorithm by its name)
@@ -28,11 +30,13 @@ class ScenarioError(ValueError):
         self.problems = problems
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(item: str, text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return parse_yaml(text, f"--set {item[:60]!r}")
     except yaml.YAMLError:
         return text
+    except ValueError as e:  # nested too deep, or aliases that multiply it
+        raise ScenarioError([str(e)]) from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -52,7 +56,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise ScenarioError(
                 [f"--set {item!r}: expected KEY=VALUE, for example network.loss=0.1"]
             )
-        pairs.append((key.strip().split("."), _parse_value(value)))
+        pairs.append((key.strip().split("."), _parse_value(item, value)))
     pairs.sort(key=lambda kv: kv[0][-1] not in TAGS)
     for path, value in pairs:
         node: Any = raw
@@ -156,8 +160,20 @@ def _describe(err: dict[str, Any]) -> str:
         else err["msg"][0].lower() + err["msg"][1:]
     )
     if kind not in ("extra_forbidden", "missing"):
-        text += f", got {err['input']!r}"
+        text += f", got {_short(err['input'])}"
     return text
+
+
+def _short(value: Any, width: int = 60) -> str:
+    """``repr(value)`` cut to ``width`` characters: an error line stays one short line.
+
+    >>> _short(list(range(100)), 20)
+    '[0, 1, 2, 3, 4, 5, 6…'
+    """
+    short = reprlib.Repr()  # its keyword arguments are Python 3.12's
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring = 3, 20, 10, width
+    text = short.repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def validate(raw: Any, force: bool = False) -> Scenario:
@@ -196,12 +212,14 @@ def load(
         also = "; " + guess.rstrip(", ") if guess else " (mhd-sim scenarios lists the bundled ones)"
         raise ScenarioError([f"{path}: no such scenario file or bundled scenario{also}"])
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path)
+    except ValueError as e:  # too large, not UTF-8, nested too deep, aliases that multiply
+        raise ScenarioError([str(e)]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise ScenarioError(
-            [f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}"]
+            [f"{path}: not valid YAML{where}: {' '.join(str(getattr(e, 'problem', e)).split())}"]
         ) from None
     raw = raw if raw is not None else {}
     if not isinstance(raw, dict):

@@ -15,6 +15,7 @@ import pydantic
 
 from ..registry import Registry, settings
 from ..seeds import stream
+from ..untrusted import read_text
 
 TOPOLOGIES = Registry("topology")
 Probability = Annotated[float, pydantic.Field(ge=0, le=1)]
@@ -183,6 +184,9 @@ def _edge_file(path: Path) -> Path:
     return Path(path)
 
 
+EDGE_LIST_BYTES = 64 << 20  # about 5 million links: more than any run here can hold
+
+
 @TOPOLOGIES.register("edges")
 def edges(
     n: int, rng: np.random.Generator, *, path: Annotated[Path, pydantic.AfterValidator(_edge_file)]
@@ -193,7 +197,7 @@ def edges(
     """
     g = nx.Graph()
     g.add_nodes_from(range(n))
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for number, line in enumerate(read_text(path, "edge list", EDGE_LIST_BYTES).splitlines(), 1):
         fields = line.split("#")[0].split()
         if not fields:
             continue
