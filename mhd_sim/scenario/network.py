@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import pydantic
 from pydantic import Field
 
+from ..world.queue import DEFAULT_LIMIT, POLICIES
 from ..world.topology import TOPOLOGIES
 from .fields import Agent, Count, Distribution, NonNegative, Rate, Strict, piece
 
@@ -101,10 +102,10 @@ NetworkEvent = Annotated[LinkFailure | Partition | Switch, Field(discriminator="
 class QueueSpec(Strict):
     """The buffer of every uplink (and downlink, where one is set), as a host's socket has."""
 
-    policy: Literal["drop_tail", "replace", "unbounded"] = "drop_tail"
+    policy: Literal[POLICIES] = "drop_tail"
     """drop_tail: a message that does not fit is dropped; replace: a newer message to the same
     receiver takes the place of one still waiting; unbounded: no limit."""
-    limit: Annotated[int, Field(ge=1)] = 212_992
+    limit: Annotated[int, Field(ge=1)] = DEFAULT_LIMIT
     """Bytes a buffer holds, the message being transmitted included (default: Linux's
     net.core.wmem_default, a UDP socket's send buffer). An empty buffer takes any message."""
 

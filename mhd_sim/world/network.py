@@ -39,7 +39,7 @@ import simpy
 
 from ..seeds import stream
 from .links import Links
-from .queue import Message, Queue, Transmission
+from .queue import DEFAULT_LIMIT, Message, Queue, Transmission
 from .traffic import Traffic
 
 __all__ = ["Link", "Message", "Network", "Queueing"]
@@ -58,8 +58,8 @@ class Link:
 class Queueing:
     """The buffer of every uplink and downlink, and the transport."""
 
-    policy: str = "drop_tail"  # drop_tail | replace | unbounded
-    limit: int = 262_144  # bytes
+    policy: str = "drop_tail"  # one of queue.POLICIES
+    limit: int = DEFAULT_LIMIT  # bytes
     reliable: bool = False
     max_retries: int = 6
     min_rto: float = 0.2  # seconds
@@ -123,9 +123,8 @@ class Network:
         else:
             self.log(now, "send", i, j, size, reason="retransmit")
         up = self.uplinks[i]
-        if up.held:
-            if up.held[0].leaves <= now:
-                up.settle(now)
+        if len(up):
+            up.settle(now)
             verdict = up.offer(msg, j, now)
             if verdict.drop is not None:
                 self.refused[i] += 1
@@ -169,9 +168,8 @@ class Network:
         what an uplink accepted, less what is still on it and what its offline sender lost."""
         now, tr = self.env.now, self.traffic
         for i, up in enumerate(self.uplinks):
-            if up.held and up.held[0].leaves <= now:
-                up.settle(now)
-            tr.sent[i] = tr.offered[i] - self.refused[i] - self.abandoned[i] - len(up.held)
+            up.settle(now)
+            tr.sent[i] = tr.offered[i] - self.refused[i] - self.abandoned[i] - len(up)
             tr.bytes_sent[i] = (
                 tr.bytes_offered[i]
                 - self.refused_bytes[i]
@@ -182,7 +180,7 @@ class Network:
     def holding(self, node: int) -> int:
         """Messages on the node's uplink that have not left it yet."""
         self.uplinks[node].settle(self.env.now)
-        return len(self.uplinks[node].held)
+        return len(self.uplinks[node])
 
     def queued_bytes(self) -> list[int]:
         """Bytes on each uplink that have not left it (as of the last ``settle``)."""

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 POLICIES = ("drop_tail", "replace", "unbounded")
+# Linux's net.core.wmem_default, a UDP socket's send buffer: the one default every layer uses
+DEFAULT_LIMIT = 212_992
 
 
 @dataclass(slots=True)
@@ -72,16 +74,22 @@ ACCEPT, FULL = Verdict(None), Verdict("queue_full")
 class Queue:
     """A FIFO buffer of transmissions with a drop policy (see the module docstring)."""
 
-    __slots__ = ("bounded", "replace", "limit", "held", "held_bytes", "free", "waiting")
+    __slots__ = ("policy", "_bounded", "_replace", "limit", "held", "held_bytes", "free", "waiting")
 
-    def __init__(self, policy: str = "drop_tail", limit: int = 212_992) -> None:
-        self.bounded = policy != "unbounded"
-        self.replace = policy == "replace"
-        self.limit = limit
+    def __init__(self, policy: str = "drop_tail", limit: int = DEFAULT_LIMIT) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown queue policy {policy!r}; choose from {', '.join(POLICIES)}")
+        self.policy, self.limit = policy, limit
+        # the policy's two questions, answered once: offer() runs for every message
+        self._bounded, self._replace = policy != "unbounded", policy == "replace"
         self.held: deque[Transmission] = deque()  # accepted, not left yet, in order
         self.held_bytes = 0
         self.free = 0.0  # when the last accepted message leaves
         self.waiting: dict[int, Transmission] = {}  # replace: the latest message per peer
+
+    def __len__(self) -> int:
+        """Messages accepted that have not left yet (as of the last ``settle``)."""
+        return len(self.held)
 
     def settle(self, now: float) -> None:
         """Take the messages that have left by ``now`` off the queue."""
@@ -93,9 +101,9 @@ class Queue:
         """The policy's verdict on ``msg`` (after ``settle(now)``): ``ACCEPT`` (then
         ``enqueue`` it), ``FULL``, or ``superseded``: ``msg`` has taken the slot of the older
         message to ``peer`` that is still waiting, and that one is to be dropped."""
-        if not self.held or not self.bounded:
+        if not self.held or not self._bounded:
             return ACCEPT
-        if self.replace:
+        if self._replace:
             t = self.waiting.get(peer)
             if t is not None and t.starts > now and t.msg.size == msg.size:
                 old, t.msg = t.msg, msg
@@ -111,7 +119,7 @@ class Queue:
         self.free = t.leaves
         self.held.append(t)
         self.held_bytes += msg.size
-        if self.replace:
+        if self._replace:
             self.waiting[peer] = t
         return t
 
