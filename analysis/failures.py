@@ -30,7 +30,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from mhd_sim.api import build_simulation  # noqa: E402
-from mhd_sim.learning.teachers import confidence  # noqa: E402
+from mhd_sim.learning.distillation.teachers import confidence  # noqa: E402
 from mhd_sim.record.run_directory import RunDirectory  # noqa: E402
 from mhd_sim.scenario import load  # noqa: E402
 

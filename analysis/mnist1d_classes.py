@@ -23,9 +23,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from mhd_sim.learning.datasets import DATASETS  # noqa: E402
-from mhd_sim.learning.mnist1d_classes import templates  # noqa: E402
-from mhd_sim.learning.networks import build  # noqa: E402
+from mhd_sim.learning.data.datasets import DATASETS  # noqa: E402
+from mhd_sim.learning.data.mnist1d_classes import templates  # noqa: E402
+from mhd_sim.learning.models.headed import build  # noqa: E402
 from mhd_sim.scenario import validate  # noqa: E402
 from mhd_sim.seeds import stream, torch_generator  # noqa: E402
 
@@ -112,7 +112,7 @@ package's ten digit templates, then N − 10 more drawn from `template_seed` as 
 12-point curves, whitened as the package whitens its own, and every class through the
 package's own transforms (padding, dilation, scaling, translation, correlated and iid
 noise, shear). With `classes: 10` the data is exactly the package's. The code is
-`mhd_sim/learning/mnist1d_classes.py`.
+`mhd_sim/learning/data/mnist1d_classes.py`.
 
 ![the ten digits and twenty new classes](images/mnist1d/templates.png)
 

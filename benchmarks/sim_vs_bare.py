@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from mhd_sim.api import build_simulation
-from mhd_sim.learning.population import build_learners
+from mhd_sim.learning.engines.population import build_learners
 from mhd_sim.record.run_directory import RunDirectory
 from mhd_sim.scenario import validate
 

@@ -344,7 +344,7 @@ def build_simulation(
     """A scenario's ``Simulation`` (world/) of its population (learning/), recording into
     ``record`` (a ``RunDirectory``), not started: what ``simulate`` runs, for scripts that
     look inside a run. ``progress(what, done, total)`` hears how set-up goes."""
-    from .learning.population import population
+    from .learning.engines.population import population
     from .world.simulation import Simulation
 
     return Simulation(sc, record, population(sc, timing_only, progress))

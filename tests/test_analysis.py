@@ -1,5 +1,7 @@
 """analysis/paper_claims.py on a tiny grid: every point runs, the table and figures come out."""
 
+import json
+
 import pandas as pd
 
 from analysis import paper_claims
@@ -29,6 +31,9 @@ def test_paper_claims_grid_writes_table_and_figures(tmp_path):
     assert mixed_gossip.status.iloc[0].startswith("error: algorithm.name: gossip averages weights")
     assert (results.drop(mixed_gossip.index).status == "done").all()
     mhd = results[(results.algorithm == "mhd H=1") & (results.population == "homogeneous")].iloc[0]
+    (run,) = (tmp_path / "runs").glob("homogeneous-skew0.9-mhd*")
+    sent = json.loads((run / "summary.json").read_text())["bytes_sent"]
+    assert mhd.mb_sent == sent / 1e6  # the run's own bytes, in MB
     assert mhd.mb_sent > 0 and 0 <= mhd.best_aux_shared <= 1 and mhd.best_aux_head == 1
     table = (tmp_path / "table.md").read_text()
     assert "| mhd H=1 |" in table and "Bytes to reach a shared accuracy" in table

@@ -119,7 +119,11 @@ def test_a_notebook_runs_headless_through_nbconvert(tmp_path):
                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     executed = json.loads((tmp_path / notebook.name).read_text())
-    assert any(c.get("outputs") for c in executed["cells"] if c["cell_type"] == "code")
+    outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    gifs = [o for o in outputs if "image/gif" in o.get("data", {})]
+    assert len(images) >= 2 and len(gifs) == 1  # plots inline, one animation
 
 
 def test_figures_are_scaled_to_what_happened(tmp_path, tiny):

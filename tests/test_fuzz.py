@@ -104,6 +104,7 @@ def check_validate(base, sets):
     if result.exit_code == 2:
         errors = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
         assert errors and "Traceback" not in result.output, (base, sets, result.output)
+        assert all(len(ln) <= 200 for ln in errors), (base, sets, result.output)
     return result.exit_code
 
 
@@ -121,7 +122,8 @@ def check_run(base, sets, tmp_path):
     assert proc.returncode in (0, 1, 2), (base, sets, proc.stderr)
     assert "Traceback" not in proc.stderr, (base, sets, proc.stderr)
     if proc.returncode:
-        assert [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")], proc.stderr
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert errors and all(len(ln) <= 200 for ln in errors), proc.stderr
 
 
 @pytest.mark.parametrize("base, sets", cases(60, seed=1))

@@ -3,11 +3,11 @@ import pytest
 import torch
 from conftest import algorithm
 
-from mhd_sim.learning import messages
-from mhd_sim.learning.datasets import DATASETS
-from mhd_sim.learning.partitions import label_skew, primary_classes
-from mhd_sim.learning.population import build_learners
-from mhd_sim.learning.teachers import aggregate, sharpen
+from mhd_sim.learning.data.datasets import DATASETS
+from mhd_sim.learning.data.partitions import label_skew, primary_classes
+from mhd_sim.learning.distillation import messages
+from mhd_sim.learning.distillation.teachers import aggregate, sharpen
+from mhd_sim.learning.engines.population import build_learners
 from mhd_sim.scenario import validate
 
 
@@ -279,7 +279,7 @@ def test_digits_and_synthetic_load_offline():
     "kind, shape", [("mlp", (40,)), ("cnn1d", (40,)), ("cnn1d", (1, 8, 8)), ("cnn1d", (2, 16))]
 )
 def test_models_give_logits_per_head_and_count_flops(kind, shape):
-    from mhd_sim.learning.networks import build, forward_flops, step_flops
+    from mhd_sim.learning.models.headed import build, forward_flops, step_flops
 
     spec = validate({"agents": {"model": {"kind": kind}}}).agents.model
     model = build(spec, shape, heads=3, classes=10, generator=torch.Generator().manual_seed(0))
@@ -290,7 +290,7 @@ def test_models_give_logits_per_head_and_count_flops(kind, shape):
 
 
 def test_weight_init_is_seeded_per_generator():
-    from mhd_sim.learning.networks import build
+    from mhd_sim.learning.models.headed import build
 
     spec = validate({}).agents.model
 

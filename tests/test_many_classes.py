@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from mhd_sim.cli import app
-from mhd_sim.learning.datasets import DATASETS
-from mhd_sim.learning.mnist1d_classes import generate, templates
-from mhd_sim.learning.partitions import label_skew, placed_classes
+from mhd_sim.learning.data.datasets import DATASETS
+from mhd_sim.learning.data.mnist1d_classes import generate, templates
+from mhd_sim.learning.data.partitions import label_skew, placed_classes
 from mhd_sim.scenario import ScenarioError, validate
 
 

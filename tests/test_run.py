@@ -6,7 +6,7 @@ import yaml
 from typer.testing import CliRunner
 
 from mhd_sim.cli import app
-from mhd_sim.learning import messages
+from mhd_sim.learning.distillation import messages
 from mhd_sim.record.run_directory import EVENT_COLUMNS, METRIC_COLUMNS
 
 

@@ -12,11 +12,11 @@ from conftest import algorithm
 from typer.testing import CliRunner
 
 from mhd_sim.cli import app
-from mhd_sim.learning.datasets import DATASETS
-from mhd_sim.learning.models import BACKBONES
-from mhd_sim.learning.networks import build
-from mhd_sim.learning.partitions import PARTITIONS
-from mhd_sim.learning.population import build_learners
+from mhd_sim.learning.data.datasets import DATASETS
+from mhd_sim.learning.data.partitions import PARTITIONS
+from mhd_sim.learning.engines.population import build_learners
+from mhd_sim.learning.models.backbones import BACKBONES
+from mhd_sim.learning.models.headed import build
 from mhd_sim.scenario import ScenarioError, validate
 
 
@@ -195,7 +195,7 @@ def test_gossip_sends_the_weights_and_averages_with_metropolis_weights(tmp_path,
         sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed
     )
     params = sum(p.numel() for p in learners[0].model.parameters())
-    from mhd_sim.learning import messages
+    from mhd_sim.learning.distillation import messages
 
     sends = pd.read_csv(out / "events.csv").query("event == 'send'")
     assert len(sends) > 0 and (sends.bytes == messages.weights_size(params, "float16")).all()
@@ -229,7 +229,7 @@ def test_embedding_distillation_sends_embeddings_and_needs_one_size(tmp_path, ti
     tiny["algorithm"]["embedding_weight"] = 0.5
     result, out = run(tmp_path, tiny)
     assert result.exit_code == 0, result.output
-    from mhd_sim.learning import messages
+    from mhd_sim.learning.distillation import messages
 
     sends = pd.read_csv(out / "events.csv").query("event == 'send'")
     assert (
@@ -259,7 +259,7 @@ def test_topk_encoding_runs_end_to_end_with_exact_bytes(tmp_path, tiny):
     tiny["algorithm"].update(encoding="topk", topk=2)
     result, out = run(tmp_path, tiny)
     assert result.exit_code == 0, result.output
-    from mhd_sim.learning import messages
+    from mhd_sim.learning.distillation import messages
 
     sends = pd.read_csv(out / "events.csv").query("event == 'send'")
     assert (sends.bytes == messages.encoded_size(32, 2, 4, "topk", k=2, confidence=True)).all()

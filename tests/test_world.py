@@ -195,7 +195,19 @@ def test_topologies_are_seeded(kind, settings, edges):
     assert nx.utils.graphs_equal(a, build_topology(sc.network.topology, 12, 0))
 
 
-def test_every_topology_is_registered_and_validates():
+def test_every_topology_is_registered_and_validates(tmp_path, tiny):
+    """Each registered kind validates with its defaults and gives a graph over every agent."""
+    edges = tmp_path / "g.edges"
+    edges.write_text("0 1\n1 2\n2 3\n")
+    tiny["agents"]["count"] = 12
+    for kind in TOPOLOGIES.names():
+        tiny["network"]["topology"] = {
+            "kind": kind,
+            **({"path": str(edges)} if kind == "edges" else {}),
+        }
+        sc = validate(tiny)
+        graph = build_topology(sc.network.topology, 12, sc.seed)
+        assert sorted(graph.nodes) == list(range(12)) and graph.number_of_edges() >= 3, kind
     assert set(TOPOLOGIES.names()) >= {
         "complete",
         "ring",

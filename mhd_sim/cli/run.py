@@ -146,7 +146,7 @@ def validate(
             raise _fail(str(e), 2) from None
 
     if labels:  # a dataset that cannot be read is the one line printed, before the scenario
-        from ..learning.partitions import load as load_data
+        from ..learning.data.partitions import load as load_data
 
         try:
             dataset, parts = load_data(sc.data, sc.agents.count, sc.seed)
@@ -173,7 +173,7 @@ def validate(
     )
     if not labels:
         return
-    from ..learning.partitions import histogram
+    from ..learning.data.partitions import histogram
 
     counts = histogram(dataset, parts)
     share = len(parts.public) / len(dataset.y_train)

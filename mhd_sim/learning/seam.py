@@ -1,20 +1,26 @@
 """The seam between the world and learning: the only types the world sees.
 
-The world drives each agent's learner through six calls (see ``Learner``): ``begin_step``
-(read a private batch and the teacher cache, return a :class:`Step` with its FLOPs),
-``end_step`` (the gradient update), ``message_flops`` and ``make_message`` (what goes to
-peers; its ``len`` is its size on the wire), ``absorb`` (a peer's message) and
-``evaluate``. A learner also says whether it ``sends``, every how many steps
-(``share_every``), and, for a round-based algorithm, its :class:`Rounds`. The world turns
-FLOPs into time and bytes into transmissions; nothing here knows about time except the
-timestamps messages carry.
+The world drives each agent through :class:`AgentLearner`, a protocol of ten members that
+every algorithm's learner, the batched engine's proxies and the timing-only stand-ins
+implement: ``begin_step`` (read a private batch and the teacher cache, return a
+:class:`Step` with its FLOPs), ``end_step`` (the gradient update), ``message_flops`` and
+``make_message`` (what goes to peers; its ``len`` is its size on the wire), ``absorb`` (a
+peer's message), ``evaluate``, ``teacher_rows`` and ``teacher_ages`` (diagnostics), and
+the attributes ``sends``, ``share_every`` and ``neighbour_count`` (set by the world). A
+round-based algorithm also has its :class:`Rounds` in the :class:`Population`. The world
+turns FLOPs into time and bytes into transmissions; nothing here knows about time except
+the timestamps messages carry.
+
+What an algorithm can do (the engines it runs on, what its messages carry) is declared once,
+in its settings model, as :class:`Capabilities`: validation, the memory estimate and the
+engines read it there, never guess it from attributes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -39,6 +45,36 @@ class NonFiniteLoss(ArithmeticError):
             f"t={self.start:.2f} s (diverged: try a lower training.lr or "
             "training.clip_grad_norm)"
         )
+
+
+ENGINES = ("per_agent", "batched", "timing_only")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an algorithm declares of itself, in one place (its settings model).
+
+    ``engines``: where it runs (``per_agent`` always; ``batched``: the batched engine maps
+    its step over stacked parameters; ``timing_only``: a stand-in reproduces its schedule).
+    ``messages``: what travels between agents: nothing, ``predictions`` on public samples
+    (a distillation :class:`~.distillation.plan.Plan` keeps their schedule, and every link
+    fills a cache of them, which the memory estimate counts) or ``weights``.
+    ``shares_model``: every agent trains one shared model (the centralized reference).
+    """
+
+    engines: tuple[str, ...] = ("per_agent", "timing_only")
+    messages: Literal["nothing", "predictions", "weights"] = "nothing"
+    shares_model: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = set(self.engines) - set(ENGINES)
+        if unknown or "per_agent" not in self.engines:
+            raise ValueError(f"engines {self.engines}: per_agent and any of {ENGINES}")
+
+    @property
+    def distills(self) -> bool:
+        """Its agents learn from peers' predictions (and keep a Plan of them)."""
+        return self.messages == "predictions"
 
 
 @dataclass(slots=True)
@@ -77,11 +113,36 @@ class Rounds:
     combine: Callable[[list[Any], int, float], Any]
 
 
+@runtime_checkable
+class AgentLearner(Protocol):
+    """Everything the world calls on an agent's learner (the module docstring says when)."""
+
+    sends: bool  # it makes messages for peers (or a round's server)
+    share_every: int | None  # local steps between messages (None: it sends none to peers)
+    neighbour_count: Callable[[], int]  # set by the world: its current number of neighbours
+
+    def begin_step(self, now: float) -> Step: ...
+
+    def end_step(self, step: Step) -> None: ...
+
+    def message_flops(self) -> float: ...
+
+    def make_message(self, now: float) -> Any: ...
+
+    def absorb(self, payload: Any, now: float) -> None: ...
+
+    def evaluate(self) -> Evaluation: ...
+
+    def teacher_rows(self, now: float) -> list[tuple]: ...
+
+    def teacher_ages(self) -> dict[int, tuple[float, int]]: ...
+
+
 @dataclass
 class Population:
     """Every agent's learner, and what the world needs to know of the population as a whole."""
 
-    learners: list[Any]
+    learners: list[AgentLearner]
     # [agents, classes]: each agent's private label mix, for accuracy on others' data (reach);
     # None in a timing-only run
     label_dist: np.ndarray | None = None

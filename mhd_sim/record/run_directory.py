@@ -48,7 +48,7 @@ NETWORK_COLUMNS = (
     "bytes_sent",
 )
 REACH_COLUMNS = ("time", "agent", "head", "hops", "acc")
-TEACHER_COLUMNS = (  # learning/diagnostics.py says what each means
+TEACHER_COLUMNS = (  # learning/distillation/diagnostics.py says what each means
     "time",
     "agent",
     "head",

@@ -1,5 +1,6 @@
 """``plots/teachers.png``: how often the teachers each head learned from were right, and whose
-they were, over simulated time (from ``teachers.csv``; see ``learning/diagnostics.py``)."""
+they were, over simulated time (from ``teachers.csv``; see
+``learning/distillation/diagnostics.py``)."""
 
 from __future__ import annotations
 

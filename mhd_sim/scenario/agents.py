@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import Field
 
-from ..learning.models import BACKBONES
+from ..learning.models.backbones import BACKBONES
 from ..seeds import sampler, stream
 from .fields import Agent, Count, Distribution, NonNegative, Positive, Rate, Sigma, Strict, piece
 

@@ -15,8 +15,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..learning.datasets import describe
-from ..learning.models import footprint
+from ..learning.data.datasets import describe
+from ..learning.models.backbones import footprint
 from ..untrusted import read_text
 from ..world.topology import EDGE_LIST_BYTES
 
@@ -89,8 +89,7 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
     classes = classes or 10
     public = (samples or 10_000) * 0.8 * data.public_fraction
     links = max([edges(net.topology, n), *(edges(e.topology, n) for e in _switches(net))])
-    heads = getattr(algo, "heads", 1)
-    sent = max(1, heads - 1) if algo.name in ("mhd", "distill") else 0
+    heads, sent = algo.model_heads(), algo.cached_heads()
     out = Estimate()
     named = [("agents.model", sc.agents.model)] + [
         (f"agents.groups.{k}.model", g.model) for k, g in enumerate(sc.agents.groups) if g.model
@@ -107,7 +106,7 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
             acts = max(acts, a)
     batch = sc.training.batch_size + sc.training.public_batch_size
     if sent:  # a slot per neighbour: a time per sample, and (full) predictions and confidences
-        per_entry = 8 if timing_only else 8 + sent * (classes * _value_bytes(algo) + 4)
+        per_entry = 8 if timing_only else 8 + sent * (classes * algo.value_bytes() + 4)
         out.memory["caches of peers' predictions"] = 2 * links * public * per_entry
     out.memory["per-agent bookkeeping"] = n * PER_AGENT["timing_only" if timing_only else "full"]
     out.memory["links"] = 600.0 * links  # the graph's dictionaries
@@ -121,10 +120,6 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
     flops = 6.0 * batch * max(params, 1)  # a step's FLOPs, from below
     out.steps = n * sc.duration * max(map(_mean, speeds)) / flops
     return out
-
-
-def _value_bytes(algo: Any) -> int:
-    return 2 if getattr(algo, "encoding", "float16") in ("float16", "bfloat16") else 4
 
 
 def _switches(net: Any) -> list[Any]:

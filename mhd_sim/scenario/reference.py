@@ -13,9 +13,9 @@ from typing import Any
 import pydantic
 
 from ..learning.algorithms import ALGORITHMS
-from ..learning.datasets import DATASETS
-from ..learning.models import BACKBONES
-from ..learning.partitions import PARTITIONS
+from ..learning.data.datasets import DATASETS
+from ..learning.data.partitions import PARTITIONS
+from ..learning.models.backbones import BACKBONES
 from ..registry import Registry
 from ..seeds import DISTRIBUTIONS
 from ..world.topology import TOPOLOGIES

@@ -14,9 +14,9 @@ import pydantic_core
 from pydantic import Field
 
 from ..learning.algorithms import ALGORITHMS
-from ..learning.datasets import DATASETS, known_classes
-from ..learning.partitions import PARTITIONS, check_placement
-from ..learning.settings import batched_unsupported, mixed_models
+from ..learning.algorithms.settings import batched_unsupported, mixed_models
+from ..learning.data.datasets import DATASETS, known_classes
+from ..learning.data.partitions import PARTITIONS, check_placement
 from ..seeds import sampler, stream
 from ..world.topology import build as build_topology
 from . import budget

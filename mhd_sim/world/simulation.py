@@ -18,6 +18,7 @@ import simpy
 from ..learning.seam import Population
 from ..record.run_directory import RunDirectory
 from ..seeds import sampler, stream
+from ..wording import id_ranges
 from . import churn as churn_process
 from . import reach
 from .dynamics import network_change
@@ -52,6 +53,13 @@ class Simulation:
             learner.neighbour_count = lambda i=i: len(self.links.neighbors(i))
         self.warnings: list[str] = []
         self._warn_if_disconnected(self.links.graph, net.topology.kind)
+        empty = [i for i, size in enumerate(population.private_samples or []) if size == 0]
+        if empty:  # only a timing-only preview gets here: a full run refuses them at set-up
+            self.warnings.append(
+                f"{len(empty):,} of {n:,} agents have no private samples (agents "
+                f"{id_ranges(empty)}): the preview runs their schedule as if they had one; "
+                "a full run refuses them"
+            )
         self.switches = {
             k: build_topology(e.topology, n, seed, "switch", k)
             for k, e in enumerate(net.schedule)

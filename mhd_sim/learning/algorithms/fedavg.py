@@ -15,9 +15,9 @@ import functools
 import numpy as np
 import torch
 
-from . import messages
+from ..distillation import messages
+from ..seam import Rounds
 from .learner import Learner
-from .seam import Rounds
 from .settings import FedAvgSettings
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..seam import Step
 from .learner import Learner
-from .seam import Step
 from .settings import CentralizedSettings
 
 
@@ -14,7 +14,6 @@ class Centralized(Learner):
     network: the upper reference line. All agents share the model and its optimizer; each
     agent's private accuracy still weights per-class accuracy by its own label mix."""
 
-    shares_model = True
     Settings = CentralizedSettings
 
     def end_step(self, step: Step) -> None:

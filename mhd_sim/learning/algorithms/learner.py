@@ -16,8 +16,8 @@ import pydantic
 import torch
 import torch.nn.functional as F
 
-from .networks import HeadedModel, forward_flops, step_flops
-from .seam import Evaluation, NonFiniteLoss, Rounds, Step
+from ..models.headed import HeadedModel, forward_flops, step_flops
+from ..seam import Evaluation, NonFiniteLoss, Rounds, Step
 from .settings import IsolatedSettings
 
 
@@ -57,10 +57,6 @@ class Learner:
     Settings = IsolatedSettings
     # its current number of neighbours; set by the world
     neighbour_count: Callable[[], int] = staticmethod(lambda: 0)
-
-    @classmethod
-    def heads_for(cls, algo: pydantic.BaseModel) -> int:
-        return 1
 
     def __init__(
         self,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import copy
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from ..learner import Learner, accuracy
+from ...algorithms.learner import Learner, accuracy
+from ...seam import Step
 from . import waves
-from .ops import Group, Op, Proxy
+from .ops import Group, Op, Pending
 
 # Agents per vmapped computation: bounds the activations a wave holds at once (a wave can
 # be ~700 agents). At 1,000 agents, chunks of 128 to all of a wave ran equally fast
@@ -46,7 +48,7 @@ class Engine:
         self.x = torch.cat([lr.x for lr in learners])
         self.y = torch.cat([lr.y for lr in learners])
         self.dist = torch.stack([lr.label_dist for lr in learners])
-        self.mhd = hasattr(first, "plan")  # a distilling learner (mhd, distill)
+        self.mhd = first.algo.capabilities.distills  # learns from predictions (mhd, distill)
         if self.mhd:
             for lr in learners:
                 lr.cache = None  # the engine keeps every agent's predictions in one tensor
@@ -56,10 +58,6 @@ class Engine:
             self.cache = torch.zeros(len(learners), 0, P, S, C, dtype=store, device=self.device)
             # each cached prediction's confidence (max_confidence), as the message carried it
             self.conf = torch.zeros(len(learners), 0, P, S, device=self.device)
-            self.student_heads = list(wiring.sources)
-            self.factors = [
-                wiring.weights[m] * self.algo.temperature**2 for m in self.student_heads
-            ]
         self.groups: dict[int, Group] = {}
         arch: dict[str, list[int]] = {}
         for lr in learners:
@@ -189,3 +187,64 @@ class Engine:
         """Agent i's current parameters (for tests and inspection)."""
         group = self.groups[i]
         return {k: v[group.row[i]] for k, v in group.params.items()}
+
+
+class Proxy:
+    """What the world calls (a :class:`~...seam.AgentLearner`): the schedule part now, the
+    tensor part queued in the engine."""
+
+    def __init__(self, engine: Engine, learner: Learner) -> None:
+        self.engine, self.learner, self.i = engine, learner, learner.agent
+        self.open: Op | None = None
+        self.sends, self.share_every = learner.sends, learner.share_every
+        self.plan = learner.plan if learner.algo.capabilities.distills else None
+
+    @property
+    def neighbour_count(self) -> Callable[[], int]:
+        return self.learner.neighbour_count
+
+    @neighbour_count.setter
+    def neighbour_count(self, count: Callable[[], int]) -> None:
+        self.learner.neighbour_count = count
+
+    def message_flops(self) -> float:
+        return self.learner.message_flops()
+
+    def teacher_rows(self, now: float) -> list[tuple]:
+        return self.learner.teacher_rows(now)
+
+    def teacher_ages(self) -> dict[int, tuple[float, int]]:
+        return self.learner.teacher_ages()
+
+    def begin_step(self, now: float) -> Step:
+        if self.open is not None:  # its previous step was abandoned: the agent went offline
+            self.open.cancelled = True
+        plan = self.plan
+        step = plan.step(now) if plan is not None else self.learner.begin_step(now)
+        self.open = self.engine.queue(Op("train", self.i, step=step))
+        return step
+
+    def end_step(self, step: Step) -> None:
+        self.open.ended, self.open = True, None
+        self.engine.maybe_flush()
+
+    def make_message(self, now: float) -> Pending | None:
+        learner = self.learner
+        if len(learner.wiring.heads_sent) == 0:
+            return None
+        msg = Pending(self.i, now, learner.plan.next_chunk(), learner.message_bytes)
+        self.engine.queue(Op("message", self.i, message=msg))
+        return msg
+
+    def absorb(self, msg: Pending, now: float) -> None:
+        learner, device = self.learner, self.engine.device
+        k, ids, newer = learner.plan.store(
+            msg.sender, msg.ids, msg.produced, learner.wiring.heads_sent
+        )
+        self.engine.ensure_slots(k + 1)
+        ids_t = torch.from_numpy(ids).to(device)
+        newer_t = None if newer is None else torch.from_numpy(newer).to(device)
+        self.engine.queue(Op("absorb", self.i, message=msg, slot=k, ids=ids_t, newer=newer_t))
+
+    def evaluate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.engine.evaluation(self.i)

@@ -20,6 +20,8 @@ into learning.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 # per student head, the running sums since the last evaluation
@@ -65,6 +67,14 @@ class TeacherLog:
             sums[_CONF_WRONG] += float(confidence[wrong].sum())
             sums[_RANKED] += n
 
+    def record_step(self, public: np.ndarray, chosen: list[tuple], row: int | None = None) -> None:
+        """A step's teachers, one :func:`chosen_arrays` tuple per student head; ``row``: this
+        agent's row when the arrays hold a batched wave's agents."""
+        for j, arrays in enumerate(chosen):
+            if row is not None:
+                arrays = tuple(None if a is None else a[row] for a in arrays)
+            self.record(public, j, *arrays)
+
     def rows(self, time: float, agent: int) -> list[tuple]:
         """``teachers.csv`` rows since the last reading (a head with no step: no row)."""
         out = []
@@ -90,6 +100,20 @@ class TeacherLog:
             )
         self.sums[:] = 0
         return out
+
+
+def chosen_arrays(choices: list[Any]) -> list[tuple]:
+    """Teacher choices (``teachers.Choice``) as the numpy arrays the log reads: per student
+    head the teacher's class, which samples had one, whether it was the own head, and its
+    confidence (leading dimensions kept: a batched wave's agents)."""
+
+    def numpy(a: Any) -> np.ndarray | None:  # a tensor, or already numpy (or None)
+        return a if a is None or isinstance(a, np.ndarray) else a.cpu().numpy()
+
+    return [
+        (numpy(c.target.argmax(-1)), numpy(c.ok), numpy(c.own), numpy(c.confidence))
+        for c in choices
+    ]
 
 
 def main_classes(label_dist: np.ndarray) -> np.ndarray:

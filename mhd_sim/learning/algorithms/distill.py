@@ -14,10 +14,6 @@ class Distill(MHD):
     Settings = DistillSettings
 
     @classmethod
-    def heads_for(cls, algo: pydantic.BaseModel) -> int:
-        return 1
-
-    @classmethod
     def head_weights(cls, algo: pydantic.BaseModel, heads: int) -> list[float]:
         w = algo.distill_weight
         return [max(w) if isinstance(w, list) else float(w)]

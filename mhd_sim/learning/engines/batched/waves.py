@@ -4,7 +4,6 @@ cache, steps of many agents as one ``vmap(grad(...))``, their messages as one fo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,14 +11,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
-from .. import messages
-from ..mhd import MHD
-from ..seam import NonFiniteLoss
-from ..teachers import Choice, confidence, reference_teachers
+from ...algorithms.mhd import MHD
+from ...distillation import messages
+from ...distillation.diagnostics import chosen_arrays
+from ...distillation.teachers import Choice, confidence, message_values, reference_teachers
+from ...seam import NonFiniteLoss
+from .ops import EngineState as Engine
 from .ops import Group, Op
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 
 def absorb(engine: Engine, ops: list[Op]) -> None:
@@ -107,16 +105,11 @@ def wave_teachers(
 
 def record(engine: Engine, ops: list[Op], chosen: list[Choice]) -> None:
     """The teacher diagnostics of a wave's steps, in each agent's log (as ``MHD.end_step``)."""
-    for j, c in enumerate(chosen):
-        predicted, ok = c.target.argmax(-1).cpu().numpy(), c.ok.cpu().numpy()
-        own = None if c.own is None else c.own.cpu().numpy()
-        conf = None if c.confidence is None else c.confidence.cpu().numpy()
-        for g, op in enumerate(ops):
-            log = engine.learners[op.agent].teacher_log
-            if log is not None:
-                mine = None if own is None else own[g]
-                log.record(op.step.public, j, predicted[g], ok[g], mine,
-                           None if conf is None else conf[g])  # fmt: skip
+    arrays = chosen_arrays(chosen)
+    for g, op in enumerate(ops):
+        log = engine.learners[op.agent].teacher_log
+        if log is not None:
+            log.record_step(op.step.public, arrays, row=g)
 
 
 def _ties(learner: MHD, ties: np.ndarray, slots: int) -> np.ndarray:
@@ -142,11 +135,11 @@ def _forward_each(group: Group, params: dict, buffers: dict, x: torch.Tensor) ->
 def grad_fn(engine: Engine, group: Group, public: bool) -> Callable[..., dict]:
     key = (id(group), public)
     if key not in engine._grad:
-        tau, heads, factors = (
-            engine.algo.temperature if engine.mhd else 1.0,
-            engine.student_heads if engine.mhd and public else [],
-            engine.factors if engine.mhd else [],
-        )
+        learner = engine.learners[int(group.agents[0])]
+        heads = list(learner.wiring.sources) if engine.mhd and public else []
+        if heads:  # the learner's own distillation terms, mapped over the stacked agents
+            tau, head_weights = engine.algo.temperature, learner.wiring.weights
+            distill_loss = type(learner).distill_loss
 
         def loss(
             params: dict, buffers: dict, x: Tensor, y: Tensor, teachers: Tensor, weights: Tensor
@@ -154,14 +147,10 @@ def grad_fn(engine: Engine, group: Group, public: bool) -> Callable[..., dict]:
             logits, _ = functional_call(group.base, (params, buffers), (x,))
             n = y.shape[0]
             total = F.cross_entropy(logits[0, :n], y)
-            for j, (m, factor) in enumerate(zip(heads, factors)):
-                student = logits[m, n:]
-                student = F.log_softmax(student / tau if tau != 1.0 else student, -1)
-                q, w = teachers[j], weights[j]
-                rows = (torch.special.xlogy(q, q) - q * student).sum(-1)
-                kl = (rows * w).sum() / w.sum().clamp_min(1.0)
-                total = total + (factor * kl if factor != 1.0 else kl)
-            return total
+            if not heads:
+                return total
+            targets = [(m, teachers[j], weights[j]) for j, m in enumerate(heads)]
+            return distill_loss(total, logits, n, targets, head_weights, tau, weighted=True)
 
         engine._grad[key] = vmap(grad(loss))
     return engine._grad[key]
@@ -231,11 +220,8 @@ def predict(engine: Engine, ops: list[Op]) -> None:
     first, algo = engine.learners[ops[0].agent], engine.algo
     sent = first.wiring.heads_sent
     logits = logits[:, torch.from_numpy(sent).long().to(engine.device)]  # [G, S, n, C]
-    # [G, n, S, C] and [G, n, S]
-    probs = torch.softmax(logits, -1).permute(0, 2, 1, 3).contiguous().cpu().numpy()
-    confs = [None] * len(ops)
-    if first.plan.ranked:
-        confs = confidence(logits, algo.confidence).permute(0, 2, 1).contiguous().cpu().numpy()
+    probs, confs = message_values(logits, algo.confidence, first.plan.ranked)
+    confs = [None] * len(ops) if confs is None else confs
     for op, p, c in zip(ops, probs, confs):
         msg = op.message
         payload = messages.encode(

@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 import numpy as np
 import pydantic
 
-from ..registry import Registry
-from ..untrusted import load_arrays_pickle
+from ...registry import Registry
+from ...untrusted import load_arrays_pickle
 
 DATASETS = Registry("dataset")
 

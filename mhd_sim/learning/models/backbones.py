@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import pydantic
 
-from ..registry import Registry
+from ...registry import Registry
 
 if TYPE_CHECKING:
     from torch import nn
@@ -109,7 +109,7 @@ def resnet(
     and a linear embedding. ``blocks: 1`` is a ResNet-8, 3 a ResNet-20."""
     from torch import nn
 
-    from .networks import BasicBlock
+    from .blocks import BasicBlock
 
     in_ch, _, _ = _image_shape(input_shape)
     layers: list[nn.Module] = (

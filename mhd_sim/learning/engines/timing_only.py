@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .learner import Learner
-from .plan import Plan
-from .seam import Evaluation, Rounds, Step
+from ..algorithms.learner import Learner
+from ..distillation.plan import Plan
+from ..seam import Evaluation, Rounds, Step
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,9 @@ class TimingOnly:
     def teacher_ages(self) -> dict[int, tuple[float, int]]:
         return self.plan.teacher_ages() if self.plan is not None else {}
 
+    def teacher_rows(self, now: float) -> list[tuple]:
+        return []  # no predictions, so no teacher to judge
+
     def evaluate(self) -> Evaluation:
         return np.empty(0), np.empty(0), np.empty((0, 0))
 
@@ -89,7 +92,7 @@ def _message_size(template: Any) -> int:
     weights; 0 when it sends none."""
     if not template.sends:
         return 0
-    if hasattr(template, "plan"):
+    if template.algo.capabilities.distills:
         sent = len(template.wiring.heads_sent)
         return template.message_bytes if sent or template.plan.embeds else 0
     payload = template.make_message(0.0)

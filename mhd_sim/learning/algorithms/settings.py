@@ -5,12 +5,13 @@ torch; each learner class points at its own (``Settings``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import pydantic
 from pydantic import Field
 
-from ..registry import Settings
+from ...registry import Settings
+from ..seam import ENGINES, Capabilities
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -23,9 +24,24 @@ CONFIDENCES = ("max_logit", "max_probability", "margin", "entropy", "normalized_
 class AlgorithmSettings(Settings):
     name: str
     """The learning algorithm; each has the settings listed under it."""
+    capabilities: ClassVar[Capabilities] = Capabilities(("per_agent", "batched", "timing_only"))
+
+    def model_heads(self) -> int:
+        """Heads of each agent's model."""
+        return 1
+
+    def cached_heads(self) -> int:
+        """Heads of each peer whose predictions an agent caches per public sample (the
+        memory estimate's caches; 0: it caches none)."""
+        return 0
+
+    def embeds(self) -> bool:
+        """Messages carry embeddings too (embedding distillation)."""
+        return False
 
 
 class WeightEncoding(AlgorithmSettings):
+    capabilities: ClassVar[Capabilities] = Capabilities(messages="weights")
     encoding: Literal["float32", "float16", "bfloat16"] = "float16"
     """How the weights are encoded on the wire."""
 
@@ -62,6 +78,18 @@ class Distillation(Sharing):
     max_staleness: Positive | None = None
     """Cached predictions older than this many seconds are not used."""
 
+    capabilities: ClassVar[Capabilities] = Capabilities(ENGINES, "predictions")
+
+    def cached_heads(self) -> int:
+        return max(1, self.model_heads() - 1)
+
+    def embeds(self) -> bool:
+        return self.embedding_weight > 0
+
+    def value_bytes(self) -> int:
+        """Bytes a cached probability takes (float16 and bfloat16 are kept as 2)."""
+        return 2 if self.encoding in ("float16", "bfloat16") else 4
+
 
 class IsolatedSettings(AlgorithmSettings):
     """No communication: each agent learns from its private data alone (the lower reference
@@ -75,6 +103,7 @@ class CentralizedSettings(AlgorithmSettings):
     network (the upper reference line)."""
 
     name: Literal["centralized"] = "centralized"
+    capabilities: ClassVar[Capabilities] = Capabilities(shares_model=True)
 
 
 class GossipSettings(WeightEncoding, Sharing):
@@ -117,6 +146,9 @@ class MHDSettings(Distillation):
     last_head_loop: bool = False
     """The last head also learns from the peers' last heads."""
 
+    def model_heads(self) -> int:
+        return self.heads
+
     @pydantic.model_validator(mode="after")
     def _weights_per_head(self) -> MHDSettings:
         w = self.distill_weight
@@ -125,18 +157,17 @@ class MHDSettings(Distillation):
         return self
 
 
-BATCHED = ("mhd", "distill", "isolated")  # what the batched engine runs
-
-
 def batched_unsupported(algo: AlgorithmSettings, training: pydantic.BaseModel) -> list[str]:
     """Why a scenario cannot use the batched engine (empty: it can). Checked when the scenario
     is, so that ``validate`` refuses what ``run`` would."""
     out = []
-    if algo.name not in BATCHED:
-        out.append(f"algorithm {algo.name} (batched: {', '.join(BATCHED)})")
+    if "batched" not in algo.capabilities.engines:
+        out.append(
+            f"algorithm {algo.name} (its capabilities: {', '.join(algo.capabilities.engines)})"
+        )
     if training.optimizer != "sgd":
         out.append(f"optimizer {training.optimizer} (batched: sgd)")
-    if getattr(algo, "embedding_weight", 0) > 0:
+    if algo.embeds():
         out.append("algorithm.embedding_weight > 0")
     return out
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pydantic
 
-from .seam import Step
+from ..seam import Step
 
 
 @dataclass(frozen=True)

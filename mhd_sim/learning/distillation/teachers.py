@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .settings import AGGREGATIONS
+from ..algorithms.settings import AGGREGATIONS
 
 
 @dataclass(slots=True)
@@ -77,6 +77,19 @@ def confidence(logits: torch.Tensor, how: str) -> torch.Tensor:
     if how == "entropy":
         return (p * torch.log_softmax(logits, -1)).sum(-1)
     raise ValueError(f"unknown confidence {how!r}")
+
+
+def message_values(
+    logits: torch.Tensor, how: str, ranked: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """What a message carries of the heads sent, from their logits [..., S, n, C]: the
+    probabilities [..., n, S, C] and, for max_confidence (``ranked``), the confidences
+    [..., n, S] that peers will rank them by (None otherwise). Leading dimensions: agents, for
+    the batched engine."""
+    probs = torch.softmax(logits, -1).transpose(-3, -2).contiguous().cpu().numpy()
+    if not ranked:
+        return probs, None
+    return probs, confidence(logits, how).transpose(-2, -1).contiguous().cpu().numpy()
 
 
 def aggregate(

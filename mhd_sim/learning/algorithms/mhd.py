@@ -13,13 +13,20 @@ import pydantic
 import torch
 import torch.nn.functional as F
 
-from . import messages
-from .diagnostics import TeacherLog
+from ..distillation import messages
+from ..distillation.diagnostics import TeacherLog, chosen_arrays
+from ..distillation.loss import add_distillation
+from ..distillation.plan import Plan, Wiring
+from ..distillation.teachers import (
+    Choice,
+    confidence,
+    confident_teachers,
+    message_values,
+    reference_teachers,
+)
+from ..seam import Step
 from .learner import Learner
-from .plan import Plan, Wiring
-from .seam import Step
 from .settings import MHDSettings
-from .teachers import Choice, confidence, confident_teachers, reference_teachers
 
 
 class PeerCache:
@@ -49,10 +56,8 @@ class MHD(Learner):
 
     sends = True
     Settings = MHDSettings
-
-    @classmethod
-    def heads_for(cls, algo: pydantic.BaseModel) -> int:
-        return algo.heads
+    # the distillation terms of a step's loss: the batched engine maps this same function
+    distill_loss = staticmethod(add_distillation)
 
     @classmethod
     def head_weights(cls, algo: pydantic.BaseModel, heads: int) -> list[float]:
@@ -69,9 +74,8 @@ class MHD(Learner):
             getattr(algo, "include_self", False),
             getattr(algo, "last_head_loop", False),
         )
-        embeds = algo.embedding_weight > 0
-        self.plan = Plan(self.wiring, algo, self.training, public, self.private, self.rng,
-                         self.flops, embeds)  # fmt: skip
+        embeds = algo.embeds()
+        self.plan = self.new_plan(self.private, self.rng)
         device = self.shared.public_x.device
         embedding = self.model.head.in_features if embeds else 0
         # None when the batched engine keeps every agent's predictions in one tensor
@@ -87,6 +91,13 @@ class MHD(Learner):
             min(algo.share_size, public), len(self.wiring.heads_sent), self.shared.classes,
             algo.encoding, algo.topk, embedding, confidence=self.plan.ranked,
         )  # fmt: skip
+
+    def new_plan(self, private: int, rng: np.random.Generator) -> Plan:
+        """The schedule half of an agent with ``private`` samples drawing from ``rng``: its
+        own, or a timing-only stand-in's (this learner then a template of the architecture)."""
+        public = len(self.shared.public_x)
+        return Plan(self.wiring, self.algo, self.training, public, private, rng, self.flops,
+                    self.algo.embeds())  # fmt: skip
 
     # --- steps --------------------------------------------------------------------------
 
@@ -148,11 +159,7 @@ class MHD(Learner):
     def end_step(self, step: Step) -> None:
         super().end_step(step)
         if self.teacher_log is not None and step.targets:  # counted when the step is done
-            for j, c in enumerate(step.targets):
-                self.teacher_log.record(
-                    step.public, j, _numpy(c.target.argmax(-1)), _numpy(c.ok), _numpy(c.own),
-                    _numpy(c.confidence),
-                )  # fmt: skip
+            self.teacher_log.record_step(step.public, chosen_arrays(step.targets))
 
     def teacher_rows(self, now: float) -> list[tuple]:
         """``teachers.csv`` rows since the last evaluation (see ``diagnostics.py``)."""
@@ -170,19 +177,11 @@ class MHD(Learner):
         """Cross-entropy on head 0, plus ν·τ²·KL(teacher ‖ student) per distilling head on the
         public batch, plus the embedding term."""
         loss = super().loss(step, batch, logits, emb)
-        n, tau = len(step.batch), self.algo.temperature
-        for choice in step.targets:
-            head, teacher, valid = choice.head, choice.target, choice.ok
-            if valid is None:  # every public sample has a teacher: no masking
-                student, target = logits[head, n:], teacher
-            elif valid.any():
-                student, target = logits[head, n:][valid], teacher[valid]
-            else:
-                continue
-            student = F.log_softmax(student / tau if tau != 1.0 else student, -1)
-            kl = F.kl_div(student, target, reduction="batchmean")
-            factor = self.wiring.weights[head] * tau**2
-            loss = loss + (factor * kl if factor != 1.0 else kl)
+        n = len(step.batch)
+        targets = [(c.head, c.target, c.ok) for c in step.targets]
+        loss = self.distill_loss(
+            loss, logits, n, targets, self.wiring.weights, self.algo.temperature
+        )
         if step.embedding is not None and step.embedding[1].any():
             target, valid = step.embedding
             loss = loss + self.algo.embedding_weight * F.mse_loss(emb[n:][valid], target[valid])
@@ -204,12 +203,10 @@ class MHD(Learner):
         self.mode(train=False)
         logits, emb = self.model(self.shared.public_x.index_select(0, self._device(ids)))
         logits = logits[torch.from_numpy(sent).long()]  # [S, n, C]
-        probs = torch.softmax(logits, -1).permute(1, 0, 2)
-        conf = confidence(logits, self.algo.confidence).T if self.plan.ranked else None
+        probs, conf = message_values(logits, self.algo.confidence, self.plan.ranked)
         return messages.encode(
-            self.agent, now, sent, ids, probs.cpu().numpy(), self.algo.encoding, self.algo.topk,
-            emb.cpu().numpy() if self.plan.embeds else None,
-            None if conf is None else conf.cpu().numpy(),
+            self.agent, now, sent, ids, probs, self.algo.encoding, self.algo.topk,
+            emb.cpu().numpy() if self.plan.embeds else None, conf,
         )  # fmt: skip
 
     def absorb(self, payload: bytes, now: float) -> None:
@@ -244,7 +241,3 @@ class MHD(Learner):
 
     def teacher_ages(self) -> dict[int, tuple[float, int]]:
         return self.plan.teacher_ages()
-
-
-def _numpy(a: torch.Tensor | np.ndarray | None) -> np.ndarray | None:
-    return a.cpu().numpy() if isinstance(a, torch.Tensor) else a

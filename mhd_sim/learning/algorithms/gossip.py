@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import messages
+from ..distillation import messages
 from .learner import Learner
 from .settings import GossipSettings
 

@@ -10,22 +10,21 @@ import numpy as np
 import pydantic
 import torch
 
-from ..seeds import stream, torch_generator
-from .algorithms import ALGORITHMS
-from .datasets import Dataset
-from .diagnostics import TeacherLog, main_classes
-from .learner import Learner, Shared
-from .networks import HeadedModel, build
-from .partitions import Split, load
-from .plan import Plan
-from .seam import Population
+from ...seeds import stream, torch_generator
+from ..algorithms import ALGORITHMS
+from ..algorithms.learner import Learner, Shared
+from ..data.datasets import Dataset
+from ..data.partitions import Split, load
+from ..distillation.diagnostics import TeacherLog, main_classes
+from ..models.headed import HeadedModel, build
+from ..seam import Population
 from .timing_only import TimingOnly
 
 
 def check_population(algo: pydantic.BaseModel, built: list[HeadedModel]) -> None:
     """Errors a population can only show once its models are built (the scenario's
     validation has refused weight averaging over mixed models already)."""
-    if getattr(algo, "embedding_weight", 0) > 0:
+    if algo.embeds():
         dims = sorted({m.head.in_features for m in built})
         if len(dims) > 1:
             raise ValueError(
@@ -70,11 +69,11 @@ def build_learners(
     )
     dist = tensor(parts.label_distribution(dataset.y_train, dataset.classes).astype(np.float32))
     cls = ALGORITHMS.get(algo.name)
-    if getattr(cls, "shares_model", False):
+    if algo.capabilities.shares_model:
         one = build(
             models[0],
             dataset.input_shape,
-            cls.heads_for(algo),
+            algo.model_heads(),
             dataset.classes,
             torch_generator(seed, "model", 0),
         ).to(device)
@@ -85,7 +84,7 @@ def build_learners(
         tick, built = _ticks(progress, "models", len(models)), []
         for i, spec in enumerate(models):
             built.append(
-                build(spec, dataset.input_shape, cls.heads_for(algo), dataset.classes,
+                build(spec, dataset.input_shape, algo.model_heads(), dataset.classes,
                       torch_generator(seed, "model", i)).to(device)
             )  # fmt: skip
             tick(i + 1)
@@ -98,13 +97,13 @@ def build_learners(
             cls(i, model, x, y, dist[i], shared, algo, training, stream(seed, "agent", i))
         )
         tick(i + 1)
-    if getattr(cls, "shares_model", False):
+    if algo.capabilities.shares_model:
         for learner in learners[1:]:
             learner.opt = learners[0].opt
     public_y = dataset.y_train[parts.public]  # for the teacher diagnostics, never for learning
     label_dist = parts.label_distribution(dataset.y_train, dataset.classes)
-    for i, learner in enumerate(learners):
-        students = list(getattr(getattr(learner, "wiring", None), "sources", ()))
+    for i, learner in enumerate(learners if algo.capabilities.distills else []):
+        students = list(learner.wiring.sources)
         if students:
             learner.teacher_log = TeacherLog(public_y, main_classes(label_dist[i]), students)
     return learners, dataset, parts
@@ -119,9 +118,10 @@ def build_timing_only(
     progress: Progress | None = None,
 ) -> tuple[list[TimingOnly], Split]:
     """Timing-only stand-ins: one real learner per distinct architecture (a template) measures
-    the costs; a distilling agent gets its own plan, drawn from its own stream."""
-    dataset, parts = load(data, len(models), seed)
-    public = len(parts.public)
+    the costs; a distilling agent gets its own plan, drawn from its own stream. Agents without
+    private samples are allowed (a preview of more agents than the data can serve): their
+    steps draw as from one sample, and the simulation says so."""
+    dataset, parts = load(data, len(models), seed, allow_empty=True)
     cls = ALGORITHMS.get(algo.name)
     shared = Shared(
         torch.from_numpy(dataset.x_train[parts.public]),
@@ -136,16 +136,14 @@ def build_timing_only(
     for i, spec in enumerate(models):
         key = repr(spec)
         if key not in templates:
-            model = build(spec, dataset.input_shape, cls.heads_for(algo), dataset.classes,
+            model = build(spec, dataset.input_shape, algo.model_heads(), dataset.classes,
                           torch_generator(seed, "model", i))  # fmt: skip
             rng = stream(seed, "template", i)
             templates[key] = cls(i, model, x, y, dist, shared, algo, training, rng)
         template = templates[key]
         plan = None
-        if hasattr(template, "plan"):
-            private = len(parts.private[i])
-            plan = Plan(template.wiring, algo, training, public, private, stream(seed, "agent", i),
-                        template.flops, template.plan.embeds)  # fmt: skip
+        if algo.capabilities.distills:
+            plan = template.new_plan(max(1, len(parts.private[i])), stream(seed, "agent", i))
         out.append(TimingOnly(i, template, plan))
         tick(i + 1)
     check_population(algo, [t.model for t in templates.values()])

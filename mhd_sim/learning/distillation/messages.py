@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .settings import ENCODINGS as ENCODING_NAMES
+from ..algorithms.settings import ENCODINGS as ENCODING_NAMES
 
 # magic, version, encoding, k, heads, sender, samples, classes, embedding dim, confidences, time
 HEADER = struct.Struct("<4sBBBHIIHHBd")

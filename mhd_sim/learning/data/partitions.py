@@ -12,8 +12,9 @@ from typing import Annotated, Literal
 import numpy as np
 import pydantic
 
-from ..registry import Registry, settings
-from ..seeds import stream
+from ...registry import Registry, settings
+from ...seeds import stream
+from ...wording import id_ranges
 from .datasets import DATASETS, Dataset
 
 PARTITIONS = Registry("partition")
@@ -210,8 +211,12 @@ def split(
     return Split(public, private)
 
 
-def load(data: pydantic.BaseModel, agents: int, seed: int) -> tuple[Dataset, Split]:
-    """A scenario's dataset and its split, each from its own stream of the scenario seed."""
+def load(
+    data: pydantic.BaseModel, agents: int, seed: int, allow_empty: bool = False
+) -> tuple[Dataset, Split]:
+    """A scenario's dataset and its split, each from its own stream of the scenario seed.
+    Agents without private samples are refused unless ``allow_empty`` (a timing-only preview,
+    which trains nothing)."""
     dataset = DATASETS.get(data.dataset.kind)(stream(seed, "dataset"), **settings(data.dataset))
     parts = split(
         dataset,
@@ -222,10 +227,10 @@ def load(data: pydantic.BaseModel, agents: int, seed: int) -> tuple[Dataset, Spl
         data.sizes(agents, seed),
     )
     empty = [i for i, p in enumerate(parts.private) if len(p) == 0]
-    if empty:
+    if empty and not allow_empty:
         raise ValueError(
-            f"data.partition: agents {empty} get no private samples; use fewer agents "
-            "or a milder partition"
+            f"data.partition: {len(empty):,} of {agents:,} agents get no private samples "
+            f"(agents {id_ranges(empty)}); use fewer agents or a milder partition"
         )
     return dataset, parts
 
