@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,10 +25,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
 
-from mhd_sim.scenario import ScenarioError, load  # noqa: E402
-from mhd_sim.sweeps import DONE, execute, finished  # noqa: E402
+from analysis.runner import run_points  # noqa: E402
+from mhd_sim.compare.tables import markdown_table  # noqa: E402
+from mhd_sim.record.reading import summary  # noqa: E402
+from mhd_sim.sweeps import finished  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "scenarios" / "paper_claims.yaml"
@@ -93,32 +92,11 @@ def grid(
     ]
 
 
-KEPT = "done (kept)"  # finished by an earlier invocation
-
-
-def run_point(p: Point, runs: Path) -> tuple[Point, str]:
-    """One run in its own process (one torch thread), as ``mhd-sim sweep`` runs its points."""
-    out = runs / p.name
-    if finished(out):
-        return p, KEPT
-    try:
-        text = yaml.safe_dump(
-            load(BASE, p.overrides()).resolved(), sort_keys=False, default_flow_style=None
-        )
-    except ScenarioError as e:
-        return p, "error: " + "; ".join(e.problems)
-    status, error = execute(text, out)
-    return p, "done" if status == DONE else f"error: {error}"
-
-
 def run_grid(points: list[Point], runs: Path, jobs: int) -> dict[Point, str]:
+    """Every point in its own process (``analysis/runner.py``), finished ones kept."""
     runs.mkdir(parents=True, exist_ok=True)
-    status = {}
-    with ThreadPoolExecutor(jobs) as pool:
-        for k, (p, s) in enumerate(pool.map(lambda q: run_point(q, runs), points), 1):
-            print(f"[{k}/{len(points)}] {p.name}: {s}", flush=True)
-            status[p] = "done" if s == KEPT else s
-    return status
+    status = run_points({p.name: (BASE, p.overrides()) for p in points}, runs, [], jobs)
+    return {p: status[p.name] for p in points}
 
 
 # --- reading run directories -----------------------------------------------------------------
@@ -142,9 +120,8 @@ def collect(points: list[Point], status: dict[Point, str], runs: Path) -> pd.Dat
             "seed": p.seed,
             "status": status.get(p, "missing"),
         }
-        summary = runs / p.name / "summary.json"
-        if row["status"] == "done" and summary.is_file():
-            s = json.loads(summary.read_text())
+        s = summary(runs / p.name)
+        if row["status"] == "done" and s:
             shared, private = s["final"]["mean_shared_acc"], s["final"]["mean_private_acc"]
             row |= {
                 "private_head0": private[0],
@@ -187,18 +164,18 @@ def tables(df: pd.DataFrame) -> str:
             + [f"shared head {h}" for h in heads]
             + ["best aux head: shared", "MB sent"]
         )
-        out.append("| " + " | ".join(cols) + " |")
-        out.append("|" + "---|" * len(cols))
+        rows = []
         for algo in sorted(g.algorithm.unique(), key=ORDER.index):
             a = g[g.algorithm == algo]
             errors = a[a.status.str.startswith("error")]
             if len(errors):
-                out.append(f"| {algo} | {errors.status.iloc[0]} |" + " |" * (len(cols) - 2))
+                rows.append([algo, errors.status.iloc[0]] + [""] * (len(cols) - 2))
                 continue
             cells = [algo, _pm(a.private_head0)] + [
                 _pm(a.get(f"shared_head{h}", pd.Series(dtype=float))) for h in heads
             ]
-            out.append("| " + " | ".join(cells + [_pm(a.best_aux_shared), _pm(a.mb_sent)]) + " |")
+            rows.append(cells + [_pm(a.best_aux_shared), _pm(a.mb_sent)])
+        out.append(markdown_table(cols, rows))
     return "\n".join(out)
 
 
@@ -248,31 +225,27 @@ def ratio_table(reach: pd.DataFrame) -> str:
         "ratio = gossip / MHD; – = not reached by every seed)\n"
     ]
     levels = list(reach.columns)
-    out.append(
-        "| population | skew | algorithm | " + " | ".join(f"{lv:.0%}" for lv in levels) + " |"
-    )
-    out.append("|" + "---|" * (3 + len(levels)))
+    header = ["population", "skew", "algorithm", *(f"{lv:.0%}" for lv in levels)]
+    rows = []
     for (pop, skew), g in reach.groupby(level=["population", "skew"], sort=False):
         algos = sorted(g.index.get_level_values("algorithm"), key=ORDER.index)
         for algo in algos:
             vals = g.xs(algo, level="algorithm").iloc[0]
-            out.append(
-                f"| {pop} | {skew:g} | {algo} | "
-                + " | ".join("–" if np.isnan(v) else f"{v / 1e6:.1f}" for v in vals)
-                + " |"
+            rows.append(
+                [pop, f"{skew:g}", algo, *("–" if np.isnan(v) else f"{v / 1e6:.1f}" for v in vals)]
             )
         if "gossip" in algos:
             gossip = g.xs("gossip", level="algorithm").iloc[0]
             for algo in [a for a in algos if a.startswith("mhd")]:
                 mhd = g.xs(algo, level="algorithm").iloc[0]
-                out.append(
-                    f"| {pop} | {skew:g} | gossip / {algo} | "
-                    + " | ".join(
+                rows.append(
+                    [pop, f"{skew:g}", f"gossip / {algo}"]
+                    + [
                         "–" if np.isnan(a) or np.isnan(b) or b <= 0 else f"{a / b:.1f}×"
                         for a, b in zip(gossip, mhd)
-                    )
-                    + " |"
+                    ]
                 )
+    out.append(markdown_table(header, rows))
     return "\n".join(out)
 
 

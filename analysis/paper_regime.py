@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mhd_sim.record.reading import summary
 from mhd_sim.sweeps import finished
 
 from . import tables
@@ -124,7 +125,7 @@ def encoding(out: Path, seeds: int) -> pd.DataFrame:
     for name, kind in (("float16 (every probability)", "mhd4aux"), ("topk (3 per sample)", "topk")):
         runs = [out / f"{kind}-{s}" for s in range(seeds)]
         shared = np.mean([tables.final(r)["mean_shared_acc"] for r in runs], axis=0)
-        sent = np.mean([json.loads((r / "summary.json").read_text())["bytes_sent"] for r in runs])
+        sent = np.mean([summary(r)["bytes_sent"] for r in runs])
         rows[name] = {"MB sent": sent / 1e6, **{f"head {h}": 100 * a for h, a in
                       enumerate(shared)}, "best aux": 100 * mean(out, kind, seeds)}  # fmt: skip
     return pd.DataFrame(rows).T

@@ -32,8 +32,12 @@ def run_points(points: Points, out: Path, extra: list[str], jobs: int) -> dict[s
         status, error = execute(text, out / name)
         return name, status if status == "done" else f"{status}: {error}"
 
-    with ThreadPoolExecutor(jobs) as pool:
-        return dict(pool.map(one, points))
+    status = {}
+    with ThreadPoolExecutor(jobs) as pool:  # each point's line as it is known, in order
+        for k, (name, s) in enumerate(pool.map(one, points), 1):
+            print(f"[{k}/{len(points)}] {name}: {s}", flush=True)
+            status[name] = s
+    return status
 
 
 def run_all(points: Points, out: Path, extra: list[str], jobs: int) -> bool:

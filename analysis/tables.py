@@ -4,13 +4,15 @@ as markdown: shared by ``paper_figures`` (ten classes), ``paper_regime`` (100 cl
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from mhd_sim.compare.tables import markdown_table
+from mhd_sim.record.reading import summary
 
 # the poster's numbers (ImageNet, 8 clients; read off its figures, ±1–2 points)
 POSTER_HEADLINE = {
@@ -32,7 +34,7 @@ POSTER_TOPOLOGY = {
 
 
 def final(run: Path) -> dict:
-    return json.loads((run / "summary.json").read_text())["final"]
+    return summary(run)["final"]
 
 
 def best_aux(run: Path) -> float:
@@ -82,12 +84,11 @@ def topology(cycle: pd.DataFrame, islands: pd.DataFrame, complete: pd.DataFrame)
 
 def md(table: pd.DataFrame) -> str:
     """A markdown table, numbers to one decimal (counts as they are), missing ones as –."""
-    cells = [[""] + [str(c) for c in table.columns]]
+    rows = []
     for name, row in zip(table.index, table.itertuples(index=False)):
         label = ", ".join(map(str, name)) if isinstance(name, tuple) else str(name)
-        cells.append([label] + [_cell(v) for v in row])
-    lines = ["| " + " | ".join(r) + " |" for r in cells]
-    return "\n".join([lines[0], "|" + "---|" * len(cells[0]), *lines[1:]])
+        rows.append([label] + [_cell(v) for v in row])
+    return markdown_table([""] + [str(c) for c in table.columns], rows)
 
 
 def _cell(v: object) -> str:

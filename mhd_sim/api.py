@@ -30,6 +30,7 @@ import pandas as pd
 from .progress import run_bar, setup_bar
 from .scenario import Scenario, ScenarioError, bundled
 from .scenario import load as load_file
+from .untrusted import read_json
 
 Overrides = Mapping[str, Any] | list[str] | None
 Progress = Callable[[float, int, int], None]  # (simulated time, events, messages)
@@ -135,7 +136,7 @@ class Run:
     @property
     def summary(self) -> dict[str, Any]:
         """``summary.json``: totals, final accuracies, one entry per agent."""
-        return self._read("summary.json", lambda f: json.loads(f.read_text()))
+        return self._read("summary.json", read_json)
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -212,7 +213,7 @@ def run_figure(path: Path, kind: str, **options: Any) -> Any:
 
 def _summary_or_none(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((path / "summary.json").read_text())
+        return read_json(path / "summary.json")
     except (OSError, ValueError):
         return None  # a run that did not finish: figures of what it recorded
 

@@ -18,6 +18,8 @@ ValueError: <input>: nested more than 100 levels deep (found 101)
 from __future__ import annotations
 
 import io
+import json
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,8 @@ def read_text(path: str | Path, what: str = "file", limit: int = MAX_TEXT_BYTES)
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            data = f.read(limit + 1)
+            size = os.fstat(f.fileno()).st_size  # read no more than the file holds
+            data = f.read(min(size, limit) + 1 if size else limit + 1)
     except IsADirectoryError:
         raise ValueError(f"{path}: is a directory, not a {what}") from None
     except OSError as e:
@@ -123,6 +126,21 @@ def parse_yaml(text: str, source: str = "<input>") -> Any:
 def read_yaml(path: str | Path, what: str = "scenario file") -> Any:
     """A YAML file a user brings: :func:`read_text`'s bounds, then :func:`parse_yaml`'s."""
     return parse_yaml(read_text(path, what), str(path))
+
+
+MAX_JSON_BYTES = 1 << 30  # a run's summary.json: about 2 kB an agent
+
+
+def read_json(path: str | Path, what: str = "JSON file") -> Any:
+    """A run directory's JSON (summary, status, sweep): UTF-8, at most 1 GiB, and a ValueError
+    of one line where it is not JSON or nests deeper than the parser's stack."""
+    text = read_text(path, what, MAX_JSON_BYTES)
+    try:
+        return json.loads(text)
+    except (RecursionError, MemoryError):  # the decoder recurses per level of nesting
+        raise ValueError(f"{path}: the {what} nests too deeply to be one of ours") from None
+    except ValueError as e:
+        raise ValueError(f"{path}: not a valid {what} ({e})") from None
 
 
 def _numpy_globals() -> dict[tuple[str, str], Any]:

@@ -222,3 +222,12 @@ def test_a_refused_scenario_says_nothing_of_it_on_stdout(tmp_path):
     f.write_text(yaml.safe_dump({"name": "x", "duration": [list(range(50))] * 3}))
     line = refused(mhd_sim("validate", f), "duration")
     assert line.endswith("…") and len(line) < 200
+
+
+def test_a_run_directory_with_hostile_json_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "status.json").write_text('{"state": "done"}')
+    (run / "summary.json").write_text("[" * 100_000 + "]" * 100_000)
+    for command in ("report", "animate"):
+        refused(mhd_sim(command, run), "summary.json", "nests too deeply")

@@ -209,8 +209,14 @@ def animate(
 
     from ..record.animation import animate as draw
 
+    from ..record.reading import needs_summary
+
     if head != "best" and not head.isdigit():
         raise _fail(f"--head {head}: best or a head number", 2)
+    try:  # a run it cannot animate is one line, before any progress bar
+        needs_summary(run_dir, "an animation")
+    except ValueError as e:
+        raise _fail(str(e), 2) from None
     output = output or run_dir / "animation.gif"
     with Progress(
         TextColumn("[bold]animate"),

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..record.reading import FIGURES, NoRuns, final_figures, needs_summary, summary
 from ..scenario.loading import short_keys
-from ..untrusted import read_yaml
+from ..untrusted import read_json, read_yaml
 
 
 def find_runs(paths: list[str | Path]) -> list[Path]:
@@ -57,7 +57,7 @@ def grid_values(run: Path) -> dict[str, str]:
     sweep = run.parent.parent
     if not (sweep / "sweep.json").is_file() or not (sweep / "sweep.csv").is_file():
         return {}
-    grid = json.loads((sweep / "sweep.json").read_text()).get("grid", {})
+    grid = read_json(sweep / "sweep.json").get("grid", {})
     index = pd.read_csv(sweep / "sweep.csv", dtype=str, keep_default_na=False)
     row = index[index.point == run.name]
     return {k: row[k].iloc[0] for k in grid if k in row and len(row)}
@@ -86,7 +86,7 @@ def sweep_axes(runs: list[Path]) -> list[str]:
         meta = run.parent.parent / "sweep.json"
         if not meta.is_file():
             return []
-        axes |= dict.fromkeys(json.loads(meta.read_text()).get("grid", {}))
+        axes |= dict.fromkeys(read_json(meta).get("grid", {}))
     return list(axes)
 
 

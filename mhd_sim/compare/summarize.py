@@ -19,6 +19,7 @@ import pandas as pd
 from ..record.reading import NoRuns
 from . import figures as F
 from . import runs as R
+from .tables import markdown_table
 
 FIGURES = (  # file, kind, x, metric
     ("shared_vs_bytes.png", "curves", "bytes", "shared_acc"),
@@ -54,20 +55,12 @@ def markdown(paths: list[str | Path], by: list[str] | None = None) -> str:
     run_dirs = R.find_runs(paths)
     keys, grouped = F.groups(run_dirs, by)
     table = R.table(run_dirs).set_index("run")
-    lines = [
-        "| " + " | ".join(["runs", "seeds", *COLUMNS]) + " |",
-        "|" + "---|" * (len(COLUMNS) + 2),
-    ]
+    rows = []
     for lab, members in grouped:
-        rows = table.loc[[str(m) for m in members]]
-        lines.append(
-            "| "
-            + " | ".join(
-                [lab, str(len(members))] + [_cell(rows[c], s, d) for c, s, d in COLUMNS.values()]
-            )
-            + " |"
-        )
-    return "\n".join(lines)
+        runs = table.loc[[str(m) for m in members]]
+        cells = [_cell(runs[c], s, d) for c, s, d in COLUMNS.values()]
+        rows.append([lab, str(len(members)), *cells])
+    return markdown_table(["runs", "seeds", *COLUMNS], rows)
 
 
 def summarize(paths: list[str | Path], out: str | Path, by: list[str] | None = None) -> list[Path]:

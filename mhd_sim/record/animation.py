@@ -7,7 +7,6 @@ link state, deliveries per link), so drawing a frame only updates colours and wi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,8 @@ import numpy as np
 import pandas as pd
 from matplotlib import animation
 from matplotlib.collections import LineCollection
+
+from ..untrusted import read_json
 
 TRACKED = ("deliver", "offline", "online", "link_down", "link_up")
 
@@ -47,7 +48,7 @@ def _state(
 
 def frames(run: Path, count: int = 120, head: int | str = "best") -> dict:
     """The per-frame arrays an animation draws (also what a test checks)."""
-    summary = json.loads((run / "summary.json").read_text())
+    summary = read_json(run / "summary.json")
     n = len(summary["agents"])
     h = summary["final"]["best_head"] if head == "best" else int(head)
     duration = float(summary["sim_time"])

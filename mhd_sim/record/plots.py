@@ -5,14 +5,13 @@ population's (per agent, topology, network) in ``population_plots.py``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
 
-from ..untrusted import read_yaml
+from ..untrusted import read_json, read_yaml
 from .population_plots import plot_agents, plot_network, plot_reach, plot_topology
 from .teacher_plots import teacher_figure
 
@@ -75,7 +74,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     run_dir = Path(run_dir)
     metrics = load_metrics(run_dir)
     summary_file = run_dir / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
+    summary = read_json(summary_file) if summary_file.is_file() else None
     name = summary["name"] if summary else run_dir.name
     resolved = run_dir / "scenario.yaml"
     scenario = read_yaml(resolved) if resolved.is_file() else {}

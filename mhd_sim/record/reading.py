@@ -6,11 +6,12 @@ run here.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from ..untrusted import read_json
 
 
 class NoRuns(ValueError):
@@ -50,7 +51,7 @@ def final_figures(run: Path) -> dict[str, Any]:
     """A run's final figures from its summary.json (all None when it has none): the sweep
     index and the comparison tables both read them here."""
     try:
-        s = json.loads((run / "summary.json").read_text())
+        s = read_json(run / "summary.json")
     except (OSError, ValueError):
         return dict.fromkeys(FIGURES)
     msgs, stale = s["messages"], s.get("staleness") or {}
@@ -75,7 +76,7 @@ def final_figures(run: Path) -> dict[str, Any]:
 
 def summary(run: Path) -> dict[str, Any]:
     f = run / "summary.json"
-    return json.loads(f.read_text()) if f.is_file() else {}
+    return read_json(f) if f.is_file() else {}
 
 
 def reach(run: Path) -> pd.DataFrame:

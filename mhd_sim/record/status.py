@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..untrusted import read_json
+
 FILE = "status.json"
 STATES = ("running", "done", "interrupted", "failed")
 
@@ -49,7 +51,7 @@ def _now() -> str:
 
 def _load(run: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((run / FILE).read_text())
+        data = read_json(run / FILE)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -101,7 +103,7 @@ def read(run: Path) -> Status:
 
 def _legacy(run: Path) -> Status:
     try:
-        summary = json.loads((run / "summary.json").read_text())
+        summary = read_json(run / "summary.json")
     except (OSError, ValueError):
         return Status("unknown")
     state = "interrupted" if summary.get("interrupted") else "done"
