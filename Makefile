@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --constraint constraints.txt
 
-.PHONY: install demo test lint format browser clean
+.PHONY: install demo test test-all lint format browser clean
 
 install: $(VENV)/.installed
 
@@ -19,8 +19,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: install  ## install, then run the straggler scenario end to end
 	$(BIN)/mhd-sim run scenarios/straggler.yaml --out runs/straggler --overwrite
 
-test: install browser lint  ## install, then lint and run the whole test suite (both cores)
+test: install browser lint  ## install, then lint and the fast lane: every module, minutes
 	$(BIN)/python -m pytest -n 2
+
+test-all: install browser lint  ## the fast lane and the slow checks (what CI runs)
+	$(BIN)/python -m pytest -n 2 -m ""
 
 lint: install  ## ruff's checks and its format check (part of `make test`)
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from analysis import paper_claims
 from mhd_sim.record.run_directory import METRIC_COLUMNS
@@ -23,6 +24,7 @@ def grid(out, algorithms, *extra):
     return paper_claims.main([*base, "--algorithms", algorithms, *extra, *TINY])
 
 
+@pytest.mark.slow  # an analysis on tiny data: minutes
 def test_paper_claims_grid_writes_table_and_figures(tmp_path):
     assert grid(tmp_path, "isolated,mhd,gossip", "--jobs", "2") == 0
     results = pd.read_csv(tmp_path / "results.csv")
@@ -63,6 +65,7 @@ def test_bytes_to_reach_reads_the_first_crossing(tmp_path):
     assert c.best_shared.round(2).tolist() == [0.1, 0.35, 0.45, 0.52]
 
 
+@pytest.mark.slow  # an analysis on tiny data: minutes
 def test_paper_figures_tables_put_the_posters_numbers_beside_ours(tmp_path, monkeypatch):
     from analysis import paper_figures, tables
 
@@ -105,6 +108,7 @@ TINY = ["--set", "data.dataset={kind: synthetic, classes: 10, dim: 8, train_size
         "test_size: 200}", "--set", "duration=4", "--set", "eval.every=2"]  # fmt: skip
 
 
+@pytest.mark.slow  # an analysis on tiny data: minutes
 def test_paper_regime_tables_and_images(tmp_path):
     from analysis import paper_regime
 
@@ -122,6 +126,7 @@ def test_paper_regime_tables_and_images(tmp_path):
         assert (doc.parent / "images" / "paper_figures" / f"{image}.png").stat().st_size
 
 
+@pytest.mark.slow  # an analysis on tiny data: minutes
 def test_failures_tables_diagnostics_and_families(tmp_path, monkeypatch):
     from analysis import failures
 

@@ -156,6 +156,7 @@ def tools_answer_in_one_line(run: Path) -> None:
 SLOW = ["--set", "duration=60", "--set", "eval.every=2"]
 
 
+@pytest.mark.slow  # the kill drill: whole runs killed and rerun
 def test_kill_during_set_up_mid_run_and_while_plotting(tmp_path):
     # during set-up: the status says running, and nothing was recorded yet
     run = tmp_path / "setup"
@@ -188,6 +189,7 @@ def _evaluations(run: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # the kill drill: whole runs killed and rerun
 def test_a_sweep_point_killed_while_plotting_is_run_again_on_resume(tmp_path, tiny):
     f = tmp_path / "s.yaml"
     f.write_text(yaml.safe_dump(tiny))

@@ -111,6 +111,7 @@ def test_temporary_run_directories_are_removed_unless_kept(tiny):
     assert not Path(out.stdout.strip()).exists()  # removed when the process ended
 
 
+@pytest.mark.slow  # a notebook through nbconvert
 def test_a_notebook_runs_headless_through_nbconvert(tmp_path):
     notebook = ROOT / "docs" / "notebooks" / "01-quickstart.ipynb"
     jupyter = Path(sys.executable).parent / "jupyter"

@@ -131,6 +131,7 @@ def test_fuzzed_scenarios_validate_or_give_one_line(base, sets):
     check_validate(base, sets)
 
 
+@pytest.mark.slow  # eight runs in processes of their own
 def test_fuzzed_scenarios_run_timing_only_or_give_one_line(tmp_path):
     """The first eight fuzzed cases that validate, run."""
     runnable = (c for c in cases(200, seed=2) if check_validate(*c) == 0)

@@ -36,6 +36,7 @@ def installed(tmp_path_factory):
     return wheel, venv, tmp
 
 
+@pytest.mark.slow  # builds a wheel into a fresh environment
 def test_wheel_holds_mhd_sim_alone_with_its_scenarios(installed):
     wheel, _, _ = installed
     names = zipfile.ZipFile(wheel).namelist()
@@ -46,6 +47,7 @@ def test_wheel_holds_mhd_sim_alone_with_its_scenarios(installed):
     assert "mhd_sim/scenarios/scenario.schema.json" in names
 
 
+@pytest.mark.slow  # builds a wheel into a fresh environment
 def test_installed_command_finds_bundled_scenarios_from_elsewhere(installed):
     _, venv, tmp = installed
     elsewhere = tmp / "elsewhere"

@@ -83,6 +83,7 @@ def test_sweep_runs_every_point_reports_failures_and_resumes(tmp_path, tiny):
     assert json.loads(interrupted.read_text())["state"] == "done"
 
 
+@pytest.mark.slow  # starts a local Ray instance
 def test_ray_backend_gives_the_same_runs_as_local(tmp_path, tiny):
     pytest.importorskip("ray", reason="the Ray backend is an optional extra: pip install '.[ray]'")
     f = scenario_file(tmp_path, tiny)

@@ -208,7 +208,6 @@ def animate(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..record.animation import animate as draw
-
     from ..record.reading import needs_summary
 
     if head != "best" and not head.isdigit():

@@ -168,7 +168,7 @@ def _short(value: Any, width: int = 60) -> str:
     """``repr(value)`` cut to ``width`` characters: an error line stays one short line.
 
     >>> _short(list(range(100)), 20)
-    '[0, 1, 2, 3, 4, 5, 6…'
+    '[0, 1, 2, 3, 4, 5, …'
     """
     short = reprlib.Repr()  # its keyword arguments are Python 3.12's
     short.maxlevel, short.maxlist, short.maxdict, short.maxstring = 3, 20, 10, width
