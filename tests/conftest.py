@@ -55,3 +55,49 @@ def algorithm(sc: dict, name: str, **settings) -> dict:
         f"algorithm.{k}={json.dumps(v)}" for k, v in settings.items()
     ]
     return apply_overrides(sc, sets)["algorithm"]
+
+
+def simulation(path, scenario, timing_only: bool = False, spy=None):
+    """A whole run recorded into ``path``, for tests that look inside it: the ``Simulation``
+    (its learners, network and coordinator) and its summary. ``scenario``: raw data or a
+    validated Scenario; ``spy(sim)`` is called before it runs."""
+    from mhd_sim.api import build_simulation
+    from mhd_sim.record.run_directory import RunDirectory
+    from mhd_sim.scenario import Scenario, validate
+
+    sc = scenario if isinstance(scenario, Scenario) else validate(scenario)
+    record = RunDirectory(path)
+    sim = build_simulation(sc, record, timing_only=timing_only)
+    if spy is not None:
+        spy(sim)
+    summary = sim.run()
+    record.close()
+    return sim, summary
+
+
+def cli_run(tmp_path, scenario: dict, name: str = "run", *args: str):
+    """``mhd-sim run`` on ``scenario`` (written as YAML), as a user runs it: the result and the
+    run directory."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from mhd_sim.cli import app
+
+    f = tmp_path / f"{name}.yaml"
+    f.write_text(yaml.safe_dump(scenario))
+    out = tmp_path / name
+    return CliRunner().invoke(app, ["run", str(f), "--out", str(out), "--quiet", *args]), out
+
+
+@pytest.fixture
+def simulate():
+    """Runs through the public API, ``ms.simulate``, without progress bars: what most tests
+    that need a finished run read (``.metrics``, ``.events``, ``.summary``, ``.plot``)."""
+    import mhd_sim as ms
+    from mhd_sim.scenario import validate
+
+    def run(scenario: dict, out=None, **options):
+        options.setdefault("progress", False)
+        return ms.simulate(validate(scenario), out, **options)
+
+    return run

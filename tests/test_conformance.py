@@ -13,15 +13,12 @@ import pandas as pd
 import pydantic
 import pytest
 import torch
-from conftest import algorithm
+from conftest import algorithm, simulation
 
-import mhd_sim as ms
-from mhd_sim.api import build_simulation
 from mhd_sim.learning.algorithms import ALGORITHMS
 from mhd_sim.learning.algorithms.mhd import MHD
 from mhd_sim.learning.algorithms.settings import Distillation
 from mhd_sim.learning.seam import AgentLearner, Capabilities
-from mhd_sim.record.run_directory import RunDirectory
 from mhd_sim.scenario import budget, validate
 
 
@@ -77,10 +74,7 @@ def scenario(tiny: dict, name: str, engine: str = "per_agent"):
 
 
 def run(sc, path, timing_only: bool = False):
-    record = RunDirectory(path)
-    sim = build_simulation(sc, record, timing_only=timing_only)
-    sim.run()
-    record.close()
+    sim, _ = simulation(path, sc, timing_only)
     return sim, pd.read_csv(path / "events.csv")
 
 
@@ -149,8 +143,8 @@ def test_the_toy_variant_changes_what_it_says(tmp_path, tiny, decay_registered):
     assert any(differs)
 
 
-def test_a_run_through_the_api_reads_back(tiny):
+def test_a_run_through_the_api_reads_back(tiny, simulate):
     """The fixture every run-needing test can build on: ``ms.simulate`` end to end."""
-    with ms.simulate(validate(tiny), progress=False, plots=False) as result:
+    with simulate(tiny, plots=False) as result:
         assert result.status.state == "done"
         assert set(result.metrics["head"]) == {0, 1, 2}

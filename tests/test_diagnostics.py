@@ -4,19 +4,12 @@ per-agent and batched execution."""
 import numpy as np
 import pandas as pd
 import pytest
-
-from mhd_sim.api import build_simulation
-from mhd_sim.record.run_directory import RunDirectory
-from mhd_sim.scenario import validate
+from conftest import simulation
 
 
 def run(tmp_path, tiny, engine, spy=None):
     tiny = {**tiny, "engine": engine, "duration": 12.0, "eval": {"every": 4.0}}
-    sim = build_simulation(validate(tiny), RunDirectory(tmp_path / engine))
-    if spy is not None:
-        spy(sim)
-    sim.run()
-    sim.record.close()
+    sim, _ = simulation(tmp_path / engine, tiny, spy=spy)
     return sim, pd.read_csv(tmp_path / engine / "teachers.csv")
 
 

@@ -4,10 +4,7 @@ transfers), exact bytes both ways, and the average the server sends back."""
 import pandas as pd
 import pytest
 import torch
-
-from mhd_sim.api import build_simulation
-from mhd_sim.record.run_directory import RunDirectory
-from mhd_sim.scenario import validate
+from conftest import simulation
 
 PERIOD, LATENCY, UP, DOWN = 5, 0.1, 1.0e5, 5.0e4
 
@@ -23,10 +20,7 @@ def scenario(tiny, **algorithm):
 
 
 def run(tmp_path, tiny, timing_only=False, **algorithm):
-    record = RunDirectory(tmp_path)
-    sim = build_simulation(validate(scenario(tiny, **algorithm)), record, timing_only=timing_only)
-    summary = sim.run()
-    record.close()
+    sim, summary = simulation(tmp_path, scenario(tiny, **algorithm), timing_only)
     return sim, summary, pd.read_csv(tmp_path / "events.csv", low_memory=False)
 
 

@@ -6,13 +6,14 @@ import json
 
 import numpy as np
 import pytest
+from conftest import simulation
 from network_helpers import binomial_interval, make_network, times
 from typer.testing import CliRunner
 
 from mhd_sim.api import build_simulation
 from mhd_sim.cli import app
 from mhd_sim.record.run_directory import RunDirectory
-from mhd_sim.scenario import bundled, load, validate
+from mhd_sim.scenario import bundled, load
 from mhd_sim.world.network import Message, Queueing
 
 
@@ -167,10 +168,7 @@ THIN = {
 
 
 def simulate(tmp_path, raw, name="run", timing_only=True):
-    record = RunDirectory(tmp_path / name)
-    summary = build_simulation(validate(raw), record, timing_only=timing_only).run()
-    record.close()
-    return summary
+    return simulation(tmp_path / name, raw, timing_only)[1]
 
 
 def message_size(summary):

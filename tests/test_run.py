@@ -3,6 +3,7 @@ import json
 import pandas as pd
 import pytest
 import yaml
+from conftest import cli_run
 from typer.testing import CliRunner
 
 from mhd_sim.cli import app
@@ -11,10 +12,7 @@ from mhd_sim.record.run_directory import EVENT_COLUMNS, METRIC_COLUMNS
 
 
 def run(tmp_path, scenario: dict, name: str = "run", *args: str):
-    f = tmp_path / f"{name}.yaml"
-    f.write_text(yaml.safe_dump(scenario))
-    out = tmp_path / name
-    result = CliRunner().invoke(app, ["run", str(f), "--out", str(out), "--quiet", *args])
+    result, out = cli_run(tmp_path, scenario, name, *args)
     assert result.exit_code == 0, result.output
     return out
 

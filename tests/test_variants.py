@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import algorithm
+from conftest import algorithm, cli_run
 from typer.testing import CliRunner
 
 from mhd_sim.cli import app
@@ -160,11 +160,7 @@ def test_image_models_refuse_flat_inputs(tmp_path, tiny):
 
 
 def run(tmp_path, scenario, name="run"):
-    f = tmp_path / f"{name}.yaml"
-    f.write_text(yaml.safe_dump(scenario))
-    out = tmp_path / name
-    result = CliRunner().invoke(app, ["run", str(f), "--out", str(out), "--quiet"])
-    return result, out
+    return cli_run(tmp_path, scenario, name)
 
 
 def test_mixed_architectures_run_with_mhd_and_gossip_refuses_them(tmp_path, tiny):

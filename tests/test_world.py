@@ -6,7 +6,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import algorithm
+from conftest import algorithm, simulation
 
 from mhd_sim.api import build_simulation
 from mhd_sim.record.run_directory import RunDirectory
@@ -16,11 +16,7 @@ from mhd_sim.world.topology import build as build_topology
 
 
 def simulate(tmp_path, raw: dict) -> tuple:
-    record = RunDirectory(tmp_path / "run")
-    sim = build_simulation(validate(raw), record)
-    summary = sim.run()
-    record.close()
-    return sim, summary
+    return simulation(tmp_path / "run", raw)
 
 
 def timing_scenario(tiny, **network) -> dict:

@@ -145,7 +145,7 @@ def check(sc: Any, timing_only: bool = False) -> None:
             f"eval.every: {sc.eval.every:g} s over {sc.duration:g} s is {evaluations:.3g} "
             f"evaluations; at most {MAX_EVALUATIONS:,} (raise eval.every or shorten duration)"
         )
-    deadline = getattr(sc.algorithm, "deadline", None)
+    deadline = sc.algorithm.round_deadline()
     if deadline is not None and sc.duration / deadline > MAX_ROUNDS:
         raise ValueError(
             f"algorithm.deadline: {deadline:g} s over {sc.duration:g} s is up to "

@@ -69,11 +69,7 @@ class MHD(Learner):
         super().__init__(*args, **kwargs)
         algo, public = self.algo, len(self.shared.public_x)
         self.share_every = algo.share_every
-        self.wiring = Wiring.of(
-            self.head_weights(algo, self.heads),
-            getattr(algo, "include_self", False),
-            getattr(algo, "last_head_loop", False),
-        )
+        self.wiring = Wiring.of(self.head_weights(algo, self.heads), *algo.own_candidates())
         embeds = algo.embeds()
         self.plan = self.new_plan(self.private, self.rng)
         device = self.shared.public_x.device

@@ -39,6 +39,10 @@ class AlgorithmSettings(Settings):
         """Messages carry embeddings too (embedding distillation)."""
         return False
 
+    def round_deadline(self) -> float | None:
+        """A round-based algorithm's longest round, seconds (None: it has no rounds)."""
+        return None
+
 
 class WeightEncoding(AlgorithmSettings):
     capabilities: ClassVar[Capabilities] = Capabilities(messages="weights")
@@ -86,6 +90,11 @@ class Distillation(Sharing):
     def embeds(self) -> bool:
         return self.embedding_weight > 0
 
+    def own_candidates(self) -> tuple[bool, bool]:
+        """Whether the agent's own head m−1 is a candidate teacher for its head m, and whether
+        the last head also learns from the peers' last heads (MHD's options)."""
+        return False, False
+
     def value_bytes(self) -> int:
         """Bytes a cached probability takes (float16 and bfloat16 are kept as 2)."""
         return 2 if self.encoding in ("float16", "bfloat16") else 4
@@ -125,6 +134,9 @@ class FedAvgSettings(WeightEncoding):
     server_bandwidth: Annotated[float, Field(ge=1)] | None = None
     """The server's uplink, bytes/s (null: network.bandwidth)."""
 
+    def round_deadline(self) -> float | None:
+        return self.deadline
+
 
 class DistillSettings(Distillation):
     """Single-head distillation: the main head also distils from the peers' main heads."""
@@ -148,6 +160,9 @@ class MHDSettings(Distillation):
 
     def model_heads(self) -> int:
         return self.heads
+
+    def own_candidates(self) -> tuple[bool, bool]:
+        return self.include_self, self.last_head_loop
 
     @pydantic.model_validator(mode="after")
     def _weights_per_head(self) -> MHDSettings:
