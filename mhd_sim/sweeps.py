@@ -18,6 +18,7 @@ import csv
 import ctypes
 import itertools
 import json
+import math
 import os
 import re
 import subprocess
@@ -36,6 +37,9 @@ from .scenario.loading import short_keys
 
 DONE, FAILED, KEPT = "done", "failed", "kept"  # kept: finished by an earlier invocation
 INDEX = "sweep.csv"
+
+
+MAX_POINTS = 10_000  # grid points × seeds in one sweep
 
 
 def split_values(text: str) -> list[str]:
@@ -98,6 +102,12 @@ def points(
     """Every grid × seed combination, resolved and validated (problems of all points at once)."""
     if seeds < 1:
         raise ScenarioError([f"--seeds {seeds}: need at least one seed"])
+    count = math.prod(len(v) for v in grid.values()) * seeds
+    if count > MAX_POINTS:  # each point is validated up front: refuse before the hours it takes
+        sizes = " × ".join([*(str(len(v)) for v in grid.values()), f"{seeds} seeds"])
+        raise ScenarioError(
+            [f"--grid: {count:,} points ({sizes}); at most {MAX_POINTS:,} in one sweep"]
+        )
     base = load(scenario, list(fixed))  # the file itself and the fixed overrides
     raw = base.resolved()
     short = short_keys(list(grid))
@@ -115,8 +125,9 @@ def points(
                 continue
             text = yaml.safe_dump(sc.resolved(), sort_keys=False, default_flow_style=None)
             out.append(Point(settings, seed, name, text))
-    if problems:
-        raise ScenarioError(problems)
+    if problems:  # the first few, then how many more: a broken grid is not a page per point
+        more = [f"… and {len(problems) - 20:,} more problems"] if len(problems) > 20 else []
+        raise ScenarioError(problems[:20] + more)
     names = [p.name for p in out]
     if len(set(names)) != len(names):
         raise ScenarioError(

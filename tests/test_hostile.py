@@ -231,3 +231,20 @@ def test_a_run_directory_with_hostile_json_is_one_line(tmp_path):
     (run / "summary.json").write_text("[" * 100_000 + "]" * 100_000)
     for command in ("report", "animate"):
         refused(mhd_sim(command, run), "summary.json", "nests too deeply")
+
+
+def test_a_sweep_grid_that_explodes_is_refused_with_its_count(tmp_path):
+    values = ",".join(str(v) for v in range(1, 201))
+    losses = ",".join(f"{v / 100:g}" for v in range(100))
+    result = mhd_sim("sweep", "straggler", "--grid", f"duration={values}",
+                     "--grid", f"network.loss={losses}", "--out", tmp_path / "sweep")  # fmt: skip
+    refused(result, "20,000 points (200 × 100 × 1 seeds)", "at most 10,000")
+
+
+def test_a_grid_of_broken_points_lists_a_few_and_counts_the_rest(tmp_path):
+    values = ",".join(str(-v) for v in range(1, 60))  # every duration refused
+    result = mhd_sim("sweep", "straggler", "--grid", f"duration={values}",
+                     "--out", tmp_path / "sweep")  # fmt: skip
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert result.returncode == 2 and len(lines) == 21, result.stderr[-1000:]
+    assert lines[-1] == "error: … and 39 more problems"
