@@ -46,6 +46,7 @@ def test_grid_points_are_named_by_their_settings_and_validated_up_front(tmp_path
     assert result.exit_code == 2 and "headz" in result.output and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow  # a sweep killed and resumed (test_api's sweep keeps one in the fast lane)
 def test_sweep_runs_every_point_reports_failures_and_resumes(tmp_path, tiny):
     f = scenario_file(tmp_path, tiny)
     out = tmp_path / "sw"
