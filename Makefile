@@ -20,10 +20,10 @@ demo: install  ## install, then run the straggler scenario end to end
 	$(BIN)/mhd-sim run scenarios/straggler.yaml --out runs/straggler --overwrite
 
 test: install browser lint  ## install, then lint and the fast lane: every module, minutes
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-all: install browser lint  ## the fast lane and the slow checks (what CI runs)
-	$(BIN)/python -m pytest -n 2 -m ""
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m ""
 
 lint: install  ## ruff's checks and its format check (part of `make test`)
 	$(BIN)/ruff check .

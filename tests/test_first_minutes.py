@@ -112,6 +112,7 @@ def test_temporary_run_directories_are_removed_unless_kept(tiny):
 
 
 @pytest.mark.slow  # a notebook through nbconvert
+@pytest.mark.xdist_group("kernels")  # one Jupyter kernel at a time (tests/test_notebooks.py)
 def test_a_notebook_runs_headless_through_nbconvert(tmp_path):
     notebook = ROOT / "docs" / "notebooks" / "01-quickstart.ipynb"
     jupyter = Path(sys.executable).parent / "jupyter"

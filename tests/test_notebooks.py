@@ -32,6 +32,7 @@ IN_PROCESS = [p for p in NOTEBOOKS if p.stem != "01-quickstart"]
 
 
 @pytest.mark.slow  # a notebook in a kernel: a minute or more
+@pytest.mark.xdist_group("kernels")  # one Jupyter kernel at a time: no two race for ports
 @pytest.mark.parametrize("path", IN_PROCESS, ids=[p.stem for p in IN_PROCESS])
 def test_notebook_runs_and_draws(path, tmp_path):
     nb = nbformat.read(path, as_version=4)

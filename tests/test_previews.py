@@ -49,7 +49,7 @@ def test_the_10000_agent_preview_of_the_straggler_scenario_runs(tmp_path):
     result = mhd_sim(
         "run", "straggler", "--timing-only", "-q", "--out", tmp_path / "run",
         "--set", "agents.count=10000", "--set", "agents.groups=[]",
-        "--set", "network.topology={kind: random_regular, degree: 10}", "--set", "duration=5",
+        "--set", "network.topology={kind: random_regular, degree: 10}", "--set", "duration=2",
         timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]

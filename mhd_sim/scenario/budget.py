@@ -163,12 +163,13 @@ def check(sc: Any, timing_only: bool = False) -> None:
     est = estimate(sc, timing_only)
     have = machine_memory()
     if est.total > have:
-        parts = sorted(est.memory.items(), key=lambda kv: -kv[1])[:2]
-        biggest = ", ".join(f"{name} {human_bytes(v)}" for name, v in parts)
-        mode = "even a timing-only run of this scenario" if timing_only else "this run"
+        name, most = max(est.memory.items(), key=lambda kv: kv[1])
+        n = sc.agents.count
+        agents = f"{n:,}" if n < 1e9 else f"{n:.3g}"  # the line stays short (at most ~180)
+        mode = "even a timing-only run" if timing_only else "this run"
         raise ValueError(
-            f"{mode} needs about {human_bytes(est.total)} of memory ({sc.agents.count:,} agents; "
-            f"{biggest}); this machine has {human_bytes(have)} (pass --force to run it anyway)"
+            f"{mode} needs about {human_bytes(est.total)} of memory ({agents} agents; {name} "
+            f"{human_bytes(most)}); this machine has {human_bytes(have)} (--force runs it anyway)"
         )
     if est.steps > MAX_STEPS:
         raise ValueError(
