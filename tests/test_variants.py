@@ -200,7 +200,7 @@ def test_gossip_sends_the_weights_and_averages_with_metropolis_weights(tmp_path,
     a.neighbour_count = b.neighbour_count = lambda: 2
     vec = lambda lr: torch.nn.utils.parameters_to_vector(lr.model.parameters()).detach().clone()  # noqa: E731
     va, vb = vec(a), vec(b)
-    a.absorb(b.make_message(0.0), 0.0)
+    a.absorb(b.make_message(0.0), b.agent, 0.0)
     torch.testing.assert_close(vec(a), va + (vb.half().float() - va) / 3, atol=1e-6, rtol=0)
 
 
@@ -236,7 +236,7 @@ def test_embedding_distillation_sends_embeddings_and_needs_one_size(tmp_path, ti
         sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed
     )
     me, peer = learners[0], learners[1]
-    me.absorb(peer.make_message(1.0), 1.0)
+    me.absorb(peer.make_message(1.0), peer.agent, 1.0)
     step = me.begin_step(2.0)
     target, valid = step.embedding
     assert valid.any() and target.shape == (len(step.public), 16)

@@ -5,9 +5,10 @@ every algorithm's learner, the batched engine's proxies and the timing-only stan
 implement: ``begin_step`` (read a private batch and the teacher cache, return a
 :class:`Step` with its FLOPs), ``end_step`` (the gradient update), ``message_flops`` and
 ``make_message`` (what goes to peers; its ``len`` is its size on the wire), ``absorb`` (a
-peer's message), ``evaluate``, ``teacher_rows`` and ``teacher_ages`` (diagnostics), and
-the attributes ``sends``, ``share_every`` and ``neighbour_count`` (set by the world). A
-round-based algorithm also has its :class:`Rounds` in the :class:`Population`. The world
+peer's message, with its sender and time from the network's envelope), ``evaluate``,
+``teacher_rows`` and ``teacher_ages`` (diagnostics), and the attributes ``sends``,
+``share_every`` and ``neighbour_count`` (set by the world). A round-based algorithm also
+has its :class:`Rounds` in the :class:`Population`. The world
 turns FLOPs into time and bytes into transmissions; nothing here knows about time except
 the timestamps messages carry.
 
@@ -129,7 +130,7 @@ class AgentLearner(Protocol):
 
     def make_message(self, now: float) -> Any: ...
 
-    def absorb(self, payload: Any, now: float) -> None: ...
+    def absorb(self, payload: Any, sender: int, produced: float) -> None: ...
 
     def evaluate(self) -> Evaluation: ...
 

@@ -82,7 +82,7 @@ class RoundServer:
         if msg.receiver == self.node:
             self.receive(msg)
             return
-        self.sim.learners[msg.receiver].absorb(msg.payload, self.sim.env.now)
+        self.sim.learners[msg.receiver].absorb(msg.payload, msg.sender, msg.produced)
         if msg.sender == self.node:
             self.deliver_result(msg.receiver)
 

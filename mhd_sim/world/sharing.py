@@ -63,4 +63,4 @@ class PeerSharing:
         pass
 
     def deliver(self, msg: Message) -> None:
-        self.sim.learners[msg.receiver].absorb(msg.payload, self.sim.env.now)
+        self.sim.learners[msg.receiver].absorb(msg.payload, msg.sender, msg.produced)

@@ -34,18 +34,16 @@ class FedAvg(Learner):
         return Rounds(algo.period, algo.deadline, algo.server_bandwidth, combine)
 
     def make_message(self, now: float) -> bytes | None:
-        values = torch.nn.utils.parameters_to_vector(self.model.parameters()).detach().cpu()
-        return messages.encode_weights(
-            self.agent, self.private, now, values.numpy(), self.algo.encoding
-        )
+        values = torch.nn.utils.parameters_to_vector(self.model.parameters())
+        return messages.encode_weights(self.agent, self.private, now, values, self.algo.encoding)
 
     global_model: torch.nn.Module | None = None  # the last round's model, as received
 
     @torch.no_grad()
-    def absorb(self, payload: bytes, now: float) -> None:
+    def absorb(self, payload: bytes, sender: int, produced: float) -> None:
         """The round's global model replaces the client's weights."""
         params = list(self.model.parameters())
-        values = torch.from_numpy(messages.decode_weights(payload).values)
+        values = messages.decode_weights(payload).values
         torch.nn.utils.vector_to_parameters(values.to(params[0].device), params)
         if self.global_model is None:
             self.global_model = copy.deepcopy(self.model)
@@ -76,6 +74,6 @@ def average(uploads: list[bytes], server: int, now: float, encoding: str) -> byt
     """
     decoded = [messages.decode_weights(p) for p in uploads]
     weights = np.array([m.weight for m in decoded], dtype=np.float64)
-    stacked = np.stack([m.values.astype(np.float64) for m in decoded])
+    stacked = np.stack([m.values.numpy().astype(np.float64) for m in decoded])
     mean = (weights[:, None] * stacked).sum(0) / max(weights.sum(), 1.0)
     return messages.encode_weights(server, len(decoded), now, mean.astype(np.float32), encoding)

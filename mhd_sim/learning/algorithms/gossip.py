@@ -22,16 +22,16 @@ class Gossip(Learner):
         self.share_every = self.algo.share_every
 
     def make_message(self, now: float) -> bytes | None:
-        values = torch.nn.utils.parameters_to_vector(self.model.parameters()).detach().cpu().numpy()
+        values = torch.nn.utils.parameters_to_vector(self.model.parameters())
         return messages.encode_weights(
             self.agent, self.neighbour_count(), now, values, self.algo.encoding
         )
 
     @torch.no_grad()
-    def absorb(self, payload: bytes, now: float) -> None:
+    def absorb(self, payload: bytes, sender: int, produced: float) -> None:
         msg = messages.decode_weights(payload)
         w = 1.0 / (1 + max(self.neighbour_count(), msg.weight))
         params = list(self.model.parameters())
         mine = torch.nn.utils.parameters_to_vector(params)
-        theirs = torch.from_numpy(msg.values).to(mine.device)
+        theirs = msg.values.to(mine.device)
         torch.nn.utils.vector_to_parameters(mine + w * (theirs - mine), params)

@@ -162,7 +162,7 @@ class Learner:
     def make_message(self, now: float) -> bytes | None:
         return None
 
-    def absorb(self, payload: bytes, now: float) -> None:
+    def absorb(self, payload: bytes, sender: int, produced: float) -> None:
         pass
 
     def teacher_rows(self, now: float) -> list[tuple]:

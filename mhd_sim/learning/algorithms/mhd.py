@@ -127,8 +127,7 @@ class MHD(Learner):
                 logits = self.model(self.shared.public_x[self._device(u)])[0]  # [H, B, C]
             own = torch.softmax(logits, -1)
             if self.plan.ranked:  # rounded as a message would carry it: all compared alike
-                conf = confidence(logits, algo.confidence).cpu().numpy()
-                own_conf = messages.quantize(conf, algo.encoding)
+                own_conf = messages.quantize(confidence(logits, algo.confidence), algo.encoding)
         if self.by_confidence:
             return confident_teachers(
                 cache.probs, cache.conf, u, step.valid, wiring.source_column,
@@ -202,21 +201,21 @@ class MHD(Learner):
         probs, conf = message_values(logits, self.algo.confidence, self.plan.ranked)
         return messages.encode(
             self.agent, now, sent, ids, probs, self.algo.encoding, self.algo.topk,
-            emb.cpu().numpy() if self.plan.embeds else None, conf,
+            emb if self.plan.embeds else None, conf,
         )  # fmt: skip
 
-    def absorb(self, payload: bytes, now: float) -> None:
+    def absorb(self, payload: bytes, sender: int, produced: float) -> None:
         """Store a peer's predictions, keeping whichever of old and new was produced later."""
         cache = self.cache
         msg = messages.decode(payload, half=cache.probs.dtype == torch.float16)
-        k, ids, newer = self.plan.store(msg.sender, msg.ids, msg.produced, msg.heads)
+        k, ids, newer = self.plan.store(sender, msg.ids, produced, msg.heads)
         cache.grow(k + 1)
         ids_t = self._device(ids)
-        probs = torch.from_numpy(msg.probs).to(cache.probs.device, cache.probs.dtype)
+        probs = msg.probs.to(cache.probs.device, cache.probs.dtype)
         conf = msg.confidence
         ranked = self.plan.ranked
         if ranked and conf is None:  # a message without them: rank by probability
-            conf = msg.probs.astype(np.float32).max(-1)
+            conf = msg.probs.float().amax(-1).numpy()
         if newer is None:  # the usual case: all of it is newer; one write
             cache.probs[k].index_copy_(0, ids_t, probs)
             if ranked:
@@ -231,8 +230,8 @@ class MHD(Learner):
                     if ranked:
                         cache.conf[k, msg.ids[fresh], j] = conf[fresh, col[0]]
         if self.plan.embeds and msg.embeddings is not None:
-            fresh = self._device(self.plan.store_embeddings(k, msg.ids, msg.produced))
-            values = torch.from_numpy(msg.embeddings).to(cache.emb.device)
+            fresh = self._device(self.plan.store_embeddings(k, msg.ids, produced))
+            values = msg.embeddings.to(cache.emb.device)
             cache.emb[k, ids_t[fresh]] = values[fresh]
 
     def teacher_ages(self) -> dict[int, tuple[float, int]]:

@@ -19,6 +19,7 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..algorithms.settings import ENCODINGS as ENCODING_NAMES
 
@@ -33,15 +34,31 @@ _NAMES = {code: name for name, code in ENCODINGS.items()}
 
 @dataclass(frozen=True)
 class Predictions:
-    """A decoded message: who made which head's probabilities on which samples, and when."""
+    """A decoded message: which heads' probabilities on which public samples. Who sent it and
+    when travel once, on the network's envelope (``world.queue.Message``); the ids and the
+    confidences stay numpy (the schedule side and the teacher choice read them), the values
+    the student learns from are tensors."""
 
-    sender: int
-    produced: float
     heads: np.ndarray  # uint8 [heads]
     ids: np.ndarray  # uint32 [samples]
-    probs: np.ndarray  # float32 (or float16, see decode) [samples, heads, classes]
-    embeddings: np.ndarray | None = None  # float32 [samples, dim]
+    probs: torch.Tensor  # float32 (or float16, see decode) [samples, heads, classes]
+    embeddings: torch.Tensor | None = None  # float32 [samples, dim]
     confidence: np.ndarray | None = None  # float32 [samples, heads]
+
+
+@dataclass(eq=False)
+class Parcel:
+    """A prediction message that is never serialised: the batched engine's (its size known
+    now, its predictions filled in later, through the real encoding) and a timing-only run's
+    (size and public samples only). ``len`` is its size on the wire."""
+
+    ids: np.ndarray | None
+    size: int
+    probs: torch.Tensor | None = None  # [samples, heads sent, classes], as stored in caches
+    conf: torch.Tensor | None = None  # [samples, heads sent]: the confidences it carries
+
+    def __len__(self) -> int:
+        return self.size
 
 
 def _value_bytes(encoding: str) -> int:
@@ -88,28 +105,21 @@ def side_encoding(encoding: str) -> str:
     return "float16" if encoding == "topk" else encoding
 
 
-def quantize(values: np.ndarray, encoding: str) -> np.ndarray:
+def quantize(values: torch.Tensor, encoding: str) -> np.ndarray:
     """``values`` as float32 after the round trip through ``encoding`` (what a receiver sees)."""
-    return _unpack(_pack(values, side_encoding(encoding)), values.size, 0, side_encoding(encoding))[
-        0
-    ].reshape(values.shape)
+    side = side_encoding(encoding)
+    return _unpack(_pack(values, side), values.numel(), 0, side)[0].reshape(values.shape)
 
 
-def _pack(values: np.ndarray, encoding: str) -> bytes:
-    import torch  # here, not at the top: checking a scenario never loads torch
-
-    if encoding == "float32":
-        return np.ascontiguousarray(values, dtype=np.float32).tobytes()
+def _pack(values: torch.Tensor | np.ndarray, encoding: str) -> bytes:
+    """The bytes of ``values`` in ``encoding``; torch rounds to float16 exactly as numpy (to
+    nearest even) and several times faster."""
+    values = torch.as_tensor(values).detach().float()
     if encoding == "bfloat16":
-        return (
-            torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
-            .to(torch.bfloat16)
-            .view(torch.int16)
-            .numpy()
-            .tobytes()
-        )
-    # torch's conversion rounds exactly as numpy's (to nearest even) and is several times faster
-    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).half().numpy().tobytes()
+        values = values.to(torch.bfloat16).view(torch.int16)
+    elif encoding != "float32":
+        values = values.half()
+    return values.cpu().numpy().tobytes()
 
 
 def _unpack(
@@ -119,8 +129,6 @@ def _unpack(
         return np.frombuffer(payload, np.float32, count, at).copy(), at + 4 * count
     raw = np.frombuffer(payload, np.int16 if encoding == "bfloat16" else np.float16, count, at)
     if encoding == "bfloat16":
-        import torch
-
         return torch.from_numpy(raw.copy()).view(torch.bfloat16).float().numpy(), at + 2 * count
     return raw.copy() if half else raw.astype(np.float32), at + 2 * count
 
@@ -130,14 +138,14 @@ def encode(
     produced: float,
     heads: np.ndarray,
     ids: np.ndarray,
-    probs: np.ndarray,
+    probs: torch.Tensor,
     encoding: str,
     k: int = 0,
-    embeddings: np.ndarray | None = None,
-    confidence: np.ndarray | None = None,
+    embeddings: torch.Tensor | None = None,
+    confidence: torch.Tensor | None = None,
 ) -> bytes:
     """Serialise predictions: ``probs`` [samples, heads, classes], ``embeddings`` [samples,
-    dim], ``confidence`` [samples, heads]."""
+    dim], ``confidence`` [samples, heads], as the forward pass made them (tensors)."""
     samples, n_heads, classes = probs.shape
     k = min(k, classes)  # top-k of fewer classes than k: all of them
     dim = 0 if embeddings is None else embeddings.shape[1]
@@ -151,10 +159,11 @@ def encode(
         np.asarray(ids, dtype=np.uint32).tobytes(),
     ]
     if encoding == "topk":
-        top = np.argsort(-probs, axis=-1, kind="stable")[..., :k]
+        probs = torch.as_tensor(probs).detach().float()
+        top = torch.argsort(-probs, dim=-1, stable=True)[..., :k]
         parts += [
-            top.astype(_index_dtype(classes)).tobytes(),
-            np.take_along_axis(probs, top, -1).astype(np.float16).tobytes(),
+            top.cpu().numpy().astype(_index_dtype(classes)).tobytes(),
+            _pack(probs.gather(-1, top), "float16"),
         ]
     else:
         parts.append(_pack(probs, encoding))
@@ -167,9 +176,10 @@ def encode(
 
 def decode(payload: bytes, half: bool = False) -> Predictions:
     """Parse a message made by :func:`encode`; values come back as float32, or as float16
-    when they are float16 on the wire and the receiver stores ``half`` (exact either way)."""
-    magic, version, code, k, n_heads, sender, samples, classes, dim, conf, produced = (
-        HEADER.unpack_from(payload)
+    when they are float16 on the wire and the receiver stores ``half`` (exact either way).
+    The header's sender and time are not returned: the envelope carries them."""
+    magic, version, code, k, n_heads, _, samples, classes, dim, conf, _ = HEADER.unpack_from(
+        payload
     )
     if magic != MAGIC or version != VERSION:
         raise ValueError("not a prediction message of this version")
@@ -202,8 +212,8 @@ def decode(payload: bytes, half: bool = False) -> Predictions:
         confidence = flat.reshape(samples, n_heads)
     if dim:
         flat, at = _unpack(payload, samples * dim, at, side_encoding(encoding))
-        emb = flat.reshape(samples, dim)
-    return Predictions(sender, produced, heads, ids, probs, emb, confidence)
+        emb = torch.from_numpy(flat.reshape(samples, dim))
+    return Predictions(heads, ids, torch.from_numpy(probs), emb, confidence)
 
 
 # --- weights (gossip, fedavg) -----------------------------------------------------------
@@ -211,12 +221,10 @@ def decode(payload: bytes, half: bool = False) -> Predictions:
 
 @dataclass(frozen=True)
 class Weights:
-    sender: int
     # the sender's weight where weights are averaged: its number of neighbours (gossip's
     # Metropolis weights) or its private sample count (fedavg's average)
     weight: int
-    produced: float
-    values: np.ndarray  # float32 [parameters]
+    values: torch.Tensor  # float32 [parameters]
 
 
 def weights_size(values: int, encoding: str) -> int:
@@ -229,7 +237,7 @@ def weights_size(values: int, encoding: str) -> int:
 
 
 def encode_weights(
-    sender: int, weight: int, produced: float, values: np.ndarray, encoding: str
+    sender: int, weight: int, produced: float, values: torch.Tensor, encoding: str
 ) -> bytes:
     if encoding == "topk":
         raise ValueError(
@@ -243,8 +251,8 @@ def encode_weights(
 
 
 def decode_weights(payload: bytes) -> Weights:
-    magic, version, code, sender, weight, count, produced = WEIGHTS_HEADER.unpack_from(payload)
+    magic, version, code, _, weight, count, _ = WEIGHTS_HEADER.unpack_from(payload)
     if magic != WEIGHTS_MAGIC or version != VERSION:
         raise ValueError("not a weight message of this version")
     values, _ = _unpack(payload, count, WEIGHTS_HEADER.size, _NAMES[code])
-    return Weights(sender, weight, produced, values)
+    return Weights(weight, torch.from_numpy(values))

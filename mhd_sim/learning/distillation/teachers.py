@@ -81,15 +81,15 @@ def confidence(logits: torch.Tensor, how: str) -> torch.Tensor:
 
 def message_values(
     logits: torch.Tensor, how: str, ranked: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """What a message carries of the heads sent, from their logits [..., S, n, C]: the
     probabilities [..., n, S, C] and, for max_confidence (``ranked``), the confidences
     [..., n, S] that peers will rank them by (None otherwise). Leading dimensions: agents, for
     the batched engine."""
-    probs = torch.softmax(logits, -1).transpose(-3, -2).contiguous().cpu().numpy()
+    probs = torch.softmax(logits, -1).transpose(-3, -2)
     if not ranked:
         return probs, None
-    return probs, confidence(logits, how).transpose(-2, -1).contiguous().cpu().numpy()
+    return probs, confidence(logits, how).transpose(-2, -1)
 
 
 def aggregate(

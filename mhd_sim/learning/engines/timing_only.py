@@ -10,33 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..algorithms.learner import Learner
+from ..distillation.messages import Parcel
 from ..distillation.plan import Plan
 from ..seam import Evaluation, Rounds, Step
 
 
-@dataclass(frozen=True)
-class Stub:
-    """A message in a timing-only run: who made it and when, the size the real one has, and
-    the public samples it covers (a distilling agent's)."""
-
-    sender: int
-    produced: float
-    size: int
-    ids: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return self.size
-
-
-def stub_combine(uploads: list[Stub], server: int, now: float) -> Stub:
+def stub_combine(uploads: list[Parcel], server: int, now: float) -> Parcel:
     """A round's result in a timing-only run: as large as an upload (weights as weights)."""
-    return Stub(server, now, len(uploads[0]))
+    return Parcel(None, len(uploads[0]))
 
 
 class TimingOnly:
@@ -67,15 +53,15 @@ class TimingOnly:
     def message_flops(self) -> float:
         return self._message_flops
 
-    def make_message(self, now: float) -> Stub | None:
+    def make_message(self, now: float) -> Parcel | None:
+        """The message's size and, for a distilling agent, the public samples it covers."""
         if not self.size:
             return None
-        ids = self.plan.next_chunk() if self.plan is not None else None
-        return Stub(self.agent, now, self.size, ids)
+        return Parcel(self.plan.next_chunk() if self.plan is not None else None, self.size)
 
-    def absorb(self, payload: Stub, now: float) -> None:
+    def absorb(self, payload: Parcel, sender: int, produced: float) -> None:
         if self.plan is not None:
-            self.plan.store(payload.sender, payload.ids, payload.produced, self.heads_sent)
+            self.plan.store(sender, payload.ids, produced, self.heads_sent)
 
     def teacher_ages(self) -> dict[int, tuple[float, int]]:
         return self.plan.teacher_ages() if self.plan is not None else {}

@@ -11,9 +11,10 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from ...algorithms.learner import Learner, accuracy
+from ...distillation.messages import Parcel
 from ...seam import Step
 from . import waves
-from .ops import Group, Op, Pending
+from .ops import Group, Op
 
 # Agents per vmapped computation: bounds the activations a wave holds at once (a wave can
 # be ~700 agents). At 1,000 agents, chunks of 128 to all of a wave ran equally fast
@@ -228,19 +229,17 @@ class Proxy:
         self.open.ended, self.open = True, None
         self.engine.maybe_flush()
 
-    def make_message(self, now: float) -> Pending | None:
+    def make_message(self, now: float) -> Parcel | None:
         learner = self.learner
         if len(learner.wiring.heads_sent) == 0:
             return None
-        msg = Pending(self.i, now, learner.plan.next_chunk(), learner.message_bytes)
+        msg = Parcel(learner.plan.next_chunk(), learner.message_bytes)
         self.engine.queue(Op("message", self.i, message=msg))
         return msg
 
-    def absorb(self, msg: Pending, now: float) -> None:
+    def absorb(self, msg: Parcel, sender: int, produced: float) -> None:
         learner, device = self.learner, self.engine.device
-        k, ids, newer = learner.plan.store(
-            msg.sender, msg.ids, msg.produced, learner.wiring.heads_sent
-        )
+        k, ids, newer = learner.plan.store(sender, msg.ids, produced, learner.wiring.heads_sent)
         self.engine.ensure_slots(k + 1)
         ids_t = torch.from_numpy(ids).to(device)
         newer_t = None if newer is None else torch.from_numpy(newer).to(device)

@@ -1,4 +1,4 @@
-"""The batched engine's records: a queued op, a pending message, a group of stacked agents,
+"""The batched engine's records: a queued op, a group of stacked agents,
 and what a wave reads of the engine (:class:`EngineState`)."""
 
 from __future__ import annotations
@@ -6,25 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 
+from ...distillation.messages import Parcel
 from ...seam import Step
-
-
-@dataclass(eq=False)
-class Pending:
-    """A message whose size is known now and whose predictions are computed later."""
-
-    sender: int
-    produced: float
-    ids: np.ndarray
-    size: int
-    probs: torch.Tensor | None = None  # [samples, heads sent, classes], as stored in caches
-    conf: torch.Tensor | None = None  # [samples, heads sent]: the confidences it carries
-
-    def __len__(self) -> int:
-        return self.size
 
 
 @dataclass(eq=False)
@@ -32,7 +17,7 @@ class Op:
     kind: str  # train | message | absorb
     agent: int
     step: Step | None = None
-    message: Pending | None = None
+    message: Parcel | None = None
     slot: int = 0
     ids: torch.Tensor | None = None
     newer: torch.Tensor | None = None  # absorb: [n, heads sent] entries it writes (None: all)

@@ -88,8 +88,7 @@ def wave_teachers(
         conf = engine.conf.view(A * K * P, S).index_select(0, at).view(G, K, B, S)
         ranks = {"conf": conf, "ties": ties.to(engine.device)}
         if own is not None:  # rounded as a message would carry it, as per-agent teachers do
-            own_conf = confidence(own, algo.confidence).cpu().numpy()
-            own_conf = messages.quantize(own_conf, algo.encoding)
+            own_conf = messages.quantize(confidence(own, algo.confidence), algo.encoding)
             ranks["own_conf"] = torch.from_numpy(own_conf).to(engine.device)
     return reference_teachers(
         probs,
@@ -223,12 +222,12 @@ def predict(engine: Engine, ops: list[Op]) -> None:
     probs, confs = message_values(logits, algo.confidence, first.plan.ranked)
     confs = [None] * len(ops) if confs is None else confs
     for op, p, c in zip(ops, probs, confs):
-        msg = op.message
+        msg = op.message  # encoded for the values a receiver decodes (the header's time is not)
         payload = messages.encode(
-            msg.sender, msg.produced, sent, msg.ids, p, algo.encoding, algo.topk, None, c
+            op.agent, 0.0, sent, msg.ids, p, algo.encoding, algo.topk, None, c
         )
         assert len(payload) == msg.size, "message size known in advance must match its encoding"
         decoded = messages.decode(payload, half=engine.cache.dtype == torch.float16)
-        msg.probs = torch.from_numpy(decoded.probs).to(engine.device, engine.cache.dtype)
+        msg.probs = decoded.probs.to(engine.device, engine.cache.dtype)
         if decoded.confidence is not None:
             msg.conf = torch.from_numpy(decoded.confidence).to(engine.device)
