@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from mhd_sim.compare.tables import markdown_table  # noqa: E402
 from mhd_sim.learning.data.datasets import DATASETS  # noqa: E402
 from mhd_sim.learning.data.mnist1d_classes import templates  # noqa: E402
 from mhd_sim.learning.models.headed import build  # noqa: E402
@@ -88,20 +89,21 @@ def main(argv: list[str] | None = None) -> int:
     folder = (args.doc.parent if args.doc else Path("runs")) / "images" / "mnist1d"
     draw_templates(folder / "templates.png")
     model = yaml.safe_load(args.model)
-    lines = [f"| classes | {' | '.join(f'epoch {e + 1}' for e in range(args.epochs))} | "
-             "seconds |", "|---" * (args.epochs + 2) + "|"]  # fmt: skip
-    print("\n".join(lines))
+    header = ["classes", *(f"epoch {e + 1}" for e in range(args.epochs)), "seconds"]
+    rows = []
     for n in args.classes:
         start = time.perf_counter()
         acc = centralized(n, model, args.epochs, args.samples_per_class, lr=args.lr)
-        cells = " | ".join(f"{100 * a:.1f}" for a in acc)
-        lines.append(f"| {n} | {cells} | {time.perf_counter() - start:.0f} |")
-        print(lines[-1], flush=True)
+        seconds = f"{time.perf_counter() - start:.0f}"
+        rows.append([str(n), *(f"{100 * a:.1f}" for a in acc), seconds])
+        print(" ".join(rows[-1]), flush=True)
+    table = markdown_table(header, rows)
+    print(table)
     if args.doc:
         args.doc.write_text(PAGE.format(
             command="python -m analysis.mnist1d_classes " + " ".join(argv or sys.argv[1:]),
             samples=args.samples_per_class, model=args.model, lr=args.lr,
-            table="\n".join(lines)))  # fmt: skip
+            table=table))  # fmt: skip
     return 0
 
 

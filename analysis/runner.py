@@ -5,38 +5,36 @@ analysis resumes where it stopped."""
 from __future__ import annotations
 
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
 
 from mhd_sim.scenario import ScenarioError, load
-from mhd_sim.sweeps import execute, finished
+from mhd_sim.sweeps import Point, finished, local_backend
 
 Points = dict[str, tuple[Path, list[str]]]  # run name -> (base scenario file, overrides)
 
 
 def run_points(points: Points, out: Path, extra: list[str], jobs: int) -> dict[str, str]:
-    """Every point not done yet; run name -> ``done``, or why not. ``extra`` overrides apply
-    to every point (a test shrinks them all)."""
-
-    def one(name: str) -> tuple[str, str]:
+    """Every point not done yet, through the sweep's own local backend; run name -> ``done``,
+    or why not. ``extra`` overrides apply to every point (a test shrinks them all)."""
+    status, todo = {}, []
+    for name, (base, overrides) in points.items():
         if finished(out / name):
-            return name, "done"
-        base, overrides = points[name]
+            status[name] = "done"
+            continue
         try:
             sc = load(base, [*overrides, *extra])
         except ScenarioError as e:
-            return name, "error: " + "; ".join(e.problems)
+            status[name] = "error: " + "; ".join(e.problems)
+            continue
         text = yaml.safe_dump(sc.resolved(), sort_keys=False, default_flow_style=None)
-        status, error = execute(text, out / name)
-        return name, status if status == "done" else f"{status}: {error}"
-
-    status = {}
-    with ThreadPoolExecutor(jobs) as pool:  # each point's line as it is known, in order
-        for k, (name, s) in enumerate(pool.map(one, points), 1):
-            print(f"[{k}/{len(points)}] {name}: {s}", flush=True)
-            status[name] = s
+        todo.append(Point((), sc.seed, name, text))
+    for name, s in status.items():  # kept from an earlier run, or refused
+        print(f"{name}: {s}", flush=True)
+    for k, (point, s, error) in enumerate(local_backend(todo, out, jobs), 1):
+        status[point.name] = s if s == "done" else f"{s}: {error}"
+        print(f"[{k}/{len(todo)}] {point.name}: {status[point.name]}", flush=True)
     return status
 
 
