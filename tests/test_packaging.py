@@ -1,6 +1,8 @@
 """The wheel is a library: it carries the bundled scenarios, installs ``mhd_sim`` alone, and
 its command works from any directory."""
 
+import http.client
+import re
 import subprocess
 import sys
 import sysconfig
@@ -45,6 +47,7 @@ def test_wheel_holds_mhd_sim_alone_with_its_scenarios(installed):
     assert "mhd_sim/scenarios/straggler.yaml" in names
     assert "mhd_sim/scenarios/teaching/hops.yaml" in names
     assert "mhd_sim/scenarios/scenario.schema.json" in names
+    assert "mhd_sim/record/live/page.html" in names  # the live page ships with the package
 
 
 @pytest.mark.slow  # builds a wheel into a fresh environment
@@ -68,3 +71,13 @@ def test_installed_command_finds_bundled_scenarios_from_elsewhere(installed):
     assert done.returncode == 0, done.stderr
     assert (elsewhere / "r" / "summary.json").is_file()
     assert (elsewhere / "r" / "events.csv").is_file()
+    # the installed package serves its live page (page.html comes from the wheel)
+    watch = subprocess.Popen([cli, "watch", "r"], cwd=elsewhere, stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r"http://127.0.0.1:(\d+)/", watch.stdout.readline()).group(1))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # no proxy
+        conn.request("GET", "/")
+        assert b"<title>mhd-sim watch</title>" in conn.getresponse().read()
+    finally:
+        watch.terminate()
+        watch.wait(30)

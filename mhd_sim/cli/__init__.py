@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import run, study  # noqa: F401 (registers their commands, in this order)
+from . import run, study, watch  # noqa: F401 (registers their commands, in this order)
 from .common import app, err
 
 

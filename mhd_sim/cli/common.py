@@ -25,6 +25,9 @@ SetOption = Annotated[
     typer.Option("--set", help="Override a setting: KEY=VALUE, e.g. network.loss=0.1."),
 ]
 SeedOption = Annotated[int | None, typer.Option("--seed", help="Override the scenario's seed.")]
+PortOption = Annotated[
+    int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: a free one).")
+]
 
 
 def _fail(message: str, code: int) -> typer.Exit:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import ForceOption, SeedOption, SetOption, _fail, _load, app, err, out
+from .common import ForceOption, PortOption, SeedOption, SetOption, _fail, _load, app, err, out
+
+if TYPE_CHECKING:  # --help imports no scenario code
+    from ..scenario import Scenario
 
 TimingOnly = Annotated[
     bool,
@@ -44,12 +47,37 @@ def run(
     ] = None,
     timing_only: TimingOnly = False,
     force: ForceOption = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Serve a live page of the run on 127.0.0.1 (see `mhd-sim watch`)."
+        ),
+    ] = False,
+    port: PortOption = 0,
 ) -> None:
     """Run one scenario and write its run directory (metrics, events, summary, plots)."""
-    from ..api import MhdSimError, default_out, simulate
+    from ..api import default_out
+    from .watch import beside, keep_serving
 
     sc = _load(scenario, overrides, seed, force)
     out_dir = out_dir or default_out(sc)
+    if not watch:
+        return _run(sc, out_dir, quiet, timing_only, overwrite, threads, force)
+    with beside(out_dir, port) as page:
+        _run(sc, out_dir, quiet, timing_only, overwrite, threads, force)
+        keep_serving(page)
+
+
+def _run(
+    sc: Scenario,
+    out_dir: Path,
+    quiet: bool,
+    timing_only: bool,
+    overwrite: bool,
+    threads: int | None,
+    force: bool,
+) -> None:
+    from ..api import MhdSimError, simulate
 
     def warn(line: str) -> None:
         err.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)

@@ -32,6 +32,7 @@ from .topology import build as build_topology
 from .topology import edge_list
 
 Progress = Callable[[float, int, int], None]  # (simulated time, events so far, messages sent)
+FLUSH_S = 1.0  # wall seconds between flushes of the run directory: a live page follows the run
 
 
 class Simulation:
@@ -249,11 +250,15 @@ class Simulation:
         # the network's state is sampled at ticks: every tick up to 100 agents, fewer beyond
         # (about 20,000 rows of network.csv): sampling settles every uplink, which costs
         sample_every = max(1, len(self.agents) * ticks // 20_000)
+        flushed = start
         with few_collections():
             for k in range(1, ticks + 1):
                 self.env.run(until=duration * k / ticks)
                 if k % sample_every == 0 or k == ticks:
                     self._sample_network()
+                if wallclock.perf_counter() - flushed >= FLUSH_S:  # a watcher sees it soon
+                    self.record.flush(self.env.now)
+                    flushed = wallclock.perf_counter()
                 if progress:
                     progress(self.env.now, self.record.events, sum(self.network.traffic.offered))
         self._evaluate()
