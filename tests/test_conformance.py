@@ -89,7 +89,14 @@ def allocated(sim) -> int:
         cache = getattr(learner, "cache", None)  # a distilling learner's, by its type
         if cache is not None:
             total += cache.probs.nbytes + cache.conf.nbytes + cache.emb.nbytes
+        total += plan_bytes(learner)
     return total
+
+
+def plan_bytes(learner) -> int:
+    """Bytes of a distilling learner's production times (its plan's tables)."""
+    plan = getattr(learner, "plan", None)
+    return 0 if plan is None else plan.times.nbytes + plan.embedded.nbytes
 
 
 @pytest.mark.usefixtures("decay_registered")
@@ -114,6 +121,8 @@ def test_every_algorithm_conforms(tmp_path, tiny, name):
     assert estimate.memory["models"] + estimate.memory.get(
         "caches of peers' predictions", 0
     ) >= allocated(full)
+    stand_in = budget.estimate(sc, timing_only=True).memory.get("caches of peers' predictions", 0)
+    assert stand_in >= sum(plan_bytes(lr) for lr in stand_ins.learners)
 
     if "batched" in caps.engines:
         batched, bat_events = run(sc.model_copy(update={"engine": "batched"}), tmp_path / "bat")

@@ -87,7 +87,7 @@ class Step:
     flops: float
     start: float = 0.0  # when it started (simulated seconds)
     public: np.ndarray | None = None  # public sample ids of a distillation step
-    # [peer slots, B, heads sent]: which cached predictions it may read
+    # [peer slots, B]: which cached predictions it may read (all of a sample's heads alike)
     valid: np.ndarray | None = None
     # [student heads, candidate rows, B]: draws that decide between equally confident teachers
     ties: np.ndarray | None = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..learning.data.datasets import describe
+from ..learning.distillation.plan import room
 from ..learning.models.backbones import footprint
 from ..untrusted import read_text
 from ..world.topology import EDGE_LIST_BYTES
@@ -106,7 +107,9 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
             acts = max(acts, a)
     batch = sc.training.batch_size + sc.training.public_batch_size
     if sent:  # a slot per neighbour: a time per sample, and (full) predictions and confidences
-        per_entry = 8 if timing_only else 8 + sent * (classes * algo.value_bytes() + 4)
+        degree = max(1, round(2 * links / max(n, 1)))
+        times = 8 * room(degree) / degree  # the table of times grows ahead of the slots
+        per_entry = times if timing_only else times + sent * (classes * algo.value_bytes() + 4)
         out.memory["caches of peers' predictions"] = 2 * links * public * per_entry
     out.memory["per-agent bookkeeping"] = n * PER_AGENT["timing_only" if timing_only else "full"]
     out.memory["links"] = 600.0 * links  # the graph's dictionaries

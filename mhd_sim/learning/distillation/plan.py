@@ -21,6 +21,25 @@ import pydantic
 
 from ..seam import Step
 
+add, biggest = np.add.reduce, np.maximum.reduce
+
+
+def add_to(total: np.ndarray, more: np.ndarray) -> None:
+    np.add(total, more, out=total)
+
+
+def room(slots: int) -> int:
+    """Columns a plan's table of production times holds for ``slots`` peers: it grows by half
+    (at least 4) whenever it is full, so that a peer's first message rarely copies it.
+
+    >>> [room(n) for n in (1, 4, 5, 10, 20)]
+    [4, 4, 8, 12, 27]
+    """
+    cap = 0
+    while cap < slots:
+        cap += max(4, cap // 2)
+    return cap
+
 
 @dataclass(frozen=True)
 class Wiring:
@@ -85,13 +104,16 @@ class Plan:
         self.wiring, self.algo, self.rng = wiring, algo, rng
         self.private, self.batch_size = private, training.batch_size
         self.public_batch_size = training.public_batch_size
+        # upper bounds of a step's draws: private samples, then the public pool (set per step)
+        self._bounds = np.full(self.batch_size + self.public_batch_size, self.private)
         self.embeds = embeds
         self.learns = bool(wiring.sources) or embeds  # its steps read peers' predictions
         self.ranked = algo.aggregation == "max_confidence"
         self.heads = len(wiring.heads_sent)
-        self.times = np.full((public, 0), np.nan)  # sample-major: a step reads whole rows
-        self.embedded = np.full((0, public), np.nan)
-        self.latest = np.zeros(0)  # per slot, the latest production time stored so far
+        # sample-major (a step reads whole rows), columns grown by half as peers first write
+        self.times = np.full((public, 0), np.nan)
+        self.embedded = np.full((0, public if embeds else 0), np.nan)
+        self.latest: list[float] = []  # per slot, the latest production time stored so far
         self.slots: dict[int, int] = {}  # peer -> its slot in the caches
         self.have = np.zeros(public, dtype=bool)  # samples with at least one prediction
         self._pool: np.ndarray | None = None
@@ -101,7 +123,6 @@ class Plan:
         self.cursor = 0
         self.age_sum = np.zeros(0)  # per slot: ages of its predictions used as a teacher
         self.age_count = np.zeros(0, dtype=np.int64)
-        self.used_all = np.array_equal(wiring.used, np.arange(self.heads))
         # FLOPs, counted once here for every way of running the plan
         batch, pub = training.batch_size, training.public_batch_size
         self.plain_flops = flops("train", batch)
@@ -123,44 +144,42 @@ class Plan:
         """A step starting ``now``: the batches drawn, which cached predictions are fresh
         enough and how old they are, its FLOPs, and (``ties``) the draws that decide between
         equally confident teachers."""
-        batch = self.rng.integers(self.private, size=self.batch_size)
-        step = Step(batch, self.plain_flops, now)
         pool = self.pool
         if not self.learns or (pool is None and not self.wiring.own_candidates):
-            return step
+            batch = self.rng.integers(self.private, size=self.batch_size)
+            return Step(batch, self.plain_flops, now)
         if pool is None:
             pool = self.order
-        u = pool[self.rng.integers(len(pool), size=self.public_batch_size)]
-        # [K, B, S], each sample's time once per head sent: the layout the sums always had
-        born = np.repeat(self.times.take(u, axis=0).T[:, :, None], self.heads, axis=2)
-        algo = self.algo
+        # both batches in one call: the same numbers as two calls, one call's overhead
+        bounds, b = self._bounds, self.batch_size
+        bounds[b:] = len(pool)
+        drawn = self.rng.integers(0, bounds)
+        step = Step(drawn[:b], self.plain_flops, now)
+        u = pool[drawn[b:]]
+        K, algo = len(self.slots), self.algo
+        # [K, B]: every message carries the same heads, so one age stands for all of them
+        age = now - self.times[u, :K].T  # NaN where the slot has none
         if algo.max_staleness is not None:
-            born = self._fresh(born, now)
-        if algo.teachers is not None and len(self.slots) > algo.teachers:
-            born = self._sample_peers(born)
-        valid = born == born  # not NaN
-        age = np.where(valid, now - born, 0.0)
-        per_slot, counts = age.sum((1, 2)), valid.sum((1, 2))
-        self.age_sum += per_slot
-        self.age_count += counts
-        used = self.wiring.used
-        if len(used):  # mean and max age over every prediction a teacher read (ages ≥ 0)
-            if self.used_all:  # teachers read every column once: reuse the sums above
-                count, read = int(counts.sum()), age
-                total = float(per_slot.sum())
-            else:
-                count, read = int(valid[:, :, used].sum()), age[:, :, used]
-                total = float(read.sum())
+            age[age > algo.max_staleness] = np.nan
+        if algo.teachers is not None and K > algo.teachers:
+            age[self._left_out()] = np.nan
+        valid = age == age
+        age = np.where(valid, age, 0.0)
+        # ufunc reductions: ndarray.sum's Python wrapper costs more than these small sums
+        per_slot, counts = add(age, 1), add(valid, 1)
+        add_to(self.age_sum[:K], per_slot), add_to(self.age_count[:K], counts)
+        if self.wiring.used.size:  # mean and max age over every prediction a teacher read
+            count = int(add(counts))
             if count:
-                step.staleness = (total / count, float(read.max()))
+                step.staleness = (float(add(per_slot)) / count, float(biggest(age, None)))
         if self.embeds:
-            et = self._fresh(self.embedded[:, u], now)
+            et = self._fresh(self.embedded[:K, u], now)
             step.embed_ok = et == et  # [K, B]
         step.public, step.valid = u, valid
         step.flops = self.distill_flops
         if self.ranked and ties:  # a draw per candidate row: each source's peers, then its own
             sources = self.wiring.sources
-            rows = max(map(len, sources.values())) * len(born) + 1
+            rows = max(map(len, sources.values())) * K + 1
             step.ties = self.tie_rng.random((len(sources), rows, len(u)))
         return step
 
@@ -170,13 +189,13 @@ class Plan:
             return born
         return np.where(now - born > self.algo.max_staleness, np.nan, born)
 
-    def _sample_peers(self, born: np.ndarray) -> np.ndarray:
-        """``teachers`` peers drawn at random among those with cached predictions (every slot
-        has some: a slot is made by a peer's first message); the others' entries blanked for
-        this step (the paper's random neighbours)."""
-        keep = np.zeros(len(born), dtype=bool)
-        keep[self.rng.choice(np.arange(len(self.slots)), self.algo.teachers, replace=False)] = True
-        return np.where(keep[:, None, None], born, np.nan)
+    def _left_out(self) -> np.ndarray:
+        """The slots this step does not read: ``teachers`` peers are drawn at random among
+        those with cached predictions (every slot has some: a slot is made by a peer's first
+        message), the paper's random neighbours."""
+        out = np.ones(len(self.slots), dtype=bool)
+        out[self.rng.choice(np.arange(len(self.slots)), self.algo.teachers, replace=False)] = False
+        return out
 
     # --- messages -----------------------------------------------------------------------
 
@@ -201,20 +220,18 @@ class Plan:
         k = self._slot(sender)
         ids = ids.astype(np.int64, copy=False)
         times = self.times[:, k]  # [P]
+        newer = None
         if produced >= self.latest[k]:  # newer than all it holds: no check
-            newer = None
             times[ids] = produced
+            self.latest[k] = produced
         else:
             old = times.take(ids)
             if not (old > produced).any():
-                newer = None
                 times[ids] = produced
             else:
                 fresh = ~(old > produced)
                 times[ids] = np.where(fresh, produced, old)
                 newer = np.repeat(fresh[:, None], self.heads, axis=1)  # [n, heads sent]
-        if produced > self.latest[k]:
-            self.latest[k] = produced
         if self._pool is None or len(self._pool) < len(self.have):  # not every sample yet
             self.have[ids] = True
             self._pool = None  # recomputed when next needed
@@ -229,18 +246,23 @@ class Plan:
         return fresh
 
     def _slot(self, sender: int) -> int:
-        if sender not in self.slots:
-            self.slots[sender] = len(self.slots)
-            self.times = np.concatenate([self.times, np.full((len(self.times), 1), np.nan)], 1)
+        k = self.slots.get(sender)
+        if k is not None:
+            return k
+        k = self.slots[sender] = len(self.slots)
+        if k == self.times.shape[1]:  # full: see room()
+            more = room(k + 1) - k
+            self.times = np.concatenate([self.times, np.full((len(self.times), more), np.nan)], 1)
             self.embedded = np.concatenate(
-                [self.embedded, np.full((1, *self.embedded.shape[1:]), np.nan)]
+                [self.embedded, np.full((more, self.embedded.shape[1]), np.nan)]
             )
-            self.latest = np.append(self.latest, -np.inf)
-            self.age_sum = np.append(self.age_sum, 0.0)
-            self.age_count = np.append(self.age_count, 0)
-        return self.slots[sender]
+            self.age_sum = np.append(self.age_sum, np.zeros(more))
+            self.age_count = np.append(self.age_count, np.zeros(more, dtype=np.int64))
+        self.latest.append(-np.inf)
+        return k
 
     def teacher_ages(self) -> dict[int, tuple[float, int]]:
-        """Per peer: (sum, count) of the ages of its predictions this agent's steps read."""
-        sums, counts = self.age_sum.tolist(), self.age_count.tolist()
+        """Per peer: (sum, count) of the ages of its predictions this agent's steps read, one
+        per head sent."""
+        sums, counts = (self.age_sum * self.heads).tolist(), (self.age_count * self.heads).tolist()
         return {p: (sums[k], counts[k]) for p, k in self.slots.items()}

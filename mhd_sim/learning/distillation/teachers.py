@@ -163,7 +163,8 @@ def reference_teachers(
     ties: torch.Tensor | None = None,
 ) -> list[Choice]:
     """Per student head m: gather the candidates — the cached peer predictions of each
-    source head (``probs`` [..., K, B, S, C], ``valid`` [..., K, B, S], ``conf``
+    source head (``probs`` [..., K, B, S, C], ``valid`` [..., K, B]: one time stands for all
+    of a sample's heads, ``conf``
     [..., K, B, S]) and, when ``own`` [..., H, B, C] is given, the agent's own head m−1
     (``own_conf`` [..., H, B]) — aggregate them, then sharpen. ``ties`` [..., J, R, B] holds
     a random number per student head j and candidate row: the peers of each source head in
@@ -172,7 +173,7 @@ def reference_teachers(
     K = probs.shape[-4]
     for j, (m, src) in enumerate(sources.items()):
         cands = [probs[..., column[h], :] for h in src]
-        masks = [valid[..., column[h]] for h in src]
+        masks = [valid] * len(src)
         confs = [conf[..., column[h]] for h in src] if conf is not None else []
         if own is not None and m > 0:
             cands.append(own[..., m - 1, :, :].unsqueeze(-3))
@@ -217,7 +218,7 @@ def confident_teachers(
     out = []
     peers = cache_c.take(u, axis=1)  # [K, B, S]
     for j, (m, col) in enumerate(columns.items()):
-        conf, mask = peers[:, :, col], valid[:, :, col]  # [K, B]
+        conf, mask = peers[:, :, col], valid  # [K, B]
         with_own = own is not None and m > 0
         if with_own:
             conf = np.concatenate([conf, own_conf[m - 1][None]])

@@ -75,7 +75,7 @@ def wave_teachers(
     G, B = u.shape
     A, K, P, S, C = engine.cache.shape
     first, algo = engine.learners[ops[0].agent], engine.algo
-    valid = torch.zeros(G, K, B, S, dtype=torch.bool, device=engine.device)
+    valid = torch.zeros(G, K, B, dtype=torch.bool, device=engine.device)
     for g, op in enumerate(ops):
         v = op.step.valid
         valid[g, : len(v)] = torch.from_numpy(v)
