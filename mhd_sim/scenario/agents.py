@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -9,6 +10,7 @@ from pydantic import Field
 
 from ..learning.models.backbones import BACKBONES
 from ..seeds import sampler, stream
+from ..world.traces import offline_spans, read_availability
 from .fields import Agent, Count, Distribution, NonNegative, Positive, Rate, Sigma, Strict, piece
 
 
@@ -51,12 +53,53 @@ class ScheduledChurn(Strict):
         return {a: sorted(spans) for a, spans in v.items()}
 
 
+class TraceChurn(Strict):
+    """Availability from a CSV trace: rows `agent,start,end`, the intervals an agent is online.
+
+    Agents the file names are offline outside their intervals (seconds); agents it does not
+    name are always online. Details and the file format: ``world/traces.py``."""
+
+    kind: Literal["trace"]
+    path: Path
+    """The CSV file (a path relative to the working directory)."""
+    period: Positive | None = None
+    """How long the trace lasts, seconds (default: its last `end`)."""
+    repeat: bool = False
+    """Start the trace again every period; without it, every agent is online once it is over."""
+    offset: dict[Agent, NonNegative] | None = None
+    """Per agent, seconds by which its trace starts later (wrapped around the period with
+    `repeat`; online until it begins without)."""
+    _online: dict[int, list[tuple[float, float]]] = pydantic.PrivateAttr(default_factory=dict)
+    _period: float = pydantic.PrivateAttr(default=1.0)
+
+    @pydantic.model_validator(mode="after")
+    def _read(self) -> TraceChurn:
+        self._online = read_availability(self.path)
+        last = max((spans[-1][1] for spans in self._online.values()), default=0.0)
+        if self.period is not None and last > self.period:
+            raise ValueError(f"{self.path}: an interval ends at {last:g}, after the period")
+        self._period = self.period or last or 1.0
+        return self
+
+    def offline(self, duration: float) -> dict[int, list[tuple[float, float]]]:
+        """Per agent the trace names, its offline spans in a run of ``duration`` seconds."""
+        shift = self.offset or {}
+        return {
+            a: offline_spans(spans, self._period, duration, self.repeat, shift.get(a, 0.0))
+            for a, spans in self._online.items()
+        }
+
+    @property
+    def agents(self) -> list[int]:
+        return sorted({*self._online, *(self.offset or {})})
+
+
 def _churn_kind(v: Any) -> Any:
     return {"kind": "markov", **v} if isinstance(v, dict) and "kind" not in v else v
 
 
 Churn = Annotated[
-    Annotated[MarkovChurn | ScheduledChurn, Field(discriminator="kind")],
+    Annotated[MarkovChurn | ScheduledChurn | TraceChurn, Field(discriminator="kind")],
     pydantic.BeforeValidator(_churn_kind),
 ]
 
@@ -103,7 +146,8 @@ class AgentsSpec(Strict):
     groups: list[Group] = []
     """Overrides for named subsets of agents (a straggler is a slow group)."""
     churn: Churn | None = None
-    """Agents going offline: `{up_mean, down_mean}` (Markov) or `{kind: schedule, offline: ...}`."""
+    """Agents going offline: `{up_mean, down_mean}` (Markov), `{kind: schedule, offline: ...}`
+    or `{kind: trace, path: ...}` (an availability trace)."""
 
     @pydantic.model_validator(mode="after")
     def _groups_exist(self) -> AgentsSpec:
@@ -120,13 +164,16 @@ class AgentsSpec(Strict):
         churn = self.churn
         named = (
             (churn.agents or [])
-            if isinstance(churn, MarkovChurn)
+            if isinstance(churn, (MarkovChurn, TraceChurn))
             else list(churn.offline)
             if churn
             else []
         )
         if any(a >= self.count for a in named):
-            raise ValueError(f"churn names agent {max(named)}, but agents are 0..{self.count - 1}")
+            where = f"{churn.path}: the trace" if isinstance(churn, TraceChurn) else "churn"
+            raise ValueError(
+                f"{where} names agent {max(named)}, but agents are 0..{self.count - 1}"
+            )
         return self
 
     def per_agent(self, seed: int) -> list[AgentSettings]:

@@ -36,6 +36,7 @@ SECTIONS: list[tuple[str, list[str]]] = [  # (title, path of models below Scenar
     ("agents.groups[]", ["agents", "groups"]),
     ("agents.churn (Markov)", ["agents", "churn", "MarkovChurn"]),
     ("agents.churn (schedule)", ["agents", "churn", "ScheduledChurn"]),
+    ("agents.churn (trace)", ["agents", "churn", "TraceChurn"]),
     ("network", ["network"]),
     ("network.queue", ["network", "queue"]),
     ("network.transport", ["network", "transport"]),

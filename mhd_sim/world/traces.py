@@ -1,0 +1,186 @@
+"""Traces: measured behaviour over time, read from files a user brings.
+
+Availability (``agents.churn: {kind: trace, path: ...}``): a CSV with a header ``agent,start,end``
+and one row per interval in which that agent is **online** (seconds from the trace's start).
+An agent the file names is offline outside its intervals; agents it does not name are always
+online. The trace's ``period`` (by default its last ``end``) is how long it lasts; with
+``repeat`` it starts again every period, and without it every agent is online once it is over.
+An agent's ``offset`` delays its trace (wrapped around the period when it repeats).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+from pathlib import Path
+
+from ..untrusted import read_text
+
+TRACE_BYTES = 64 << 20  # about two million intervals
+Spans = list[tuple[float, float]]
+
+
+def read_availability(path: str | Path) -> dict[int, Spans]:
+    """Per agent, its online intervals, sorted; a bad row is one line naming file, row, reason.
+
+    >>> import tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "up.csv")
+    >>> _ = open(f, "w").write("agent,start,end\\n0,0,10\\n0,20,30\\n2,5,8\\n")
+    >>> read_availability(f)
+    {0: [(0.0, 10.0), (20.0, 30.0)], 2: [(5.0, 8.0)]}
+    """
+    text = read_text(path, "availability trace", TRACE_BYTES)
+    rows = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in next(rows, [])]
+    missing = [c for c in ("agent", "start", "end") if c not in header]
+    if missing:
+        raise ValueError(
+            f"{path}, row 1: the header needs the columns agent, start, end "
+            f"(missing {', '.join(missing)}; has {', '.join(header[:4])[:40] or 'nothing'})"
+        )
+    at = [header.index(c) for c in ("agent", "start", "end")]
+    out: dict[int, Spans] = {}
+    for number, row in enumerate(rows, 2):
+        if not any(cell.strip() for cell in row):
+            continue
+        try:
+            agent, start, end = (row[i].strip() for i in at)
+            a, s, e = int(agent), float(start), float(end)
+        except (IndexError, ValueError):
+            shown = ",".join(row)[:60]
+            raise ValueError(
+                f"{path}, row {number}: expected an agent number and two times, got {shown!r}"
+            ) from None
+        if a < 0 or s < 0 or not (math.isfinite(s) and math.isfinite(e)):
+            raise ValueError(
+                f"{path}, row {number}: agent and times must be ≥ 0 and finite, "
+                f"got {a}, {s:g}, {e:g}"
+            )
+        if not s < e:
+            raise ValueError(
+                f"{path}, row {number}: the interval ends ({e:g}) at or before it starts ({s:g})"
+            )
+        spans = out.setdefault(a, [])
+        if spans and s < spans[-1][1]:
+            why = "overlaps" if s >= spans[-1][0] else "comes before"
+            raise ValueError(
+                f"{path}, row {number}: agent {a}'s [{s:g}, {e:g}) {why} its previous "
+                f"[{spans[-1][0]:g}, {spans[-1][1]:g}); sort by time"
+            )
+        spans.append((s, e))
+    return out
+
+
+def offline_spans(
+    online: Spans, period: float, duration: float, repeat: bool = False, offset: float = 0.0
+) -> Spans:
+    """The ``[start, end)`` spans of a run of ``duration`` seconds in which an agent with these
+    online intervals (in a trace of ``period`` seconds) is offline.
+
+    >>> offline_spans([(0, 10), (20, 30)], 40, 100)
+    [(10.0, 20.0), (30.0, 40.0)]
+    >>> offline_spans([(0, 10), (20, 30)], 40, 100, repeat=True)
+    [(10.0, 20.0), (30.0, 40.0), (50.0, 60.0), (70.0, 80.0), (90.0, 100.0)]
+    >>> offline_spans([(0, 10), (30, 40)], 40, 100, repeat=True)  # online across the wrap
+    [(10.0, 30.0), (50.0, 70.0), (90.0, 100.0)]
+    >>> offline_spans([(0, 10)], 40, 60, repeat=True, offset=35)
+    [(5.0, 35.0), (45.0, 60.0)]
+    >>> offline_spans([(0, 10)], 40, 60, offset=15)  # online until its trace begins
+    [(25.0, 55.0)]
+    """
+    gaps, t = [], 0.0  # offline within one period
+    for s, e in online:
+        if s >= period:
+            break
+        if s > t:
+            gaps.append((t, s))
+        t = max(t, min(e, period))
+    if t < period:
+        gaps.append((t, period))
+    laps = range(-1, math.ceil(duration / period) + 1) if repeat else range(1)
+    out: Spans = []
+    for lap in laps:
+        for s, e in gaps:
+            s, e = max(0.0, s + offset + lap * period), min(duration, e + offset + lap * period)
+            if s >= e:
+                continue
+            if out and s <= out[-1][1]:  # one period's last gap runs into the next one's first
+                out[-1] = (out[-1][0], max(out[-1][1], e))
+            else:
+                out.append((float(s), float(e)))
+    return out
+
+
+def from_fedscale(trace: dict, agents: int, duration: float, first: int = 0) -> str:
+    """FedScale's client availability trace (``client_behave_trace``: client id → ``{'active':
+    [...], 'inactive': [...], 'finish_time': ...}``, online from each ``active`` time to the
+    ``inactive`` one, wrapped every ``finish_time`` seconds as FedScale's ``is_active`` does)
+    as an availability CSV: the clients in id order from the ``first``-th, one per agent,
+    unrolled over ``duration`` seconds (so the scenario needs no ``repeat``).
+
+    >>> print(from_fedscale({7: {"active": [0, 30], "inactive": [10, 40], "finish_time": 40}},
+    ...                     agents=1, duration=100), end="")
+    agent,start,end
+    0,0,10
+    0,30,50
+    0,70,90
+    """
+    ids = sorted(trace)[first : first + agents]
+    if len(ids) < agents:
+        raise ValueError(
+            f"the trace has {len(trace)} clients: too few for {agents} agents from {first}"
+        )
+    rows = ["agent,start,end"]
+    for agent, client in enumerate(ids):
+        t = {k.decode() if isinstance(k, bytes) else k: v for k, v in trace[client].items()}
+        period = float(t["finish_time"])
+        spans = sorted(zip(map(float, t["active"]), map(float, t["inactive"])))
+        spans = [(s, min(e, period)) for s, e in spans if s < min(e, period)]
+        out: Spans = []
+        for lap in range(math.ceil(duration / period) if period > 0 else 0):
+            for s, e in spans:
+                s, e = s + lap * period, min(e + lap * period, duration)
+                if s >= e:
+                    continue
+                if out and s <= out[-1][1]:  # online across the wrap: one interval
+                    out[-1] = (out[-1][0], max(out[-1][1], e))
+                else:
+                    out.append((s, e))
+        rows += [f"{agent},{s:g},{e:g}" for s, e in out]
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mhd_sim.world.traces fedscale IN.pkl OUT.csv --agents N --duration S``."""
+    import argparse
+
+    from ..untrusted import load_arrays_pickle
+
+    ap = argparse.ArgumentParser(prog="python -m mhd_sim.world.traces", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    fs = sub.add_parser("fedscale", help="FedScale's client_behave_trace → availability CSV")
+    fs.add_argument("trace", help="the pickle (read without running code: containers only)")
+    fs.add_argument("out", help="the CSV to write")
+    fs.add_argument("--agents", type=int, required=True, help="how many agents (clients taken)")
+    fs.add_argument("--duration", type=float, required=True, help="seconds to unroll")
+    fs.add_argument("--first", type=int, default=0, help="skip this many clients first")
+    args = ap.parse_args(argv)
+    try:
+        trace = load_arrays_pickle(args.trace, "FedScale trace")
+        if not isinstance(trace, dict):
+            raise ValueError(f"{args.trace}: not a FedScale trace (a dict of clients)")
+        text = from_fedscale(trace, args.agents, args.duration, args.first)
+    except (ValueError, KeyError, TypeError) as e:
+        why = f"a client without {e}" if isinstance(e, KeyError) else e
+        print(f"error: {why}", file=sys.stderr)
+        return 2
+    Path(args.out).write_text(text)
+    print(f"wrote {args.out}: {text.count(chr(10)) - 1} intervals of {args.agents} agents; in a")
+    print(f"scenario: agents.churn: {{kind: trace, path: {args.out}, period: {args.duration:g}}}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Availability traces, as a user meets them: a CSV named by the scenario, `mhd-sim run`."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from conftest import cli_run
+from test_faults import cli, one_line
+
+TRACE = "agent,start,end\n0,0,20\n0,40,60\n1,10,50\n"
+
+
+def transitions(run) -> dict[int, list[tuple[float, str]]]:
+    ev = pd.read_csv(run / "events.csv")
+    ev = ev[ev.event.isin(["offline", "online"])]
+    return {a: list(zip(g.time, g.event)) for a, g in ev.groupby("agent")}
+
+
+@pytest.mark.parametrize("timing_only", [True, False])
+def test_an_availability_trace_is_followed_exactly(tmp_path, tiny, timing_only):
+    """Agent 0 is online [0, 20) and [40, 60) of each 60 s period, agent 1 [10, 50) shifted
+    by its offset of 15 s, agents 2 and 3 always: events.csv has exactly those transitions,
+    summary.json exactly those online fractions, in a full run as in a timing-only one."""
+    f = tmp_path / "up.csv"
+    f.write_text(TRACE)
+    tiny["duration"] = 130.0
+    tiny["agents"]["churn"] = {"kind": "trace", "path": str(f), "repeat": True, "offset": {1: 15}}
+    result, run = cli_run(tmp_path, tiny, "run", *(["--timing-only"] if timing_only else []))
+    assert result.exit_code == 0, result.output
+    want0 = [(20, "offline"), (40, "online"), (80, "offline"), (100, "online")]
+    # agent 1's trace starts at 15: online [25, 65), [85, 125), and the wrapped tail [0, 5)
+    want1 = [(5, "offline"), (25, "online"), (65, "offline"), (85, "online"), (125, "offline")]
+    assert transitions(run) == {0: want0, 1: want1}
+    online = [
+        a["online_fraction"] for a in json.loads((run / "summary.json").read_text())["agents"]
+    ]
+    assert online == pytest.approx([1 - 40 / 130, 1 - 45 / 130, 1.0, 1.0], abs=1e-12)
+
+
+def test_without_repeat_agents_are_online_after_the_trace(tmp_path, tiny):
+    f = tmp_path / "up.csv"
+    f.write_text(TRACE)
+    tiny["duration"] = 100.0
+    tiny["agents"]["churn"] = {"kind": "trace", "path": str(f)}
+    result, run = cli_run(tmp_path, tiny, "run", "--timing-only")
+    assert result.exit_code == 0, result.output
+    assert transitions(run) == {
+        0: [(20, "offline"), (40, "online")],
+        1: [(0, "offline"), (10, "online"), (50, "offline"), (60, "online")],
+    }
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("agent,begin,end\n0,0,1\n", "row 1: the header needs the columns agent, start, end"),
+        (
+            "agent,start,end\n0,0,10\n0,5,20\n",
+            "row 3: agent 0's [5, 20) overlaps its previous [0, 10)",
+        ),
+        (
+            "agent,start,end\n0,20,30\n0,0,10\n",
+            "row 3: agent 0's [0, 10) comes before its previous",
+        ),
+        ("agent,start,end\n0,-1,10\n", "row 2: agent and times must be ≥ 0 and finite"),
+        ("agent,start,end\n0,x,10\n", "row 2: expected an agent number and two times"),
+        ("agent,start,end\n0,10,5\n", "row 2: the interval ends (5) at or before it starts (10)"),
+        ("agent,start,end\n12,0,10\n", "the trace names agent 12, but agents are 0..7"),
+    ],
+)
+def test_a_bad_trace_is_one_line_naming_file_row_and_reason(tmp_path, text, says):
+    f = tmp_path / "bad.csv"
+    f.write_text(text)
+    result = cli("validate", "straggler", "--set", f"agents.churn={{kind: trace, path: {f}}}")
+    one_line(result, 2, says)
+    assert str(f) in result.stderr  # and short, but for the path the user gave
+    assert max(len(line.replace(str(f), "F")) for line in result.stderr.splitlines()) <= 200
+
+
+def test_a_fedscale_trace_converts_without_running_code(tmp_path, tiny):
+    """FedScale's client_behave_trace format (a pickle of plain dicts) becomes a CSV that a
+    run follows; a pickle that names a callable is refused before anything runs."""
+    import pickle
+    import subprocess
+    import sys
+
+    clients = {
+        901: {"active": [0, 30], "inactive": [10, 40], "finish_time": 40, "model": "x"},
+        17: {"active": [5], "inactive": [25], "finish_time": 50, "duration": 20},
+    }
+    src, out = tmp_path / "behave.pkl", tmp_path / "up.csv"
+    src.write_bytes(pickle.dumps(clients))
+    cmd = [sys.executable, "-m", "mhd_sim.world.traces", "fedscale", str(src), str(out)]
+    done = subprocess.run([*cmd, "--agents", "2", "--duration", "100"], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    # clients in id order: 17 is agent 0, 901 agent 1
+    assert out.read_text().splitlines() == [
+        "agent,start,end", "0,5,25", "0,55,75", "1,0,10", "1,30,50", "1,70,90",
+    ]  # fmt: skip
+    tiny["duration"] = 100.0
+    assert "period: 100" in done.stdout.decode()  # what the scenario needs, printed
+    tiny["agents"]["churn"] = {"kind": "trace", "path": str(out), "period": 100}
+    result, run = cli_run(tmp_path, tiny, "run", "--timing-only")
+    assert result.exit_code == 0, result.output
+    assert [t for t, _ in transitions(run)[1]] == [10, 30, 50, 70, 90]  # offline to the end
+
+    src.write_bytes(pickle.dumps(print))  # a global: refused, in one line, exit 2
+    bad = subprocess.run(
+        [*cmd, "--agents", "1", "--duration", "10"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "refused" in bad.stderr and "Traceback" not in bad.stderr
+    assert not out.exists() or "0,5,25" in out.read_text()
