@@ -64,8 +64,8 @@ def test_without_repeat_agents_are_online_after_the_trace(tmp_path, tiny):
             "agent,start,end\n0,20,30\n0,0,10\n",
             "row 3: agent 0's [0, 10) comes before its previous",
         ),
-        ("agent,start,end\n0,-1,10\n", "row 2: agent and times must be ≥ 0 and finite"),
-        ("agent,start,end\n0,x,10\n", "row 2: expected an agent number and two times"),
+        ("agent,start,end\n0,-1,10\n", "row 2: agent and numbers must be ≥ 0 and finite"),
+        ("agent,start,end\n0,x,10\n", "row 2: expected an agent number and 2 numbers"),
         ("agent,start,end\n0,10,5\n", "row 2: the interval ends (5) at or before it starts (10)"),
         ("agent,start,end\n12,0,10\n", "the trace names agent 12, but agents are 0..7"),
     ],
@@ -112,3 +112,42 @@ def test_a_fedscale_trace_converts_without_running_code(tmp_path, tiny):
     )
     assert bad.returncode == 2 and "refused" in bad.stderr and "Traceback" not in bad.stderr
     assert not out.exists() or "0,5,25" in out.read_text()
+
+
+def first_step(run, agent: int) -> float:
+    ev = pd.read_csv(run / "events.csv")
+    return float(ev[(ev.event == "step") & (ev.agent == agent)].time.iloc[0])
+
+
+def test_a_speed_trace_integrates_a_step_over_its_changes(tmp_path, tiny):
+    """Agent 0 (5e5 FLOP/s, no jitter) slows to a quarter halfway through its first step: the
+    step ends at ½·d + 4·½·d = 2.5·d, d its length at full speed; agent 1 is unchanged."""
+    tiny["agents"]["jitter"] = 0.0
+    result, plain = cli_run(tmp_path, tiny, "plain", "--timing-only")
+    assert result.exit_code == 0, result.output
+    d = first_step(plain, 0)
+    f = tmp_path / "speeds.csv"
+    f.write_text(f"agent,time,flops\n0,{d / 2!r},{5e5 / 4!r}\n")
+    tiny["agents"]["speed_trace"] = str(f)
+    result, traced = cli_run(tmp_path, tiny, "traced", "--timing-only")
+    assert result.exit_code == 0, result.output
+    assert first_step(traced, 0) == pytest.approx(2.5 * d, rel=1e-12)
+    ev0, ev1 = (pd.read_csv(r / "events.csv") for r in (plain, traced))
+    steps = [e[(e.event == "step") & (e.agent == 1)].time.tolist() for e in (ev0, ev1)]
+    assert steps[0] == steps[1] and len(steps[0]) > 10
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("agent,when,flops\n0,0,1e6\n", "row 1: the header needs the columns agent, time, flops"),
+        ("agent,time,flops\n0,0,0\n", "row 2: a speed must be above 0 FLOP/s, got 0"),
+        ("agent,time,flops\n0,5,1e6\n0,5,2e6\n", "row 3: agent 0's time 5 is not after its"),
+        ("agent,time,flops\n0,-5,1e6\n", "row 2: agent and numbers must be ≥ 0 and finite"),
+        ("agent,time,flops\n9,0,1e6\n", "the speed trace names agent 9, but agents are 0..7"),
+    ],
+)
+def test_a_bad_speed_trace_is_one_line(tmp_path, text, says):
+    f = tmp_path / "bad.csv"
+    f.write_text(text)
+    one_line(cli("validate", "straggler", "--set", f"agents.speed_trace={f}"), 2, says)

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from ..learning.models.backbones import BACKBONES
 from ..seeds import sampler, stream
-from ..world.traces import offline_spans, read_availability
+from ..world.traces import offline_spans, read_availability, read_speeds
 from .fields import Agent, Count, Distribution, NonNegative, Positive, Rate, Sigma, Strict, piece
 
 
@@ -145,6 +145,10 @@ class AgentsSpec(Strict):
     """Sigma of the mean-one lognormal factor on every step's duration (at most 2)."""
     groups: list[Group] = []
     """Overrides for named subsets of agents (a straggler is a slow group)."""
+    speed_trace: Path | None = None
+    """A CSV `agent,time,flops`: from each time on, that agent's FLOP/s (until its next row;
+    `speed` before its first and for agents it does not name)."""
+    _speeds: dict[int, tuple[list[float], list[float]]] = pydantic.PrivateAttr(default_factory=dict)
     churn: Churn | None = None
     """Agents going offline: `{up_mean, down_mean}` (Markov), `{kind: schedule, offline: ...}`
     or `{kind: trace, path: ...}` (an availability trace)."""
@@ -169,12 +173,24 @@ class AgentsSpec(Strict):
             if churn
             else []
         )
+        if self.speed_trace is not None:
+            self._speeds = read_speeds(self.speed_trace)
+            if self._speeds and max(self._speeds) >= self.count:
+                raise ValueError(
+                    f"{self.speed_trace}: the speed trace names agent {max(self._speeds)}, "
+                    f"but agents are 0..{self.count - 1}"
+                )
         if any(a >= self.count for a in named):
             where = f"{churn.path}: the trace" if isinstance(churn, TraceChurn) else "churn"
             raise ValueError(
                 f"{where} names agent {max(named)}, but agents are 0..{self.count - 1}"
             )
         return self
+
+    @property
+    def speed_changes(self) -> dict[int, tuple[list[float], list[float]]]:
+        """Per agent the speed trace names: the times its speed changes, the FLOP/s after."""
+        return self._speeds
 
     def per_agent(self, seed: int) -> list[AgentSettings]:
         """Every agent's settings; speeds drawn from each agent's own stream."""

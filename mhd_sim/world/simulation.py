@@ -30,6 +30,7 @@ from .sharing import PeerSharing
 from .summary import summary as run_summary
 from .topology import build as build_topology
 from .topology import edge_list
+from .traces import Speeds
 
 Progress = Callable[[float, int, int], None]  # (simulated time, events so far, messages sent)
 FLUSH_S = 1.0  # wall seconds between flushes of the run directory: a live page follows the run
@@ -82,6 +83,10 @@ class Simulation:
         self.offline_time = np.zeros(n)
         self.steps = [0] * n
         self.jitter_rng = [stream(seed, "compute", i) for i in range(n)]
+        traced = scenario.agents.speed_changes  # a speed trace's agents: FLOP/s over time
+        self.speeds = [
+            Speeds(self.agents[i].speed, *traced[i]) if i in traced else None for i in range(n)
+        ]
         self.staleness: list[float] = []  # mean age of the predictions each distillation step used
         self.staleness_max = 0.0
         self._link_specs = {p: o for o in net.links for p in o.pairs()}  # later overrides win
@@ -157,6 +162,9 @@ class Simulation:
         )
         # a Python float, not numpy's: it becomes the clock, and numpy scalars cost more in
         # every later sum, comparison and pickled event row
+        speeds = self.speeds[agent]
+        if speeds is not None:  # a speed trace: the work integrated over its changes
+            return float(speeds.seconds(self.env.now, flops * jitter))
         return float(flops / a.speed * jitter)
 
     def _agent(self, i: int):

@@ -6,10 +6,16 @@ An agent the file names is offline outside its intervals; agents it does not nam
 online. The trace's ``period`` (by default its last ``end``) is how long it lasts; with
 ``repeat`` it starts again every period, and without it every agent is online once it is over.
 An agent's ``offset`` delays its trace (wrapped around the period when it repeats).
+
+Compute speed (``agents.speed_trace: path``): a CSV with a header ``agent,time,flops``; from
+each row's time on, that agent computes at that many FLOP/s, until its next row. Before its
+first row, and for the agents it does not name, the scenario's speed holds. A step or a
+forward pass takes the time its FLOPs need, integrated over the changes it spans.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import math
@@ -22,6 +28,40 @@ TRACE_BYTES = 64 << 20  # about two million intervals
 Spans = list[tuple[float, float]]
 
 
+def _rows(path: str | Path, what: str, columns: tuple[str, ...]):
+    """``(row number, agent, value, ...)`` for each row of a trace CSV with these columns (an
+    agent, then numbers ≥ 0), in file order; a bad row is one line naming file, row, reason."""
+    text = read_text(path, what, TRACE_BYTES)
+    rows = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in next(rows, [])]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ValueError(
+            f"{path}, row 1: the header needs the columns {', '.join(columns)} "
+            f"(missing {', '.join(missing)}; has {', '.join(header[:4])[:40] or 'nothing'})"
+        )
+    at = [header.index(c) for c in columns]
+    for number, row in enumerate(rows, 2):
+        if not any(cell.strip() for cell in row):
+            continue
+        try:
+            cells = [row[i].strip() for i in at]
+            agent, values = int(cells[0]), [float(c) for c in cells[1:]]
+        except (IndexError, ValueError):
+            shown = ",".join(row)[:60]
+            raise ValueError(
+                f"{path}, row {number}: expected an agent number and {len(at) - 1} numbers, "
+                f"got {shown!r}"
+            ) from None
+        if agent < 0 or not all(v >= 0 and math.isfinite(v) for v in values):
+            shown = ", ".join(f"{v:g}" for v in values)
+            raise ValueError(
+                f"{path}, row {number}: agent and numbers must be ≥ 0 and finite, "
+                f"got {agent}, {shown}"
+            )
+        yield number, agent, *values
+
+
 def read_availability(path: str | Path) -> dict[int, Spans]:
     """Per agent, its online intervals, sorted; a bad row is one line naming file, row, reason.
 
@@ -31,33 +71,8 @@ def read_availability(path: str | Path) -> dict[int, Spans]:
     >>> read_availability(f)
     {0: [(0.0, 10.0), (20.0, 30.0)], 2: [(5.0, 8.0)]}
     """
-    text = read_text(path, "availability trace", TRACE_BYTES)
-    rows = csv.reader(io.StringIO(text))
-    header = [h.strip() for h in next(rows, [])]
-    missing = [c for c in ("agent", "start", "end") if c not in header]
-    if missing:
-        raise ValueError(
-            f"{path}, row 1: the header needs the columns agent, start, end "
-            f"(missing {', '.join(missing)}; has {', '.join(header[:4])[:40] or 'nothing'})"
-        )
-    at = [header.index(c) for c in ("agent", "start", "end")]
     out: dict[int, Spans] = {}
-    for number, row in enumerate(rows, 2):
-        if not any(cell.strip() for cell in row):
-            continue
-        try:
-            agent, start, end = (row[i].strip() for i in at)
-            a, s, e = int(agent), float(start), float(end)
-        except (IndexError, ValueError):
-            shown = ",".join(row)[:60]
-            raise ValueError(
-                f"{path}, row {number}: expected an agent number and two times, got {shown!r}"
-            ) from None
-        if a < 0 or s < 0 or not (math.isfinite(s) and math.isfinite(e)):
-            raise ValueError(
-                f"{path}, row {number}: agent and times must be ≥ 0 and finite, "
-                f"got {a}, {s:g}, {e:g}"
-            )
+    for number, a, s, e in _rows(path, "availability trace", ("agent", "start", "end")):
         if not s < e:
             raise ValueError(
                 f"{path}, row {number}: the interval ends ({e:g}) at or before it starts ({s:g})"
@@ -70,6 +85,49 @@ def read_availability(path: str | Path) -> dict[int, Spans]:
                 f"[{spans[-1][0]:g}, {spans[-1][1]:g}); sort by time"
             )
         spans.append((s, e))
+    return out
+
+
+class Speeds:
+    """One agent's FLOP/s over time, piecewise constant: ``base`` until its first change, then
+    each ``flops[k]`` from ``times[k]`` on.
+
+    >>> s = Speeds(100.0, [10.0, 20.0], [50.0, 200.0])
+    >>> s.seconds(0.0, 500.0), s.seconds(5.0, 1000.0), s.seconds(19.0, 250.0)
+    (5.0, 15.0, 2.0)
+    """
+
+    def __init__(self, base: float, times: list[float], flops: list[float]) -> None:
+        self.base, self.times, self.flops = base, times, flops
+
+    def seconds(self, now: float, work: float) -> float:
+        """How long ``work`` FLOPs take from ``now``: integrated over the speed changes."""
+        k = bisect.bisect_right(self.times, now)  # the segment now is in (0: before any)
+        t, left = now, work
+        while True:
+            rate = self.flops[k - 1] if k else self.base
+            end = self.times[k] if k < len(self.times) else math.inf
+            if left <= (end - t) * rate:
+                return t + left / rate - now
+            left -= (end - t) * rate
+            t, k = end, k + 1
+
+
+def read_speeds(path: str | Path) -> dict[int, tuple[list[float], list[float]]]:
+    """Per agent, the times its speed changes and the FLOP/s from then on (a speed trace:
+    the header ``agent,time,flops``, each agent's rows in time order, speeds > 0)."""
+    out: dict[int, tuple[list[float], list[float]]] = {}
+    for number, a, t, f in _rows(path, "speed trace", ("agent", "time", "flops")):
+        if not f > 0:
+            raise ValueError(f"{path}, row {number}: a speed must be above 0 FLOP/s, got {f:g}")
+        times, flops = out.setdefault(a, ([], []))
+        if times and t <= times[-1]:
+            raise ValueError(
+                f"{path}, row {number}: agent {a}'s time {t:g} is not after its previous "
+                f"{times[-1]:g}; sort by time"
+            )
+        times.append(t)
+        flops.append(f)
     return out
 
 
