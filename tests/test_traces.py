@@ -52,66 +52,33 @@ def test_without_repeat_agents_are_online_after_the_trace(tmp_path, tiny):
     }
 
 
+UP, SPEED = "agents.churn={{kind: trace, path: {}}}", "agents.speed_trace={}"
+
+
 @pytest.mark.parametrize(
-    "text, says",
+    "setting, text, says",
     [
-        ("agent,begin,end\n0,0,1\n", "row 1: the header needs the columns agent, start, end"),
-        (
-            "agent,start,end\n0,0,10\n0,5,20\n",
-            "row 3: agent 0's [5, 20) overlaps its previous [0, 10)",
-        ),
-        (
-            "agent,start,end\n0,20,30\n0,0,10\n",
-            "row 3: agent 0's [0, 10) comes before its previous",
-        ),
-        ("agent,start,end\n0,-1,10\n", "row 2: agent and numbers must be ≥ 0 and finite"),
-        ("agent,start,end\n0,x,10\n", "row 2: expected an agent number and 2 numbers"),
-        ("agent,start,end\n0,10,5\n", "row 2: the interval ends (5) at or before it starts (10)"),
-        ("agent,start,end\n12,0,10\n", "the trace names agent 12, but agents are 0..7"),
+        (UP, "agent,begin,end\n0,0,1\n", "row 1: the header needs the columns agent, start, end"),
+        (UP, "agent,start,end\n0,0,10\n0,5,20\n", "row 3: agent 0's [5, 20) overlaps its previous"),
+        (UP, "agent,start,end\n0,20,30\n0,0,10\n", "row 3: agent 0's [0, 10) comes before its"),
+        (UP, "agent,start,end\n0,-1,10\n", "row 2: agent and numbers must be ≥ 0 and finite"),
+        (UP, "agent,start,end\n0,x,10\n", "row 2: expected an agent number and 2 numbers"),
+        (UP, "agent,start,end\n0,10,5\n", "row 2: the interval ends (5) at or before it starts"),
+        (UP, "agent,start,end\n12,0,10\n", "the trace names agent 12, but agents are 0..7"),
+        (SPEED, "agent,when,flops\n0,0,1e6\n", "row 1: the header needs the columns agent, time,"),
+        (SPEED, "agent,time,flops\n0,0,0\n", "row 2: a speed must be above 0 FLOP/s, got 0"),
+        (SPEED, "agent,time,flops\n0,5,1e6\n0,5,2e6\n", "row 3: agent 0's time 5 is not after"),
+        (SPEED, "agent,time,flops\n0,-5,1e6\n", "row 2: agent and numbers must be ≥ 0 and"),
+        (SPEED, "agent,time,flops\n9,0,1e6\n", "the speed trace names agent 9, but agents are"),
     ],
 )
-def test_a_bad_trace_is_one_line_naming_file_row_and_reason(tmp_path, text, says):
+def test_a_bad_trace_is_one_line_naming_file_row_and_reason(tmp_path, setting, text, says):
     f = tmp_path / "bad.csv"
     f.write_text(text)
-    result = cli("validate", "straggler", "--set", f"agents.churn={{kind: trace, path: {f}}}")
+    result = cli("validate", "straggler", "--set", setting.format(f))
     one_line(result, 2, says)
     assert str(f) in result.stderr  # and short, but for the path the user gave
     assert max(len(line.replace(str(f), "F")) for line in result.stderr.splitlines()) <= 200
-
-
-def test_a_fedscale_trace_converts_without_running_code(tmp_path, tiny):
-    """FedScale's client_behave_trace format (a pickle of plain dicts) becomes a CSV that a
-    run follows; a pickle that names a callable is refused before anything runs."""
-    import pickle
-    import subprocess
-    import sys
-
-    clients = {
-        901: {"active": [0, 30], "inactive": [10, 40], "finish_time": 40, "model": "x"},
-        17: {"active": [5], "inactive": [25], "finish_time": 50, "duration": 20},
-    }
-    src, out = tmp_path / "behave.pkl", tmp_path / "up.csv"
-    src.write_bytes(pickle.dumps(clients))
-    cmd = [sys.executable, "-m", "mhd_sim.world.traces", "fedscale", str(src), str(out)]
-    done = subprocess.run([*cmd, "--agents", "2", "--duration", "100"], capture_output=True)
-    assert done.returncode == 0, done.stderr
-    # clients in id order: 17 is agent 0, 901 agent 1
-    assert out.read_text().splitlines() == [
-        "agent,start,end", "0,5,25", "0,55,75", "1,0,10", "1,30,50", "1,70,90",
-    ]  # fmt: skip
-    tiny["duration"] = 100.0
-    assert "period: 100" in done.stdout.decode()  # what the scenario needs, printed
-    tiny["agents"]["churn"] = {"kind": "trace", "path": str(out), "period": 100}
-    result, run = cli_run(tmp_path, tiny, "run", "--timing-only")
-    assert result.exit_code == 0, result.output
-    assert [t for t, _ in transitions(run)[1]] == [10, 30, 50, 70, 90]  # offline to the end
-
-    src.write_bytes(pickle.dumps(print))  # a global: refused, in one line, exit 2
-    bad = subprocess.run(
-        [*cmd, "--agents", "1", "--duration", "10"], capture_output=True, text=True
-    )
-    assert bad.returncode == 2 and "refused" in bad.stderr and "Traceback" not in bad.stderr
-    assert not out.exists() or "0,5,25" in out.read_text()
 
 
 def first_step(run, agent: int) -> float:
@@ -135,19 +102,3 @@ def test_a_speed_trace_integrates_a_step_over_its_changes(tmp_path, tiny):
     ev0, ev1 = (pd.read_csv(r / "events.csv") for r in (plain, traced))
     steps = [e[(e.event == "step") & (e.agent == 1)].time.tolist() for e in (ev0, ev1)]
     assert steps[0] == steps[1] and len(steps[0]) > 10
-
-
-@pytest.mark.parametrize(
-    "text, says",
-    [
-        ("agent,when,flops\n0,0,1e6\n", "row 1: the header needs the columns agent, time, flops"),
-        ("agent,time,flops\n0,0,0\n", "row 2: a speed must be above 0 FLOP/s, got 0"),
-        ("agent,time,flops\n0,5,1e6\n0,5,2e6\n", "row 3: agent 0's time 5 is not after its"),
-        ("agent,time,flops\n0,-5,1e6\n", "row 2: agent and numbers must be ≥ 0 and finite"),
-        ("agent,time,flops\n9,0,1e6\n", "the speed trace names agent 9, but agents are 0..7"),
-    ],
-)
-def test_a_bad_speed_trace_is_one_line(tmp_path, text, says):
-    f = tmp_path / "bad.csv"
-    f.write_text(text)
-    one_line(cli("validate", "straggler", "--set", f"agents.speed_trace={f}"), 2, says)
