@@ -52,6 +52,15 @@ class ScheduledChurn(Strict):
                     raise ValueError(f"agent {agent}: offline intervals overlap at t={nxt[0]:g}")
         return {a: sorted(spans) for a, spans in v.items()}
 
+    def spans(self, duration: float) -> dict[int, list[tuple[float, float]]]:
+        """Per agent named, its offline spans (``duration``: the run's, which a schedule
+        does not need)."""
+        return self.offline
+
+    @property
+    def agents(self) -> list[int]:
+        return list(self.offline)
+
 
 class TraceChurn(Strict):
     """Availability from a CSV trace: rows `agent,start,end`, the intervals an agent is online.
@@ -81,7 +90,7 @@ class TraceChurn(Strict):
         self._period = self.period or last or 1.0
         return self
 
-    def offline(self, duration: float) -> dict[int, list[tuple[float, float]]]:
+    def spans(self, duration: float) -> dict[int, list[tuple[float, float]]]:
         """Per agent the trace names, its offline spans in a run of ``duration`` seconds."""
         shift = self.offset or {}
         return {
@@ -166,13 +175,7 @@ class AgentsSpec(Strict):
                     raise ValueError(f"agent {a} is in groups {seen[a]!r} and {g.name!r}")
                 seen[a] = g.name
         churn = self.churn
-        named = (
-            (churn.agents or [])
-            if isinstance(churn, (MarkovChurn, TraceChurn))
-            else list(churn.offline)
-            if churn
-            else []
-        )
+        named = (churn.agents or []) if churn else []
         if self.speed_trace is not None:
             self._speeds = read_speeds(self.speed_trace)
             if self._speeds and max(self._speeds) >= self.count:

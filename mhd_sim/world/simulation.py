@@ -118,8 +118,7 @@ class Simulation:
             for i in churn.agents if churn.agents is not None else range(n):
                 self.env.process(churn_process.markov(self, i, churn))
         elif churn is not None:
-            offline = churn.offline(self.sc.duration) if churn.kind == "trace" else churn.offline
-            for i, spans in offline.items():
+            for i, spans in churn.spans(self.sc.duration).items():
                 self.env.process(churn_process.scheduled(self, i, spans))
         for k, event in enumerate(net.schedule):
             self.env.process(network_change(self, k, event))

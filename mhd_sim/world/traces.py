@@ -158,13 +158,21 @@ def offline_spans(
     if t < period:
         gaps.append((t, period))
     laps = range(-1, math.ceil(duration / period) + 1) if repeat else range(1)
+    return _unroll(gaps, period, duration, laps, offset)
+
+
+def _unroll(
+    spans: Spans, period: float, duration: float, laps: range, offset: float = 0.0
+) -> Spans:
+    """``spans`` of one period, repeated for each of ``laps`` and shifted by ``offset``, cut to
+    ``[0, duration)``; spans that touch across a lap's end become one."""
     out: Spans = []
     for lap in laps:
-        for s, e in gaps:
+        for s, e in spans:
             s, e = max(0.0, s + offset + lap * period), min(duration, e + offset + lap * period)
             if s >= e:
                 continue
-            if out and s <= out[-1][1]:  # one period's last gap runs into the next one's first
+            if out and s <= out[-1][1]:  # one lap's last span runs into the next one's first
                 out[-1] = (out[-1][0], max(out[-1][1], e))
             else:
                 out.append((float(s), float(e)))
@@ -196,16 +204,8 @@ def from_fedscale(trace: dict, agents: int, duration: float, first: int = 0) -> 
         period = float(t["finish_time"])
         spans = sorted(zip(map(float, t["active"]), map(float, t["inactive"])))
         spans = [(s, min(e, period)) for s, e in spans if s < min(e, period)]
-        out: Spans = []
-        for lap in range(math.ceil(duration / period) if period > 0 else 0):
-            for s, e in spans:
-                s, e = s + lap * period, min(e + lap * period, duration)
-                if s >= e:
-                    continue
-                if out and s <= out[-1][1]:  # online across the wrap: one interval
-                    out[-1] = (out[-1][0], max(out[-1][1], e))
-                else:
-                    out.append((s, e))
+        laps = range(math.ceil(duration / period) if period > 0 else 0)
+        out = _unroll(spans, period, duration, laps)  # online across the wrap: one interval
         rows += [f"{agent},{s:g},{e:g}" for s, e in out]
     return "\n".join(rows) + "\n"
 
