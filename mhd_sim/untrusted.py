@@ -22,8 +22,9 @@ import json
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import pydantic
 import yaml
 
 MAX_TEXT_BYTES = 4 << 20  # a scenario or an edge list; the largest bundled one is 3 kB
@@ -31,10 +32,23 @@ MAX_YAML_NODES = 200_000  # values once aliases are expanded; a scenario has abo
 MAX_YAML_DEPTH = 100  # levels of nesting; a scenario has 5
 
 
-def read_text(path: str | Path, what: str = "file", limit: int = MAX_TEXT_BYTES) -> str:
-    """The UTF-8 text of ``path`` (a byte-order mark allowed), refused in one line when it is
-    larger than ``limit`` bytes, not a regular file, or not UTF-8 (another encoding, binary).
-    """
+def user_path(path: Path, info: pydantic.ValidationInfo) -> Path:
+    """A path a scenario names, ``~`` expanded. A relative one is looked for beside the
+    scenario file first (``base`` in the validation context), so a scenario and the traces it
+    names travel together, then in the working directory (a path typed with ``--set``)."""
+    path = Path(path).expanduser()
+    base = (info.context or {}).get("base")
+    if base is not None and not path.is_absolute() and (Path(base) / path).exists():
+        return Path(base) / path
+    return path
+
+
+UserPath = Annotated[Path, pydantic.AfterValidator(user_path)]
+
+
+def read_bytes(path: str | Path, what: str = "file", limit: int = MAX_TEXT_BYTES) -> bytes:
+    """The bytes of ``path``, refused in one line when it is larger than ``limit`` bytes or
+    not a regular file (no more than ``limit`` + 1 bytes are ever read: /dev/zero ends)."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -48,6 +62,15 @@ def read_text(path: str | Path, what: str = "file", limit: int = MAX_TEXT_BYTES)
         raise ValueError(
             f"{path}: the {what} is larger than {limit:,} bytes, the limit for a {what}"
         )
+    return data
+
+
+def read_text(path: str | Path, what: str = "file", limit: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of ``path`` (a byte-order mark allowed), refused in one line when it is
+    larger than ``limit`` bytes, not a regular file, or not UTF-8 (another encoding, binary).
+    """
+    path = Path(path)
+    data = read_bytes(path, what, limit)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from ..untrusted import read_json, read_yaml
 from .population_plots import plot_agents, plot_network, plot_reach, plot_topology
 from .teacher_plots import teacher_figure
+from .trace_plots import plot_traces
 
 METRICS = {
     "shared_acc": "shared accuracy (global test set)",
@@ -85,6 +86,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         plot_topology(run_dir, summary),
         plot_network(run_dir, summary, limit),
         plot_reach(run_dir, summary),
+        plot_traces(run_dir, summary, scenario.get("duration")),
     ]
     out += [p for p in drawn if p is not None]
     fig = teacher_figure(run_dir, name)

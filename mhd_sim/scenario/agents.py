@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -10,7 +9,8 @@ from pydantic import Field
 
 from ..learning.models.backbones import BACKBONES
 from ..seeds import sampler, stream
-from ..world.traces import offline_spans, read_availability, read_speeds
+from ..untrusted import UserPath
+from ..world.traces import offline_spans, read_availability, read_steps
 from .fields import Agent, Count, Distribution, NonNegative, Positive, Rate, Sigma, Strict, piece
 
 
@@ -69,8 +69,8 @@ class TraceChurn(Strict):
     name are always online. Details and the file format: ``world/traces.py``."""
 
     kind: Literal["trace"]
-    path: Path
-    """The CSV file (a path relative to the working directory)."""
+    path: UserPath
+    """The CSV file (a relative path: beside the scenario file, else the working directory)."""
     period: Positive | None = None
     """How long the trace lasts, seconds (default: its last `end`)."""
     repeat: bool = False
@@ -154,7 +154,7 @@ class AgentsSpec(Strict):
     """Sigma of the mean-one lognormal factor on every step's duration (at most 2)."""
     groups: list[Group] = []
     """Overrides for named subsets of agents (a straggler is a slow group)."""
-    speed_trace: Path | None = None
+    speed_trace: UserPath | None = None
     """A CSV `agent,time,flops`: from each time on, that agent's FLOP/s (until its next row;
     `speed` before its first and for agents it does not name)."""
     _speeds: dict[int, tuple[list[float], list[float]]] = pydantic.PrivateAttr(default_factory=dict)
@@ -177,7 +177,7 @@ class AgentsSpec(Strict):
         churn = self.churn
         named = (churn.agents or []) if churn else []
         if self.speed_trace is not None:
-            self._speeds = read_speeds(self.speed_trace)
+            self._speeds = read_steps(self.speed_trace, "speed trace", "flops", "FLOP/s")
             if self._speeds and max(self._speeds) >= self.count:
                 raise ValueError(
                     f"{self.speed_trace}: the speed trace names agent {max(self._speeds)}, "

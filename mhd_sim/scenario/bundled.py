@@ -34,6 +34,6 @@ def resolve(name: str | Path) -> Path:
     (``straggler`` → <package>/scenarios/straggler.yaml)."""
     path = Path(name)
     candidate = directory() / f"{name}.yaml"
-    if not path.exists() and candidate.is_file():
+    if not path.is_file() and candidate.is_file():
         return candidate
     return path

@@ -176,15 +176,16 @@ def _short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def validate(raw: Any, force: bool = False) -> Scenario:
+def validate(raw: Any, force: bool = False, base: Path | None = None) -> Scenario:
     """Validate raw scenario data; raise :class:`ScenarioError` listing every problem.
-    ``force``: accept a scenario that looks too large for this machine (``budget.py``)."""
+    ``force``: accept a scenario that looks too large for this machine (``budget.py``);
+    ``base``: the scenario file's folder, where its relative paths are looked for first."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ScenarioError([f"scenario: expected a mapping of settings, got {type(raw).__name__}"])
     try:
-        return Scenario.model_validate(raw, context={"force": force})
+        return Scenario.model_validate(raw, context={"force": force, "base": base})
     except pydantic.ValidationError as e:
         problems = []
         for err in e.errors(include_url=False):
@@ -227,7 +228,7 @@ def load(
     raw = apply_overrides(raw, list(overrides))
     if seed is not None:
         raw["seed"] = seed
-    return validate(raw, force)
+    return validate(raw, force, path.parent.resolve())
 
 
 def short_keys(keys: list[str]) -> dict[str, str]:

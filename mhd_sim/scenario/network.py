@@ -7,8 +7,10 @@ from typing import Annotated, Literal
 import pydantic
 from pydantic import Field
 
+from ..untrusted import UserPath
 from ..world.queue import DEFAULT_LIMIT, POLICIES
 from ..world.topology import TOPOLOGIES
+from ..world.traces import Changes, read_latency_matrix, read_steps
 from .fields import Agent, Count, Distribution, NonNegative, Rate, Strict, piece
 
 Loss = Annotated[float, Field(ge=0, lt=1)]
@@ -153,6 +155,19 @@ class NetworkSpec(Strict):
     """Per-link overrides of latency, bandwidth cap or loss."""
     schedule: list[NetworkEvent] = []
     """Changes over time: link failures, partitions that heal, topology switches."""
+    bandwidth_trace: UserPath | None = None
+    """A CSV `agent,time,bandwidth`: from each time on, that agent's uplink in bytes/s (until
+    its next row; its `bandwidth` before its first row and for agents it does not name). A
+    message being sent when the rate changes sends the rest of its bytes at the new rate."""
+    latency_trace: UserPath | None = None
+    """A CSV `src,dst,time,latency`: from each time on, the seconds a message that leaves
+    src's uplink for dst takes (until the pair's next row; the other latencies before)."""
+    latency_matrix: UserPath | None = None
+    """An n×n matrix of seconds (a CSV without a header, or .npy): row i, column j is the
+    latency from agent i to agent j; it replaces `latency` (a `links` override still wins)."""
+    _bandwidths: Changes = pydantic.PrivateAttr(default_factory=dict)
+    _latencies: Changes = pydantic.PrivateAttr(default_factory=dict)
+    _matrix: list[list[float]] | None = pydantic.PrivateAttr(default=None)
 
     @pydantic.model_validator(mode="after")
     def _windows(self) -> NetworkSpec:
@@ -160,4 +175,41 @@ class NetworkSpec(Strict):
             until = getattr(ev, "until", None)
             if until is not None and until <= ev.at:
                 raise ValueError(f"schedule.{k}: until ({until:g}) must be after at ({ev.at:g})")
+        if self.bandwidth_trace is not None:
+            self._bandwidths = read_steps(
+                self.bandwidth_trace, "bandwidth trace", "bandwidth", "bytes/s"
+            )
+        if self.latency_trace is not None:
+            self._latencies = read_steps(
+                self.latency_trace, "latency trace", "latency", None, ids=("src", "dst")
+            )
         return self
+
+    def read_traces(self, agents: int) -> None:
+        """Check the traces against the number of agents (which this section does not know)
+        and read the latency matrix, whose shape depends on it."""
+        for path, named in (
+            (self.bandwidth_trace, set(self._bandwidths)),
+            (self.latency_trace, {a for pair in self._latencies for a in pair}),
+        ):
+            if named and max(named) >= agents:
+                raise ValueError(
+                    f"{path}: the trace names agent {max(named)}, but agents are 0..{agents - 1}"
+                )
+        if self.latency_matrix is not None:
+            self._matrix = read_latency_matrix(self.latency_matrix, agents)
+
+    @property
+    def uplink_changes(self) -> Changes:
+        """Per agent the bandwidth trace names: when its uplink's rate changes, bytes/s after."""
+        return self._bandwidths
+
+    @property
+    def latency_changes(self) -> Changes:
+        """Per ``(src, dst)`` the latency trace names: when its latency changes, seconds after."""
+        return self._latencies
+
+    @property
+    def matrix(self) -> list[list[float]] | None:
+        """The latency matrix, seconds from row to column (after ``read_traces``)."""
+        return self._matrix

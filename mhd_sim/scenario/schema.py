@@ -148,6 +148,10 @@ class Scenario(Strict):
                         f"{where}.{k}: agent {bad[-1]} does not exist (agents are 0..{n - 1})"
                     )
         try:
+            net.read_traces(n)
+        except ValueError as e:
+            raise ValueError(f"network: {e}") from None
+        try:
             agents = self.agents.per_agent(self.seed)
         except ValueError as e:
             raise ValueError(f"agents.speed: {e}") from None

@@ -4,8 +4,11 @@ downlinks, and a datagram or reliable transport.
 A message handed at time s to an uplink that frees at time q starts at ``max(s, q)``,
 leaves at ``u = max(s, q) + bytes / min(uplink, link cap)``, reaches the receiver at
 ``u + latency`` and, with a downlink queue that frees at d, is delivered at
-``max(u + latency, d) + bytes / downlink``. Queues are kept in closed form (when each
-message starts and leaves is known when it is accepted), so there is no process per queue.
+``max(u + latency, d) + bytes / downlink``. With a bandwidth trace, ``bytes / rate`` becomes
+the time the bytes need at the uplink's rates from the start on, integrated over its
+changes; with a latency trace, the latency is the link's at ``u``. Queues are kept in closed
+form (when each message starts and leaves is known when it is accepted), so there is no
+process per queue.
 
 An uplink's buffer holds the messages that have not left it yet (the one being transmitted
 included). With ``drop_tail`` a message that does not fit is dropped (``queue_full``); an
@@ -40,6 +43,7 @@ import simpy
 from ..seeds import stream
 from .links import Links
 from .queue import DEFAULT_LIMIT, Message, Queue, Transmission
+from .traces import Steps
 from .traffic import Traffic
 
 __all__ = ["Link", "Message", "Network", "Queueing"]
@@ -52,6 +56,7 @@ class Link:
     latency: Callable[[np.random.Generator], float]
     loss: float = 0.0
     bandwidth: float = math.inf  # a cap below the sender's uplink (a thin wide-area hop)
+    latency_trace: Steps | None = None  # from its first change on, the latency at departure
 
 
 @dataclass(frozen=True)
@@ -85,12 +90,15 @@ class Network:
         log: Log,
         queueing: Queueing = Queueing(),
         unbounded: tuple[int, ...] = (),
+        uplink_trace: dict[int, Steps] | None = None,
     ) -> None:
         """``uplink`` and ``downlink``: each node's rates in bytes/s (None: no downlink queue);
-        ``unbounded``: nodes whose uplink never drops (a server's connection per client)."""
+        ``unbounded``: nodes whose uplink never drops (a server's connection per client);
+        ``uplink_trace``: nodes whose uplink's rate changes over time (bytes/s)."""
         nodes = len(uplink)
         self.env, self.links, self.seed = env, links, seed
         self.uplink, self.downlink, self.link = uplink, downlink, link
+        self.uplink_trace = uplink_trace or {}
         self.online, self.deliver, self.log = online, deliver, log
         self.queueing = queueing
         self.traffic = Traffic(nodes)
@@ -105,7 +113,7 @@ class Network:
         # has left it or is still on it
         self.refused, self.refused_bytes = [0] * nodes, [0] * nodes
         self.abandoned, self.abandoned_bytes = [0] * nodes, [0] * nodes
-        self.routes: dict[tuple[int, int], tuple[float, Link, np.random.Generator]] = {}
+        self.routes: dict[tuple[int, int], tuple[float | Steps, Link, np.random.Generator]] = {}
 
     # --- uplinks ------------------------------------------------------------------------
 
@@ -142,10 +150,14 @@ class Network:
             route = self._route(i, j)
         rate, link, rng = route
         start = up.free if up.free > now else now
-        duration = size / rate
+        # a traced uplink: the bytes integrated over its rate, exact across a change
+        duration = size / rate if rate.__class__ is not Steps else rate.seconds(start, size)
         delay = link.latency(rng)
         lost = rng.random() < link.loss
         t = up.enqueue(msg, j, start, duration)
+        trace = link.latency_trace
+        if trace is not None and t.leaves >= trace.times[0]:
+            delay = trace.at(t.leaves)
         t.delay = delay
         if up.held_bytes > tr.peak_queue[i]:
             tr.peak_queue[i] = up.held_bytes
@@ -203,10 +215,15 @@ class Network:
             self.traffic.busy[node] -= t.leaves - max(t.starts, now)
             self._drop(t.msg, "sender_offline", at=node, peer=t.msg.receiver)
 
-    def _route(self, sender: int, receiver: int) -> tuple[float, Link, np.random.Generator]:
-        """A link's sending rate, properties and random stream, made on its first message."""
+    def _route(self, sender: int, receiver: int) -> tuple[float | Steps, Link, np.random.Generator]:
+        """A link's sending rate (or rates over time), properties and random stream, made on
+        its first message."""
         link = self.link(sender, receiver)
-        rate = min(self.uplink[sender], link.bandwidth)
+        trace = self.uplink_trace.get(sender)
+        if trace is not None:
+            rate: float | Steps = trace.capped(link.bandwidth)
+        else:
+            rate = min(self.uplink[sender], link.bandwidth)
         route = (rate, link, stream(self.seed, "link", sender, receiver))
         self.routes[(sender, receiver)] = route
         return route

@@ -7,6 +7,7 @@ are read when it starts and its new weights become visible when it ends. The sch
 
 from __future__ import annotations
 
+import math
 import time as wallclock
 from collections.abc import Callable
 from typing import Any
@@ -30,10 +31,14 @@ from .sharing import PeerSharing
 from .summary import summary as run_summary
 from .topology import build as build_topology
 from .topology import edge_list
-from .traces import Speeds
+from .traces import Steps
 
 Progress = Callable[[float, int, int], None]  # (simulated time, events so far, messages sent)
 FLUSH_S = 1.0  # wall seconds between flushes of the run directory: a live page follows the run
+
+
+def _fixed(seconds: float) -> Callable[[np.random.Generator], float]:
+    return lambda rng: seconds
 
 
 class Simulation:
@@ -85,7 +90,7 @@ class Simulation:
         self.jitter_rng = [stream(seed, "compute", i) for i in range(n)]
         traced = scenario.agents.speed_changes  # a speed trace's agents: FLOP/s over time
         self.speeds = [
-            Speeds(self.agents[i].speed, *traced[i]) if i in traced else None for i in range(n)
+            Steps(self.agents[i].speed, *traced[i]) if i in traced else None for i in range(n)
         ]
         self.staleness: list[float] = []  # mean age of the predictions each distillation step used
         self.staleness_max = 0.0
@@ -110,6 +115,11 @@ class Simulation:
                 net.transport.min_rto,
             ),
             unbounded=tuple(range(n, n + extra)),
+            uplink_trace={
+                i: Steps(a.bandwidth or net.bandwidth, *net.uplink_changes[i])
+                for i, a in enumerate(self.agents)
+                if i in net.uplink_changes
+            },
         )
         self.coordinator.start()
         self.procs = [self.env.process(self._agent(i)) for i in range(n)]
@@ -134,18 +144,26 @@ class Simulation:
             )
 
     def _link(self, sender: int, receiver: int) -> Link:
-        """A link's latency, loss and bandwidth cap: the network's, unless a ``links`` entry
-        overrides them (the network asks once per link and keeps the answer)."""
+        """A link's latency, loss and bandwidth cap: the network's (the latency matrix's, if
+        there is one), unless a ``links`` entry overrides them; a latency trace, from its
+        first change on (the network asks once per link and keeps the answer)."""
+        net = self.sc.network
         override = self._link_specs.get((min(sender, receiver), max(sender, receiver)))
 
         def pick(field: str) -> Any:
             value = getattr(override, field, None)
-            return value if value is not None else getattr(self.sc.network, field, None)
+            return value if value is not None else getattr(net, field, None)
 
+        latency = sampler(pick("latency"))
+        if net.matrix is not None and getattr(override, "latency", None) is None:
+            if sender < len(net.matrix) and receiver < len(net.matrix):  # not a server's
+                latency = _fixed(net.matrix[sender][receiver])
+        traced = net.latency_changes.get((sender, receiver))
         return Link(
-            sampler(pick("latency")),
+            latency,
             pick("loss"),
             getattr(override, "bandwidth", None) or float("inf"),
+            Steps(math.nan, *traced) if traced else None,
         )
 
     # --- processes ---------------------------------------------------------------------
@@ -252,6 +270,8 @@ class Simulation:
         start = wallclock.perf_counter()
         self.record.write_scenario(self.sc.resolved())
         self.record.write_text("topology.edges", edge_list(self.links.graph))
+        if self.network.uplink_trace:  # what the figures draw beside accuracy
+            self.record.write_text("uplinks.csv", self._uplinks())
         self.env.process(self._evaluations())
         duration = self.sc.duration
         keep_freed_memory()
@@ -273,6 +293,23 @@ class Simulation:
         summary = self.summary(wallclock.perf_counter() - start)
         self.record.write_summary(summary)
         return summary
+
+    def _uplinks(self) -> str:
+        """``uplinks.csv``: each agent's uplink rate over the run, ``agent,time,bandwidth``
+        (its rate at 0, then every change before the end)."""
+        rows, traced = ["agent,time,bandwidth"], self.network.uplink_trace
+        for i, a in enumerate(self.agents):
+            steps = traced.get(i)
+            rows.append(
+                f"{i},0,{steps.at(0.0) if steps else a.bandwidth or self.sc.network.bandwidth!r}"
+            )
+            if steps is not None:
+                rows += [
+                    f"{i},{t!r},{v!r}"
+                    for t, v in zip(steps.times, steps.values)
+                    if 0 < t < self.sc.duration
+                ]
+        return "\n".join(rows) + "\n"
 
     def _sample_network(self) -> None:
         """A row per agent in ``network.csv``: its uplink's queue, and its utilization since

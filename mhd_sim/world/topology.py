@@ -15,7 +15,7 @@ import pydantic
 
 from ..registry import Registry, settings
 from ..seeds import stream
-from ..untrusted import read_text
+from ..untrusted import UserPath, read_text
 
 TOPOLOGIES = Registry("topology")
 Probability = Annotated[float, pydantic.Field(ge=0, le=1)]
@@ -189,7 +189,10 @@ EDGE_LIST_BYTES = 64 << 20  # about 5 million links: more than any run here can 
 
 @TOPOLOGIES.register("edges")
 def edges(
-    n: int, rng: np.random.Generator, *, path: Annotated[Path, pydantic.AfterValidator(_edge_file)]
+    n: int,
+    rng: np.random.Generator,
+    *,
+    path: Annotated[UserPath, pydantic.AfterValidator(_edge_file)],
 ) -> nx.Graph:
     """Your own graph: a text file with one edge ``a b`` per line (``#`` starts a comment).
 

@@ -11,6 +11,17 @@ Compute speed (``agents.speed_trace: path``): a CSV with a header ``agent,time,f
 each row's time on, that agent computes at that many FLOP/s, until its next row. Before its
 first row, and for the agents it does not name, the scenario's speed holds. A step or a
 forward pass takes the time its FLOPs need, integrated over the changes it spans.
+
+Uplink bandwidth (``network.bandwidth_trace: path``): a CSV ``agent,time,bandwidth`` (bytes/s),
+read the same way: a message on the uplink when its rate changes is sent at the new rate for
+the rest of its bytes, so its departure is the bytes integrated over the rate.
+
+Link latency (``network.latency_trace: path``): a CSV ``src,dst,time,latency`` (seconds): a
+message that leaves ``src``'s uplink for ``dst`` at or after ``time`` takes that latency (until
+the pair's next row); before the pair's first row, and for pairs it does not name, the
+scenario's latency holds. A latency matrix (``network.latency_matrix``) gives each pair one
+latency for the whole run: ``n`` rows of ``n`` numbers, row ``i`` column ``j`` the seconds from
+agent ``i`` to agent ``j`` (a CSV without a header, or a ``.npy`` array).
 """
 
 from __future__ import annotations
@@ -21,16 +32,18 @@ import io
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
-from ..untrusted import read_text
+from ..untrusted import read_bytes, read_text
 
 TRACE_BYTES = 64 << 20  # about two million intervals
 Spans = list[tuple[float, float]]
 
 
-def _rows(path: str | Path, what: str, columns: tuple[str, ...]):
-    """``(row number, agent, value, ...)`` for each row of a trace CSV with these columns (an
-    agent, then numbers ≥ 0), in file order; a bad row is one line naming file, row, reason."""
+def _rows(path: str | Path, what: str, columns: tuple[str, ...], ids: int = 1):
+    """``(row number, id, ..., value, ...)`` for each row of a trace CSV with these columns
+    (``ids`` agent numbers, then numbers ≥ 0), in file order; a bad row is one line naming
+    file, row, reason."""
     text = read_text(path, what, TRACE_BYTES)
     rows = csv.reader(io.StringIO(text))
     header = [h.strip() for h in next(rows, [])]
@@ -41,25 +54,25 @@ def _rows(path: str | Path, what: str, columns: tuple[str, ...]):
             f"(missing {', '.join(missing)}; has {', '.join(header[:4])[:40] or 'nothing'})"
         )
     at = [header.index(c) for c in columns]
+    agents = "an agent number" if ids == 1 else f"{ids} agent numbers"
     for number, row in enumerate(rows, 2):
         if not any(cell.strip() for cell in row):
             continue
         try:
             cells = [row[i].strip() for i in at]
-            agent, values = int(cells[0]), [float(c) for c in cells[1:]]
+            keys, values = [int(c) for c in cells[:ids]], [float(c) for c in cells[ids:]]
         except (IndexError, ValueError):
             shown = ",".join(row)[:60]
             raise ValueError(
-                f"{path}, row {number}: expected an agent number and {len(at) - 1} numbers, "
+                f"{path}, row {number}: expected {agents} and {len(at) - ids} numbers, "
                 f"got {shown!r}"
             ) from None
-        if agent < 0 or not all(v >= 0 and math.isfinite(v) for v in values):
-            shown = ", ".join(f"{v:g}" for v in values)
+        if min(keys) < 0 or not all(v >= 0 and math.isfinite(v) for v in values):
+            shown = ", ".join([*map(str, keys), *(f"{v:g}" for v in values)])
             raise ValueError(
-                f"{path}, row {number}: agent and numbers must be ≥ 0 and finite, "
-                f"got {agent}, {shown}"
+                f"{path}, row {number}: agent and numbers must be ≥ 0 and finite, got {shown}"
             )
-        yield number, agent, *values
+        yield number, *keys, *values
 
 
 def read_availability(path: str | Path) -> dict[int, Spans]:
@@ -88,24 +101,39 @@ def read_availability(path: str | Path) -> dict[int, Spans]:
     return out
 
 
-class Speeds:
-    """One agent's FLOP/s over time, piecewise constant: ``base`` until its first change, then
-    each ``flops[k]`` from ``times[k]`` on.
+class Steps:
+    """A quantity over time, piecewise constant: ``base`` until the first change, then each
+    ``values[k]`` from ``times[k]`` on (an agent's FLOP/s, an uplink's bytes/s, a latency).
 
-    >>> s = Speeds(100.0, [10.0, 20.0], [50.0, 200.0])
+    >>> s = Steps(100.0, [10.0, 20.0], [50.0, 200.0])
+    >>> s.at(0.0), s.at(10.0), s.at(25.0)
+    (100.0, 50.0, 200.0)
     >>> s.seconds(0.0, 500.0), s.seconds(5.0, 1000.0), s.seconds(19.0, 250.0)
     (5.0, 15.0, 2.0)
+    >>> s.capped(80.0).values
+    [50.0, 80.0]
     """
 
-    def __init__(self, base: float, times: list[float], flops: list[float]) -> None:
-        self.base, self.times, self.flops = base, times, flops
+    __slots__ = ("base", "times", "values")
+
+    def __init__(self, base: float, times: list[float], values: list[float]) -> None:
+        self.base, self.times, self.values = base, times, values
+
+    def at(self, t: float) -> float:
+        k = bisect.bisect_right(self.times, t)
+        return self.values[k - 1] if k else self.base
+
+    def capped(self, cap: float) -> Steps:
+        """The same changes, no value above ``cap`` (an uplink behind a thinner link)."""
+        return Steps(min(self.base, cap), self.times, [min(v, cap) for v in self.values])
 
     def seconds(self, now: float, work: float) -> float:
-        """How long ``work`` FLOPs take from ``now``: integrated over the speed changes."""
+        """How long ``work`` (FLOPs, bytes) takes from ``now`` at these rates: integrated over
+        the changes it spans."""
         k = bisect.bisect_right(self.times, now)  # the segment now is in (0: before any)
         t, left = now, work
         while True:
-            rate = self.flops[k - 1] if k else self.base
+            rate = self.values[k - 1] if k else self.base
             end = self.times[k] if k < len(self.times) else math.inf
             if left <= (end - t) * rate:
                 return t + left / rate - now
@@ -113,22 +141,83 @@ class Speeds:
             t, k = end, k + 1
 
 
-def read_speeds(path: str | Path) -> dict[int, tuple[list[float], list[float]]]:
-    """Per agent, the times its speed changes and the FLOP/s from then on (a speed trace:
-    the header ``agent,time,flops``, each agent's rows in time order, speeds > 0)."""
-    out: dict[int, tuple[list[float], list[float]]] = {}
-    for number, a, t, f in _rows(path, "speed trace", ("agent", "time", "flops")):
-        if not f > 0:
-            raise ValueError(f"{path}, row {number}: a speed must be above 0 FLOP/s, got {f:g}")
-        times, flops = out.setdefault(a, ([], []))
+Changes = dict[Any, tuple[list[float], list[float]]]  # per agent (or link): times, values
+
+
+def read_steps(
+    path: str | Path, what: str, column: str, unit: str | None, ids: tuple[str, ...] = ("agent",)
+) -> Changes:
+    """Per agent (per ``(src, dst)`` with two ``ids``), the times a quantity changes and its
+    values from then on: a trace CSV with the header ``agent,time,<column>``, each agent's
+    rows in time order. With a ``unit`` (speeds, bandwidths), values must be above 0.
+
+    >>> import tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "up.csv")
+    >>> _ = open(f, "w").write("agent,time,bandwidth\\n0,0,1e6\\n0,30,2.5e5\\n")
+    >>> read_steps(f, "bandwidth trace", "bandwidth", "bytes/s")
+    {0: ([0.0, 30.0], [1000000.0, 250000.0])}
+    """
+    out: Changes = {}
+    for number, *row in _rows(path, what, (*ids, "time", column), len(ids)):
+        key, t, v = (row[0] if len(ids) == 1 else tuple(row[:-2])), row[-2], row[-1]
+        if unit and not v > 0:
+            noun = what.removesuffix(" trace")
+            raise ValueError(f"{path}, row {number}: a {noun} must be above 0 {unit}, got {v:g}")
+        times, values = out.setdefault(key, ([], []))
         if times and t <= times[-1]:
+            who = f"agent {key}" if len(ids) == 1 else f"link {key[0]}→{key[1]}"
             raise ValueError(
-                f"{path}, row {number}: agent {a}'s time {t:g} is not after its previous "
+                f"{path}, row {number}: {who}'s time {t:g} is not after its previous "
                 f"{times[-1]:g}; sort by time"
             )
         times.append(t)
-        flops.append(f)
+        values.append(v)
     return out
+
+
+def read_latency_matrix(path: str | Path, agents: int) -> list[list[float]]:
+    """An ``agents × agents`` matrix of latencies in seconds, from a CSV without a header or a
+    ``.npy`` array (read without pickles); a wrong shape or value is one line."""
+    import numpy as np
+
+    if str(path).endswith(".npy"):
+        data = read_bytes(path, "latency matrix", TRACE_BYTES)
+        try:
+            m = np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{path}: not a .npy array of numbers ({str(e)[:80]})") from None
+        if m.dtype.kind not in "iuf":
+            raise ValueError(f"{path}: a latency matrix holds numbers, got dtype {m.dtype}")
+    else:
+        text = read_text(path, "latency matrix", TRACE_BYTES)
+        rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+        try:
+            m = np.array([[float(c) for c in r] for r in rows], dtype=float)
+        except ValueError:
+            bad = next(k for k, r in enumerate(rows, 1) if not _numbers(r))
+            raise ValueError(
+                f"{path}, row {bad}: expected numbers only, got {','.join(rows[bad - 1])[:60]!r}"
+            ) from None
+    if m.shape != (agents, agents):
+        raise ValueError(
+            f"{path}: a latency matrix for {agents} agents is {agents}×{agents}, "
+            f"got shape {'×'.join(map(str, m.shape)) or 'scalar'}"
+        )
+    if not (np.isfinite(m).all() and (m >= 0).all()):
+        i, j = np.argwhere(~(np.isfinite(m) & (m >= 0)))[0]
+        raise ValueError(
+            f"{path}: latencies must be ≥ 0 and finite, got {m[i, j]:g} at row {i + 1}, "
+            f"column {j + 1}"
+        )
+    return m.astype(float).tolist()
+
+
+def _numbers(row: list[str]) -> bool:
+    try:
+        [float(c) for c in row]
+    except ValueError:
+        return False
+    return True
 
 
 def offline_spans(

@@ -14,7 +14,7 @@ import numpy as np
 import pydantic
 
 from ...registry import Registry
-from ...untrusted import load_arrays_pickle
+from ...untrusted import UserPath, load_arrays_pickle
 
 DATASETS = Registry("dataset")
 
@@ -145,7 +145,7 @@ def _existing_file(path: Path) -> Path:
     return Path(path)
 
 
-ExistingFile = Annotated[Path, pydantic.AfterValidator(_existing_file)]
+ExistingFile = Annotated[UserPath, pydantic.AfterValidator(_existing_file)]
 Fraction = Annotated[float, pydantic.Field(gt=0, lt=1)]
 
 
@@ -329,7 +329,7 @@ def _cifar(
 def cifar10(
     rng: np.random.Generator,
     *,
-    path: Path = Path("~/.cache/mhd-sim/cifar-10-batches-py"),
+    path: UserPath = Path("~/.cache/mhd-sim/cifar-10-batches-py"),
     train_size: Annotated[int, pydantic.Field(ge=10)] | None = None,
 ) -> Dataset:
     """CIFAR-10 from the official python pickles in ``path`` (data_batch_1..5, test_batch);
@@ -351,7 +351,7 @@ def cifar10(
 def cifar100(
     rng: np.random.Generator,
     *,
-    path: Path = Path("~/.cache/mhd-sim/cifar-100-python"),
+    path: UserPath = Path("~/.cache/mhd-sim/cifar-100-python"),
     labels: Literal["fine", "coarse"] = "fine",
     train_size: Annotated[int, pydantic.Field(ge=10)] | None = None,
 ) -> Dataset:
