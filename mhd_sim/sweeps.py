@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from .record.reading import final_figures
-from .scenario import ScenarioError, apply_overrides, load, validate
+from .scenario import ScenarioError, apply_overrides, bundled, load, validate
 from .scenario.loading import short_keys
 
 DONE, FAILED, KEPT = "done", "failed", "kept"  # kept: finished by an earlier invocation
@@ -108,8 +108,8 @@ def points(
         raise ScenarioError(
             [f"--grid: {count:,} points ({sizes}); at most {MAX_POINTS:,} in one sweep"]
         )
-    base = load(scenario, list(fixed))  # the file itself and the fixed overrides
-    raw = base.resolved()
+    raw = load(scenario, list(fixed)).resolved()  # the file itself and the fixed overrides
+    folder = bundled.resolve(scenario).parent.resolve()  # where its relative paths are read
     short = short_keys(list(grid))
     out, problems = [], []
     for values in itertools.product(*grid.values()):
@@ -119,7 +119,7 @@ def points(
             try:
                 point_raw = apply_overrides(raw, [f"{k}={v}" for k, v in settings])
                 point_raw["seed"] = seed
-                sc = validate(point_raw)
+                sc = validate(point_raw, base=folder)
             except ScenarioError as e:
                 problems += [f"{name}: {p}" for p in e.problems if f"{name}: {p}" not in problems]
                 continue

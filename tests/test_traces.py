@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import cli_run
-from test_faults import cli, one_line
+from test_faults import MHD_SIM, cli, one_line
+
+from mhd_sim.scenario import bundled
 
 TRACE = "agent,start,end\n0,0,20\n0,40,60\n1,10,50\n"
 
@@ -102,3 +108,217 @@ def test_a_speed_trace_integrates_a_step_over_its_changes(tmp_path, tiny):
     ev0, ev1 = (pd.read_csv(r / "events.csv") for r in (plain, traced))
     steps = [e[(e.event == "step") & (e.agent == 1)].time.tolist() for e in (ev0, ev1)]
     assert steps[0] == steps[1] and len(steps[0]) > 10
+
+
+# --- bandwidth and latency over time --------------------------------------------------------
+
+
+def test_a_rate_change_mid_transmission_sends_the_rest_at_the_new_rate():
+    """1,000 B/s until 0.5 s, then 4,000: a 1,000-byte message started at 0 has 500 bytes
+    left at 0.5 s and leaves at 0.625; the next one, behind it, at 0.875."""
+    from network_helpers import make_network, times
+
+    from mhd_sim.world.network import Message
+    from mhd_sim.world.traces import Steps
+
+    env, net, rows, _ = make_network(latency=0.01, bandwidth=1e3)
+    net.uplink_trace = {0: Steps(1e3, [0.5], [4e3])}
+    net.send(Message(0, 1, 1_000, 0.0, "a"))
+    net.send(Message(0, 2, 1_000, 0.0, "b"))
+    env.run()
+    assert times(rows, "deliver") == pytest.approx([0.635, 0.885], abs=1e-12)
+
+
+def write_network_traces(folder, agents: int, duration: float, seed: int = 1) -> dict:
+    """A bandwidth trace that changes every 0.1-0.5 s (many transmissions span a change), a
+    latency trace on some directed links, and a latency matrix: the scenario settings."""
+    rng = np.random.default_rng(seed)
+    bw = ["agent,time,bandwidth"]
+    for a in range(agents - 1):  # the last agent keeps the scenario's bandwidth
+        t = float(rng.uniform(0, 0.5))
+        while t < duration:
+            bw.append(f"{a},{t!r},{float(rng.uniform(2e4, 4e5))!r}")
+            t += float(rng.uniform(0.1, 0.5))
+    lat = ["src,dst,time,latency"]
+    for src, dst in ((0, 1), (1, 0), (2, 3)):
+        for t in np.sort(rng.uniform(0, duration, 6)):
+            lat.append(f"{src},{dst},{float(t)!r},{float(rng.uniform(0, 0.3))!r}")
+    m = rng.uniform(0.001, 0.1, (agents, agents))
+    (folder / "bw.csv").write_text("\n".join(bw) + "\n")
+    (folder / "lat.csv").write_text("\n".join(lat) + "\n")
+    (folder / "m.csv").write_text("\n".join(",".join(map(repr, r)) for r in m.tolist()) + "\n")
+    return {"bandwidth_trace": "bw.csv", "latency_trace": "lat.csv", "latency_matrix": "m.csv"}
+
+
+def replay(run, folder, bandwidth: float) -> tuple[list, int]:
+    """Every delivery time predicted from the sends in events.csv and the trace files alone:
+    per uplink first in first out, a message leaving when the capacity integrated from its
+    start (a piecewise-linear function, inverted by interpolation) covers its bytes, plus the
+    latency of its link at departure (the trace's, else the matrix's). Returns the predicted
+    (receiver, sender, time) and how many transmissions spanned a rate change."""
+    ev = pd.read_csv(run / "events.csv")
+    bw = pd.read_csv(folder / "bw.csv")
+    lat = pd.read_csv(folder / "lat.csv")
+    matrix = np.loadtxt(folder / "m.csv", delimiter=",")
+    predicted, spanning = [], 0
+    for sender, sends in ev[ev.event == "send"].groupby("agent", sort=True):
+        mine = bw[bw.agent == sender]
+        t_k = np.concatenate([[0.0], mine.time.to_numpy(), [1e9]])
+        r_k = np.concatenate([[bandwidth], mine.bandwidth.to_numpy()])
+        r_k = np.concatenate([r_k, [r_k[-1]]])
+        capacity = np.concatenate([[0.0], np.cumsum(np.diff(t_k) * r_k[:-1])])
+        free = 0.0
+        for s in sends.itertuples():
+            peer, size = int(s.peer), int(s.bytes)
+            start = max(s.time, free)
+            c0 = np.interp(start, t_k, capacity)
+            leaves = float(np.interp(c0 + size, capacity, t_k))
+            spanning += np.searchsorted(t_k, start, "right") != np.searchsorted(t_k, leaves, "left")
+            free = leaves
+            link = lat[(lat.src == sender) & (lat.dst == peer)]
+            k = np.searchsorted(link.time.to_numpy(), leaves, "right")
+            delay = link.latency.iloc[k - 1] if k else matrix[sender, peer]
+            predicted.append((peer, int(sender), leaves + delay))
+    return predicted, spanning
+
+
+def test_deliveries_under_traces_equal_an_independent_replay(tmp_path, tiny):
+    """Through `mhd-sim run`: 4 agents on a complete graph, no loss, unbounded uplinks, a
+    bandwidth trace changing every few tenths of a second, a latency trace and a matrix:
+    every delivery at the replay's time to 1e-9 s, and no delivery the replay lacks."""
+    tiny["agents"]["groups"] = []
+    tiny["network"].update(
+        topology="complete", loss=0.0, queue={"policy": "unbounded"}, bandwidth=2e5,
+        **write_network_traces(tmp_path, 4, tiny["duration"]),
+    )  # fmt: skip
+    result, run = cli_run(tmp_path, tiny, "run")
+    assert result.exit_code == 0, result.output
+    predicted, spanning = replay(run, tmp_path, 2e5)
+    ev = pd.read_csv(run / "events.csv")
+    got = ev[ev.event == "deliver"]
+    for (receiver, sender), rows in got.groupby(["agent", "peer"]):
+        want = sorted(t for r, s, t in predicted if (r, s) == (receiver, sender))
+        want = [t for t in want if t <= tiny["duration"]]
+        assert rows.time.tolist() == pytest.approx(want, abs=1e-9, rel=0)
+    late = [t for *_, t in predicted if t > tiny["duration"]]
+    assert len(got) == len(predicted) - len(late) > 300
+    assert spanning > 30  # the replay checked transmissions that a change cut in two
+
+
+def test_traces_give_the_same_schedule_in_every_engine_and_the_same_bytes_twice(tmp_path, tiny):
+    """The schedule is a function of scenario, seed and traces: per-agent, batched and
+    timing-only runs write the same events.csv; the same run twice, the same files."""
+    tiny["network"].update(**write_network_traces(tmp_path, 4, tiny["duration"]))
+    f = tmp_path / "up.csv"
+    f.write_text(TRACE)
+    tiny["agents"]["churn"] = {"kind": "trace", "path": "up.csv", "repeat": True}
+    runs = {}
+    engines = {"batched": ["--set", "engine=batched"], "timing": ["--timing-only"]}
+    for name, args in {"a": [], "b": [], **engines}.items():
+        result, runs[name] = cli_run(tmp_path, tiny, name, *args)
+        assert result.exit_code == 0, result.output
+    for name in ("metrics.csv", "events.csv", "uplinks.csv", "reach.csv", "network.csv"):
+        assert (runs["a"] / name).read_bytes() == (runs["b"] / name).read_bytes(), name
+    events = (runs["a"] / "events.csv").read_bytes()
+    assert (runs["batched"] / "events.csv").read_bytes() == events
+    assert (runs["timing"] / "events.csv").read_bytes() == events
+    assert (runs["timing"] / "plots" / "traces.png").is_file()  # drawn without accuracy too
+
+
+BW, LAT, MATRIX = (
+    "network.bandwidth_trace={}",
+    "network.latency_trace={}",
+    "network.latency_matrix={}",
+)
+
+
+@pytest.mark.parametrize(
+    "setting, text, says",
+    [
+        (BW, "agent,time,rate\n0,0,1e6\n", "row 1: the header needs the columns agent, time, band"),
+        (BW, "agent,time,bandwidth\n0,0,0\n", "row 2: a bandwidth must be above 0 bytes/s, got 0"),
+        (BW, "agent,time,bandwidth\n0,5,1e6\n0,1,2e6\n", "row 3: agent 0's time 1 is not after"),
+        (BW, "agent,time,bandwidth\n0,-5,1e6\n", "row 2: agent and numbers must be ≥ 0 and"),
+        (BW, "agent,time,bandwidth\n0,1,fast\n", "row 2: expected an agent number and 2 numbers"),
+        (BW, "agent,time,bandwidth\n9,0,1e6\n", "the trace names agent 9, but agents are 0..7"),
+        (LAT, "src,dst,time,latency\n0,1,5,0.1\n0,1,5,0.2\n", "row 3: link 0→1's time 5 is not"),
+        (LAT, "src,dst,time,latency\n0,8,0,0.1\n", "the trace names agent 8, but agents are 0..7"),
+        (LAT, "src,time,latency\n0,0,0.1\n", "row 1: the header needs the columns src, dst, time"),
+        (LAT, "src,dst,time,latency\n0,x,0,0.1\n", "row 2: expected 2 agent numbers and 2 numbers"),
+        (MATRIX, "0,1\n1,0\n", "row 1: expected 8 numbers (one per agent), got '0,1'"),
+        (MATRIX, "\n".join([",".join(["0.1"] * 8)] * 7), "for 8 agents is 8×8, got shape 7×8"),
+        (MATRIX, "\n".join([",".join(["0.1"] * 8)] * 7 + ["0,1,2,x,4,5,6,7"]), "row 8: expected"),
+        (MATRIX, "\n".join([",".join(["-0.1"] * 8)] * 8), "≥ 0 and finite, got -0.1 at row 1"),
+    ],
+)
+def test_a_bad_network_trace_is_one_line_naming_file_row_and_reason(tmp_path, setting, text, says):
+    f = tmp_path / "bad.csv"
+    f.write_text(text)
+    result = cli("validate", "straggler", "--set", setting.format(f))
+    one_line(result, 2, says)
+    assert str(f) in result.stderr
+    assert max(len(line.replace(str(f), "F")) for line in result.stderr.splitlines()) <= 200
+
+
+def test_a_latency_matrix_as_npy_is_read_without_pickles(tmp_path):
+    good, bad = tmp_path / "m.npy", tmp_path / "objects.npy"
+    np.save(good, np.full((8, 8), 0.02))
+    np.save(bad, np.array([[{"a": 1}] * 8] * 8, dtype=object), allow_pickle=True)
+    assert cli("validate", "straggler", "--set", MATRIX.format(good)).returncode == 0
+    one_line(cli("validate", "straggler", "--set", MATRIX.format(bad)), 2, "not a .npy array")
+
+
+def test_relative_paths_are_read_beside_the_scenario_file(tmp_path, tiny):
+    """A scenario and its traces in one folder run from anywhere; the run's scenario.yaml
+    names the file it read, so it runs again from the run directory."""
+    folder = tmp_path / "study"
+    (folder / "traces").mkdir(parents=True)
+    (folder / "traces" / "up.csv").write_text(TRACE)
+    tiny["agents"]["churn"] = {"kind": "trace", "path": "traces/up.csv"}
+    (folder / "s.yaml").write_text(yaml.safe_dump(tiny))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [*MHD_SIM, "run", str(folder / "s.yaml"), "--out", "r", "-q", "--timing-only"],
+        cwd=elsewhere, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load((elsewhere / "r" / "scenario.yaml").read_text())
+    assert resolved["agents"]["churn"]["path"] == str(folder / "traces" / "up.csv")
+    again = cli("validate", str(elsewhere / "r" / "scenario.yaml"))
+    assert again.returncode == 0, again.stderr
+
+
+def test_the_bundled_traces_run_and_are_what_the_seeded_script_writes(tmp_path):
+    """`mhd-sim run traces` (cut to 40 s) draws plots/traces.png and writes uplinks.csv; the
+    script that made the bundled trace files writes the same bytes again."""
+    result = cli("run", "traces", "--set", "duration=40", "--out", str(tmp_path / "run"), "-q")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "plots" / "traces.png").is_file()
+    uplinks = pd.read_csv(tmp_path / "run" / "uplinks.csv")
+    assert sorted(uplinks.agent.unique()) == list(range(8)) and uplinks.time.max() < 40
+    made = subprocess.run(
+        [sys.executable, "-m", "mhd_sim.world.trace_examples", str(tmp_path / "made")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    bundled_dir = bundled.directory() / "traces"
+    for f in sorted((tmp_path / "made").iterdir()):
+        assert f.read_bytes() == (bundled_dir / f.name).read_bytes(), f.name
+
+
+def test_a_sweep_over_a_trace_reads_it_beside_the_scenario(tmp_path, tiny):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "bw.csv").write_text("agent,time,bandwidth\n0,0,5e4\n0,10,5e5\n")
+    (folder / "s.yaml").write_text(yaml.safe_dump(tiny))
+    out = tmp_path / "sweep"
+    grid = "network.bandwidth_trace=null,bw.csv"
+    result = cli("sweep", str(folder / "s.yaml"), "--grid", grid, "--out", str(out), "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    index = pd.read_csv(out / "sweep.csv")
+    assert index.status.tolist() == ["done", "done"]
+    traced = out / "runs" / "bandwidth_trace=bw.csv_seed=0"
+    assert pd.read_csv(traced / "uplinks.csv").bandwidth.tolist()[:2] == [5e4, 5e5]
+    assert (traced / "plots" / "traces.png").is_file()
+    assert not (out / "runs" / "bandwidth_trace=null_seed=0" / "uplinks.csv").exists()

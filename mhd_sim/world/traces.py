@@ -191,13 +191,13 @@ def read_latency_matrix(path: str | Path, agents: int) -> list[list[float]]:
     else:
         text = read_text(path, "latency matrix", TRACE_BYTES)
         rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
-        try:
-            m = np.array([[float(c) for c in r] for r in rows], dtype=float)
-        except ValueError:
-            bad = next(k for k, r in enumerate(rows, 1) if not _numbers(r))
-            raise ValueError(
-                f"{path}, row {bad}: expected numbers only, got {','.join(rows[bad - 1])[:60]!r}"
-            ) from None
+        for k, r in enumerate(rows, 1):
+            if len(r) != agents or not _numbers(r):
+                raise ValueError(
+                    f"{path}, row {k}: expected {agents} numbers (one per agent), "
+                    f"got {','.join(r)[:60]!r}"
+                )
+        m = np.array([[float(c) for c in r] for r in rows], dtype=float)
     if m.shape != (agents, agents):
         raise ValueError(
             f"{path}: a latency matrix for {agents} agents is {agents}×{agents}, "
