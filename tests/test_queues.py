@@ -255,5 +255,7 @@ def test_every_offered_byte_has_exactly_one_fate(tmp_path, name, stress):
             (g.bandwidth for g in sc.agents.groups if a["agent"] in g.agents and g.bandwidth), None
         )
         rate = rate or sc.network.bandwidth
+        traced = sc.network.uplink_changes.get(a["agent"])  # a bandwidth trace: its fastest
+        rate = max(rate, *traced[1]) if traced else rate
         size = a["bytes_offered"] // a["messages_offered"] if a["messages_offered"] else 0
         assert a["bytes_sent"] <= rate * s["sim_time"] + size
