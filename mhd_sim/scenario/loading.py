@@ -10,6 +10,7 @@ import copy
 import difflib
 import functools
 import reprlib
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,12 @@ def _keep_algorithm_settings(raw: dict[str, Any], overridden: set[tuple[str, ...
     if algo.get("name") not in ALGORITHMS.names():
         return
     own = ALGORITHMS.params_model(algo["name"]).model_fields
+    # a setting the algorithm fixes (fedmd's aggregation: mean) is its own, not the file's
+    fixed = {k for k, f in own.items() if typing.get_origin(f.annotation) is typing.Literal
+             and len(typing.get_args(f.annotation)) == 1}  # fmt: skip
     for key in list(algo):
-        if key not in own and ("algorithm", key) not in overridden and owners(key):
+        mine = key in own and key not in fixed
+        if not mine and ("algorithm", key) not in overridden and owners(key):
             del algo[key]
 
 

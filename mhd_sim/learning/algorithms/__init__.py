@@ -15,6 +15,8 @@ from . import settings as S
 ALGORITHMS = Registry("algorithm", tag="name")
 ALGORITHMS.lazy("mhd", "mhd_sim.learning.algorithms.mhd:MHD", S.MHDSettings)
 ALGORITHMS.lazy("distill", "mhd_sim.learning.algorithms.distill:Distill", S.DistillSettings)
+ALGORITHMS.lazy("fedmd", "mhd_sim.learning.algorithms.fedmd:FedMD", S.FedMDSettings)
+ALGORITHMS.lazy("ds_fl", "mhd_sim.learning.algorithms.ds_fl:DSFL", S.DSFLSettings)
 ALGORITHMS.lazy("isolated", "mhd_sim.learning.algorithms.isolated:Isolated", S.IsolatedSettings)
 ALGORITHMS.lazy("gossip", "mhd_sim.learning.algorithms.gossip:Gossip", S.GossipSettings)
 ALGORITHMS.lazy("fedavg", "mhd_sim.learning.algorithms.fedavg:FedAvg", S.FedAvgSettings)

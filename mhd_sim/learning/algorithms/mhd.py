@@ -145,7 +145,7 @@ class MHD(Learner):
             ranks = {k: v if v is None else v.to(probs.device) for k, v in ranks.items()}
         chosen = reference_teachers(
             probs, self._device(step.valid), wiring.sources, wiring.column, algo.aggregation,
-            algo.temperature, own, **ranks,
+            algo.temperature, own, **ranks, era=algo.era_temperature,
         )  # fmt: skip
         for c in chosen:
             c.ok = None if bool(c.ok.all()) else c.ok

@@ -16,7 +16,7 @@ from ..seam import ENGINES, Capabilities
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 Count = Annotated[int, Field(ge=1)]
-AGGREGATIONS = ("max_confidence", "mean", "confidence_weighted")
+AGGREGATIONS = ("max_confidence", "mean", "confidence_weighted", "entropy_reduction")
 ENCODINGS = ("float32", "float16", "bfloat16", "topk")  # how values travel (messages.py)
 CONFIDENCES = ("max_logit", "max_probability", "margin", "entropy", "normalized_logit")
 
@@ -61,7 +61,12 @@ class Distillation(Sharing):
     distill_weight: NonNegative | list[NonNegative] = 1.0
     """ν: one weight for every distilling head, or one per head (head 0 first)."""
     aggregation: Literal[AGGREGATIONS] = "max_confidence"
-    """How candidate teachers combine per sample."""
+    """How candidate teachers combine per sample: the most confident, the mean, the mean
+    weighted by each one's largest probability, or the mean sharpened as softmax(mean /
+    era_temperature) (DS-FL's entropy-reduction aggregation)."""
+    era_temperature: Annotated[float, Field(gt=0, le=100)] = 0.1
+    """entropy_reduction: the temperature T of softmax(mean / T) (DS-FL's 0.1; below 1
+    lowers the entropy of the averaged predictions)."""
     confidence: Literal[CONFIDENCES] = "max_logit"
     """How max_confidence ranks candidates: the largest logit (the paper's), the largest
     probability (by its log-odds), the margin of the top probability over the second, minus
@@ -142,6 +147,25 @@ class DistillSettings(Distillation):
     """Single-head distillation: the main head also distils from the peers' main heads."""
 
     name: Literal["distill"] = "distill"
+
+
+class FedMDSettings(Distillation):
+    """FedMD (Li & Wang, 2019, arXiv:1910.03581) without a server: each agent's one head learns
+    its private labels and distils to the consensus of its neighbours' predictions on the
+    public samples, their plain mean."""
+
+    name: Literal["fedmd"] = "fedmd"
+    aggregation: Literal["mean"] = "mean"
+    """FedMD's consensus: the mean of the neighbours' predictions (fixed)."""
+
+
+class DSFLSettings(Distillation):
+    """DS-FL (Itahara et al., 2021, arXiv:2008.06180) without a server: as FedMD, with the
+    neighbours' mean sharpened by entropy-reduction aggregation, softmax(mean / T)."""
+
+    name: Literal["ds_fl"] = "ds_fl"
+    aggregation: Literal["entropy_reduction"] = "entropy_reduction"
+    """DS-FL's entropy-reduction aggregation (fixed; its T is era_temperature)."""
 
 
 class MHDSettings(Distillation):

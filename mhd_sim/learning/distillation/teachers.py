@@ -98,6 +98,7 @@ def aggregate(
     how: str,
     conf: torch.Tensor | None = None,
     ties: torch.Tensor | None = None,
+    era: float = 0.1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Combine candidate teacher distributions per sample.
 
@@ -105,6 +106,7 @@ def aggregate(
     exist (leading dimensions: agents, for the batched engine), ``conf`` [..., K, B] their
     confidences (default: their largest probability) and ``ties`` [..., K, B] random
     numbers that decide between equally confident candidates (default: the first wins).
+    ``entropy_reduction`` is DS-FL's: softmax(mean / ``era``), the mean sharpened.
     Returns the teacher [..., B, C], which samples have one at all [..., B] and, for
     max_confidence, which candidate was chosen and its confidence [..., B] (else None).
 
@@ -116,6 +118,8 @@ def aggregate(
     [[0.75, 0.25]]
     >>> aggregate(c, m, "mean")[0].tolist()
     [[0.4375, 0.5625]]
+    >>> [round(p, 4) for p in aggregate(c, m, "entropy_reduction")[0][0].tolist()]
+    [0.2227, 0.7773]
     """
     valid = mask.any(-2)
     best = chosen = None
@@ -132,11 +136,13 @@ def aggregate(
         teacher = cands.gather(-3, at).squeeze(-3)
         chosen = ranked.gather(-2, best).squeeze(-2)
         best = best.squeeze(-2)
-    elif how in ("mean", "confidence_weighted"):
+    elif how in ("mean", "confidence_weighted", "entropy_reduction"):
         w = mask.to(cands.dtype)
         if how == "confidence_weighted":  # weights are probabilities, whatever ranks max_confidence
             w = w * cands.max(-1).values
         teacher = (cands * w[..., None]).sum(-3) / w.sum(-2).clamp_min(1e-12)[..., None]
+        if how == "entropy_reduction":
+            teacher = torch.softmax(teacher / era, -1)
     else:
         raise ValueError(f"unknown aggregation {how!r}; choose from {', '.join(AGGREGATIONS)}")
     return teacher, valid, best, chosen
@@ -161,6 +167,7 @@ def reference_teachers(
     conf: torch.Tensor | None = None,
     own_conf: torch.Tensor | None = None,
     ties: torch.Tensor | None = None,
+    era: float = 0.1,
 ) -> list[Choice]:
     """Per student head m: gather the candidates — the cached peer predictions of each
     source head (``probs`` [..., K, B, S, C], ``valid`` [..., K, B]: one time stands for all
@@ -168,7 +175,7 @@ def reference_teachers(
     [..., K, B, S]) and, when ``own`` [..., H, B, C] is given, the agent's own head m−1
     (``own_conf`` [..., H, B]) — aggregate them, then sharpen. ``ties`` [..., J, R, B] holds
     a random number per student head j and candidate row: the peers of each source head in
-    turn, then the own head."""
+    turn, then the own head. ``era``: entropy_reduction's temperature."""
     out = []
     K = probs.shape[-4]
     for j, (m, src) in enumerate(sources.items()):
@@ -185,7 +192,7 @@ def reference_teachers(
         rows = len(src) * K + with_own
         draw = ties[..., j, :rows, :] if ties is not None else None
         teacher, ok, best, chosen = aggregate(
-            _cat(cands, -3), _cat(masks, -2), how, _cat(confs, -2) if confs else None, draw
+            _cat(cands, -3), _cat(masks, -2), how, _cat(confs, -2) if confs else None, draw, era
         )
         own_chosen = best == rows - 1 if with_own and best is not None else None
         out.append(Choice(m, sharpen(teacher, temperature), ok, own_chosen, chosen))

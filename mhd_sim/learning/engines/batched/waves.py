@@ -99,6 +99,7 @@ def wave_teachers(
         algo.temperature,
         None if own is None else torch.softmax(own, -1),
         **ranks,
+        era=algo.era_temperature,
     )
 
 
