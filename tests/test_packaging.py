@@ -47,6 +47,7 @@ def test_wheel_holds_mhd_sim_alone_with_its_scenarios(installed):
     assert "mhd_sim/scenarios/straggler.yaml" in names
     assert "mhd_sim/scenarios/teaching/hops.yaml" in names
     assert "mhd_sim/scenarios/scenario.schema.json" in names
+    assert "mhd_sim/scenarios/traces/bandwidth.csv" in names  # the traces scenario's files
     assert "mhd_sim/record/live/page.html" in names  # the live page ships with the package
 
 
@@ -71,6 +72,11 @@ def test_installed_command_finds_bundled_scenarios_from_elsewhere(installed):
     assert done.returncode == 0, done.stderr
     assert (elsewhere / "r" / "summary.json").is_file()
     assert (elsewhere / "r" / "events.csv").is_file()
+    # the traces scenario reads its files beside it, inside the installed package
+    run = [cli, "run", "traces", "--timing-only", "--set", "duration=20", "--out", "t", "-q"]
+    done = subprocess.run(run, cwd=elsewhere, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (elsewhere / "t" / "uplinks.csv").is_file()
     # the installed package serves its live page (page.html comes from the wheel)
     watch = subprocess.Popen([cli, "watch", "r"], cwd=elsewhere, stdout=subprocess.PIPE, text=True)
     try:

@@ -131,7 +131,8 @@ def test_a_rate_change_mid_transmission_sends_the_rest_at_the_new_rate():
 
 def write_network_traces(folder, agents: int, duration: float, seed: int = 1) -> dict:
     """A bandwidth trace that changes every 0.1-0.5 s (many transmissions span a change), a
-    latency trace on some directed links, and a latency matrix: the scenario settings."""
+    link's own bandwidth trace, a latency trace on some directed links, and a latency
+    matrix: the scenario settings."""
     rng = np.random.default_rng(seed)
     bw = ["agent,time,bandwidth"]
     for a in range(agents - 1):  # the last agent keeps the scenario's bandwidth
@@ -143,38 +144,54 @@ def write_network_traces(folder, agents: int, duration: float, seed: int = 1) ->
     for src, dst in ((0, 1), (1, 0), (2, 3)):
         for t in np.sort(rng.uniform(0, duration, 6)):
             lat.append(f"{src},{dst},{float(t)!r},{float(rng.uniform(0, 0.3))!r}")
+    caps = ["src,dst,time,bandwidth"]  # a thin link 1 → 2 that widens and narrows again
+    caps += [f"1,2,{t!r},{b!r}" for t, b in ((2.0, 1e4), (7.3, 6e5), (12.1, 3e4))]
     m = rng.uniform(0.001, 0.1, (agents, agents))
     (folder / "bw.csv").write_text("\n".join(bw) + "\n")
     (folder / "lat.csv").write_text("\n".join(lat) + "\n")
+    (folder / "caps.csv").write_text("\n".join(caps) + "\n")
     (folder / "m.csv").write_text("\n".join(",".join(map(repr, r)) for r in m.tolist()) + "\n")
-    return {"bandwidth_trace": "bw.csv", "latency_trace": "lat.csv", "latency_matrix": "m.csv"}
+    return {"bandwidth_trace": "bw.csv", "latency_trace": "lat.csv", "latency_matrix": "m.csv",
+            "link_bandwidth_trace": "caps.csv"}  # fmt: skip
+
+
+def rate_steps(table: pd.DataFrame, base: float) -> tuple[np.ndarray, np.ndarray]:
+    """A step function as (times from 0, rate from each): ``base`` until the first row."""
+    return np.concatenate([[0.0], table.time.to_numpy()]), np.concatenate(
+        [[base], table.bandwidth.to_numpy()]
+    )
+
+
+def departure(start: float, size: int, steps: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """When ``size`` bytes started at ``start`` have left, at the smallest of ``steps``' rates
+    at every moment: the capacity integrated as a piecewise-linear function, inverted."""
+    t = np.unique(np.concatenate([s[0] for s in steps] + [[1e9]]))
+    rate = np.min([r[np.searchsorted(ts, t, "right") - 1] for ts, r in steps], axis=0)
+    capacity = np.concatenate([[0.0], np.cumsum(np.diff(t) * rate[:-1])])
+    return float(np.interp(np.interp(start, t, capacity) + size, capacity, t))
 
 
 def replay(run, folder, bandwidth: float) -> tuple[list, int]:
     """Every delivery time predicted from the sends in events.csv and the trace files alone:
-    per uplink first in first out, a message leaving when the capacity integrated from its
-    start (a piecewise-linear function, inverted by interpolation) covers its bytes, plus the
-    latency of its link at departure (the trace's, else the matrix's). Returns the predicted
-    (receiver, sender, time) and how many transmissions spanned a rate change."""
+    per uplink first in first out, a message leaving when the smaller of its uplink's and its
+    link's rate, integrated from its start, covers its bytes, plus the latency of its link at
+    departure (the trace's, else the matrix's). Returns the predicted (receiver, sender,
+    time) and how many transmissions spanned a rate change."""
     ev = pd.read_csv(run / "events.csv")
-    bw = pd.read_csv(folder / "bw.csv")
+    bw, caps = pd.read_csv(folder / "bw.csv"), pd.read_csv(folder / "caps.csv")
     lat = pd.read_csv(folder / "lat.csv")
     matrix = np.loadtxt(folder / "m.csv", delimiter=",")
     predicted, spanning = [], 0
     for sender, sends in ev[ev.event == "send"].groupby("agent", sort=True):
-        mine = bw[bw.agent == sender]
-        t_k = np.concatenate([[0.0], mine.time.to_numpy(), [1e9]])
-        r_k = np.concatenate([[bandwidth], mine.bandwidth.to_numpy()])
-        r_k = np.concatenate([r_k, [r_k[-1]]])
-        capacity = np.concatenate([[0.0], np.cumsum(np.diff(t_k) * r_k[:-1])])
+        up = rate_steps(bw[bw.agent == sender], bandwidth)
         free = 0.0
         for s in sends.itertuples():
             peer, size = int(s.peer), int(s.bytes)
+            cap = rate_steps(caps[(caps.src == sender) & (caps.dst == peer)], np.inf)
             start = max(s.time, free)
-            c0 = np.interp(start, t_k, capacity)
-            leaves = float(np.interp(c0 + size, capacity, t_k))
-            spanning += np.searchsorted(t_k, start, "right") != np.searchsorted(t_k, leaves, "left")
-            free = leaves
+            leaves = free = departure(start, size, [up, cap])
+            changes = np.concatenate([up[0], cap[0]])
+            spanning += bool(((changes > start) & (changes < leaves)).any())
             link = lat[(lat.src == sender) & (lat.dst == peer)]
             k = np.searchsorted(link.time.to_numpy(), leaves, "right")
             delay = link.latency.iloc[k - 1] if k else matrix[sender, peer]
@@ -184,7 +201,8 @@ def replay(run, folder, bandwidth: float) -> tuple[list, int]:
 
 def test_deliveries_under_traces_equal_an_independent_replay(tmp_path, tiny):
     """Through `mhd-sim run`: 4 agents on a complete graph, no loss, unbounded uplinks, a
-    bandwidth trace changing every few tenths of a second, a latency trace and a matrix:
+    bandwidth trace changing every few tenths of a second, a link's own bandwidth trace, a
+    latency trace and a matrix:
     every delivery at the replay's time to 1e-9 s, and no delivery the replay lacks."""
     tiny["agents"]["groups"] = []
     tiny["network"].update(
@@ -225,6 +243,7 @@ def test_traces_give_the_same_schedule_in_every_engine_and_the_same_bytes_twice(
     assert (runs["timing"] / "plots" / "traces.png").is_file()  # drawn without accuracy too
 
 
+CAP = "network.link_bandwidth_trace={}"
 BW, LAT, MATRIX = (
     "network.bandwidth_trace={}",
     "network.latency_trace={}",
@@ -241,6 +260,9 @@ BW, LAT, MATRIX = (
         (BW, "agent,time,bandwidth\n0,-5,1e6\n", "row 2: agent and numbers must be ≥ 0 and"),
         (BW, "agent,time,bandwidth\n0,1,fast\n", "row 2: expected an agent number and 2 numbers"),
         (BW, "agent,time,bandwidth\n9,0,1e6\n", "the trace names agent 9, but agents are 0..7"),
+        (CAP, "src,dst,time,bandwidth\n0,1,0,-1\n", "row 2: agent and numbers must be ≥ 0"),
+        (CAP, "src,dst,time,bandwidth\n0,1,0,0\n", "a link bandwidth must be above 0 bytes/s"),
+        (CAP, "src,dst,time,bandwidth\n0,9,0,1e5\n", "the trace names agent 9, but agents are"),
         (LAT, "src,dst,time,latency\n0,1,5,0.1\n0,1,5,0.2\n", "row 3: link 0→1's time 5 is not"),
         (LAT, "src,dst,time,latency\n0,8,0,0.1\n", "the trace names agent 8, but agents are 0..7"),
         (LAT, "src,time,latency\n0,0,0.1\n", "row 1: the header needs the columns src, dst, time"),

@@ -159,6 +159,10 @@ class NetworkSpec(Strict):
     """A CSV `agent,time,bandwidth`: from each time on, that agent's uplink in bytes/s (until
     its next row; its `bandwidth` before its first row and for agents it does not name). A
     message being sent when the rate changes sends the rest of its bytes at the new rate."""
+    link_bandwidth_trace: UserPath | None = None
+    """A CSV `src,dst,time,bandwidth`: from each time on, a cap in bytes/s on what src sends
+    to dst (until the pair's next row): a message is sent at the smaller of its uplink's rate
+    and this one."""
     latency_trace: UserPath | None = None
     """A CSV `src,dst,time,latency`: from each time on, the seconds a message that leaves
     src's uplink for dst takes (until the pair's next row; the other latencies before)."""
@@ -167,6 +171,7 @@ class NetworkSpec(Strict):
     latency from agent i to agent j; it replaces `latency` (a `links` override still wins)."""
     _bandwidths: Changes = pydantic.PrivateAttr(default_factory=dict)
     _latencies: Changes = pydantic.PrivateAttr(default_factory=dict)
+    _link_bandwidths: Changes = pydantic.PrivateAttr(default_factory=dict)
     _matrix: list[list[float]] | None = pydantic.PrivateAttr(default=None)
 
     @pydantic.model_validator(mode="after")
@@ -179,6 +184,11 @@ class NetworkSpec(Strict):
             self._bandwidths = read_steps(
                 self.bandwidth_trace, "bandwidth trace", "bandwidth", "bytes/s"
             )
+        if self.link_bandwidth_trace is not None:
+            self._link_bandwidths = read_steps(
+                self.link_bandwidth_trace, "link bandwidth trace", "bandwidth", "bytes/s",
+                ids=("src", "dst"),
+            )  # fmt: skip
         if self.latency_trace is not None:
             self._latencies = read_steps(
                 self.latency_trace, "latency trace", "latency", None, ids=("src", "dst")
@@ -191,6 +201,7 @@ class NetworkSpec(Strict):
         for path, named in (
             (self.bandwidth_trace, set(self._bandwidths)),
             (self.latency_trace, {a for pair in self._latencies for a in pair}),
+            (self.link_bandwidth_trace, {a for pair in self._link_bandwidths for a in pair}),
         ):
             if named and max(named) >= agents:
                 raise ValueError(
@@ -203,6 +214,11 @@ class NetworkSpec(Strict):
     def uplink_changes(self) -> Changes:
         """Per agent the bandwidth trace names: when its uplink's rate changes, bytes/s after."""
         return self._bandwidths
+
+    @property
+    def link_bandwidth_changes(self) -> Changes:
+        """Per ``(src, dst)`` the link bandwidth trace names: its cap's changes, bytes/s."""
+        return self._link_bandwidths
 
     @property
     def latency_changes(self) -> Changes:

@@ -4,11 +4,11 @@ downlinks, and a datagram or reliable transport.
 A message handed at time s to an uplink that frees at time q starts at ``max(s, q)``,
 leaves at ``u = max(s, q) + bytes / min(uplink, link cap)``, reaches the receiver at
 ``u + latency`` and, with a downlink queue that frees at d, is delivered at
-``max(u + latency, d) + bytes / downlink``. With a bandwidth trace, ``bytes / rate`` becomes
-the time the bytes need at the uplink's rates from the start on, integrated over its
-changes; with a latency trace, the latency is the link's at ``u``. Queues are kept in closed
-form (when each message starts and leaves is known when it is accepted), so there is no
-process per queue.
+``max(u + latency, d) + bytes / downlink``. With a bandwidth trace (the uplink's, a link's),
+``bytes / rate`` becomes the time the bytes need at the rates from the start on, integrated
+over their changes; with a latency trace, the latency is the link's at ``u``. Queues are
+kept in closed form (when each message starts and leaves is known when it is accepted), so
+there is no process per queue.
 
 An uplink's buffer holds the messages that have not left it yet (the one being transmitted
 included). With ``drop_tail`` a message that does not fit is dropped (``queue_full``); an
@@ -57,6 +57,7 @@ class Link:
     loss: float = 0.0
     bandwidth: float = math.inf  # a cap below the sender's uplink (a thin wide-area hop)
     latency_trace: Steps | None = None  # from its first change on, the latency at departure
+    bandwidth_trace: Steps | None = None  # a cap over time (its base: ``bandwidth``)
 
 
 @dataclass(frozen=True)
@@ -219,11 +220,13 @@ class Network:
         """A link's sending rate (or rates over time), properties and random stream, made on
         its first message."""
         link = self.link(sender, receiver)
-        trace = self.uplink_trace.get(sender)
-        if trace is not None:
-            rate: float | Steps = trace.capped(link.bandwidth)
+        trace, cap = self.uplink_trace.get(sender), link.bandwidth_trace
+        if trace is None and cap is None:
+            rate: float | Steps = min(self.uplink[sender], link.bandwidth)
+        elif cap is None:
+            rate = trace.capped(link.bandwidth)
         else:
-            rate = min(self.uplink[sender], link.bandwidth)
+            rate = (trace or Steps(self.uplink[sender], [], [])).minimum(cap)
         route = (rate, link, stream(self.seed, "link", sender, receiver))
         self.routes[(sender, receiver)] = route
         return route

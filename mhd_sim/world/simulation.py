@@ -159,11 +159,14 @@ class Simulation:
             if sender < len(net.matrix) and receiver < len(net.matrix):  # not a server's
                 latency = _fixed(net.matrix[sender][receiver])
         traced = net.latency_changes.get((sender, receiver))
+        cap = getattr(override, "bandwidth", None) or math.inf
+        capped = net.link_bandwidth_changes.get((sender, receiver))
         return Link(
             latency,
             pick("loss"),
-            getattr(override, "bandwidth", None) or float("inf"),
+            cap,
             Steps(math.nan, *traced) if traced else None,
+            Steps(cap, *capped) if capped else None,
         )
 
     # --- processes ---------------------------------------------------------------------

@@ -16,6 +16,10 @@ Uplink bandwidth (``network.bandwidth_trace: path``): a CSV ``agent,time,bandwid
 read the same way: a message on the uplink when its rate changes is sent at the new rate for
 the rest of its bytes, so its departure is the bytes integrated over the rate.
 
+A link's own bandwidth (``network.link_bandwidth_trace: path``): a CSV
+``src,dst,time,bandwidth``, a cap on the rate from ``src`` to ``dst`` that changes over time
+(a message to ``dst`` is sent at the smaller of the uplink's rate and this one).
+
 Link latency (``network.latency_trace: path``): a CSV ``src,dst,time,latency`` (seconds): a
 message that leaves ``src``'s uplink for ``dst`` at or after ``time`` takes that latency (until
 the pair's next row); before the pair's first row, and for pairs it does not name, the
@@ -126,6 +130,16 @@ class Steps:
     def capped(self, cap: float) -> Steps:
         """The same changes, no value above ``cap`` (an uplink behind a thinner link)."""
         return Steps(min(self.base, cap), self.times, [min(v, cap) for v in self.values])
+
+    def minimum(self, other: Steps) -> Steps:
+        """The smaller of the two at every moment (an uplink and a link's own trace).
+
+        >>> Steps(5.0, [1.0, 3.0], [2.0, 9.0]).minimum(Steps(4.0, [2.0], [1.0])).values
+        [2.0, 1.0, 1.0]
+        """
+        times = sorted({*self.times, *other.times})
+        values = [min(self.at(t), other.at(t)) for t in times]
+        return Steps(min(self.base, other.base), times, values)
 
     def seconds(self, now: float, work: float) -> float:
         """How long ``work`` (FLOPs, bytes) takes from ``now`` at these rates: integrated over
