@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..distillation import messages
+from ..distillation.abstain import Rules, has_rules, held_back
 from ..distillation.diagnostics import TeacherLog, chosen_arrays
 from ..distillation.loss import add_distillation
 from ..distillation.plan import Plan, Wiring
@@ -72,6 +73,14 @@ class MHD(Learner):
         self.wiring = Wiring.of(self.head_weights(algo, self.heads), *algo.own_candidates())
         embeds = algo.embeds()
         self.plan = self.new_plan(self.private, self.rng)
+        # teachers that know their limits (abstain.py): the held-back samples come last
+        self.private = self.plan.private
+        self.x_cal, self.y_cal = self.x[self.private :], self.y[self.private :]
+        self.rules = (
+            Rules.start(self.heads, self.y[: self.private], self.shared.classes)
+            if has_rules(algo)
+            else None
+        )
         device = self.shared.public_x.device
         embedding = self.model.head.in_features if embeds else 0
         # None when the batched engine keeps every agent's predictions in one tensor
@@ -91,9 +100,12 @@ class MHD(Learner):
     def new_plan(self, private: int, rng: np.random.Generator) -> Plan:
         """The schedule half of an agent with ``private`` samples drawing from ``rng``: its
         own, or a timing-only stand-in's (this learner then a template of the architecture)."""
-        public = len(self.shared.public_x)
-        return Plan(self.wiring, self.algo, self.training, public, private, rng, self.flops,
-                    self.algo.embeds())  # fmt: skip
+        public, cal = len(self.shared.public_x), held_back(self.algo, private)
+        plan = Plan(self.wiring, self.algo, self.training, public, private - cal, rng,
+                    self.flops, self.algo.embeds())  # fmt: skip
+        if cal:  # each message first calibrates on the held-back samples
+            plan.message_flops += self.flops("forward", cal)
+        return plan
 
     # --- steps --------------------------------------------------------------------------
 
@@ -127,7 +139,12 @@ class MHD(Learner):
                 logits = self.model(self.shared.public_x[self._device(u)])[0]  # [H, B, C]
             own = torch.softmax(logits, -1)
             if self.plan.ranked:  # rounded as a message would carry it: all compared alike
-                own_conf = messages.quantize(confidence(logits, algo.confidence), algo.encoding)
+                mine = (
+                    confidence(logits, algo.confidence)
+                    if self.rules is None
+                    else self.rules.judge(logits, slice(None), algo.confidence)[0]
+                )
+                own_conf = messages.quantize(mine, algo.encoding)
         if self.by_confidence:
             return confident_teachers(
                 cache.probs, cache.conf, u, step.valid, wiring.source_column,
@@ -197,12 +214,29 @@ class MHD(Learner):
         ids = self.plan.next_chunk()
         self.mode(train=False)
         logits, emb = self.model(self.shared.public_x.index_select(0, self._device(ids)))
-        logits = logits[torch.from_numpy(sent).long()]  # [S, n, C]
-        probs, conf = message_values(logits, self.algo.confidence, self.plan.ranked)
+        heads = torch.from_numpy(sent).long()
+        logits = logits[heads]  # [S, n, C]
+        if self.rules is None:
+            probs, conf = message_values(logits, self.algo.confidence, self.plan.ranked)
+        else:
+            probs, conf = self.judged(logits, heads)
         return messages.encode(
             self.agent, now, sent, ids, probs, self.algo.encoding, self.algo.topk,
             emb if self.plan.embeds else None, conf,
         )  # fmt: skip
+
+    def judged(
+        self, logits: torch.Tensor, heads: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A message's values under the teacher rules (abstain.py): calibrated first on the
+        held-back samples as the model is now; a rejected sample's probabilities are zeros
+        and its confidence −inf."""
+        if len(self.y_cal):
+            held = self.model(self.x_cal)[0]  # [H, n, C]
+            self.rules.calibrate(held, self.y_cal, self.algo)
+        conf, rejected = self.rules.judge(logits, heads, self.algo.confidence)
+        probs = torch.softmax(logits, -1).masked_fill(rejected[..., None], 0.0)
+        return probs.transpose(-3, -2), conf.transpose(-2, -1)
 
     def absorb(self, payload: bytes, sender: int, produced: float) -> None:
         """Store a peer's predictions, keeping whichever of old and new was produced later."""

@@ -18,7 +18,9 @@ NonNegative = Annotated[float, Field(ge=0)]
 Count = Annotated[int, Field(ge=1)]
 AGGREGATIONS = ("max_confidence", "mean", "confidence_weighted", "entropy_reduction")
 ENCODINGS = ("float32", "float16", "bfloat16", "topk")  # how values travel (messages.py)
-CONFIDENCES = ("max_logit", "max_probability", "margin", "entropy", "normalized_logit")
+CONFIDENCES = (
+    "max_logit", "max_probability", "margin", "entropy", "normalized_logit", "class_prior"
+)  # fmt: skip
 
 
 class AlgorithmSettings(Settings):
@@ -86,8 +88,31 @@ class Distillation(Sharing):
     """Weight of the MSE to the peers' mean embedding on public samples."""
     max_staleness: Positive | None = None
     """Cached predictions older than this many seconds are not used."""
+    gate: Literal["in_distribution"] | None = None
+    """in_distribution: a teacher answers only for public samples whose largest probability
+    reaches the gate_quantile of its scores on its own held-back private samples; for the
+    others it sends no prediction, and students fall back to the next candidate."""
+    gate_quantile: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    """gate: the share of its own held-back samples a teacher would reject."""
+    calibrate: bool = False
+    """Each teacher scales its logits by the temperature that fits its held-back private
+    samples best (temperature scaling) before its confidence is computed."""
+    held_back: Annotated[float, Field(gt=0, le=0.5)] = 0.1
+    """gate, calibrate: the share of each agent's private samples held back (never trained
+    on) to calibrate on, at most 256 samples."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(ENGINES, "predictions")
+
+    @pydantic.model_validator(mode="after")
+    def _rules_rank(self) -> Distillation:
+        used = [f"{k}" for k, on in (("gate", self.gate), ("calibrate", self.calibrate),
+                ("confidence class_prior", self.confidence == "class_prior")) if on]  # fmt: skip
+        if used and self.aggregation != "max_confidence":
+            raise ValueError(
+                f"{' and '.join(used)} act on the confidence a teacher is chosen by: they need "
+                f"aggregation max_confidence, not {self.aggregation}"
+            )
+        return self
 
     def cached_heads(self) -> int:
         return max(1, self.model_heads() - 1)
@@ -208,6 +233,11 @@ def batched_unsupported(algo: AlgorithmSettings, training: pydantic.BaseModel) -
         out.append(f"optimizer {training.optimizer} (batched: sgd)")
     if algo.embeds():
         out.append("algorithm.embedding_weight > 0")
+    rules = [k for k in ("gate", "calibrate") if getattr(algo, k, None)]
+    if getattr(algo, "confidence", None) == "class_prior":
+        rules.append("confidence class_prior")
+    if rules:
+        out.append(f"algorithm {' and '.join(rules)} (per_agent only so far)")
     return out
 
 

@@ -121,6 +121,8 @@ def aggregate(
     >>> [round(p, 4) for p in aggregate(c, m, "entropy_reduction")[0][0].tolist()]
     [0.2227, 0.7773]
     """
+    if conf is not None:  # a teacher that abstains (its confidence −inf) is no candidate
+        mask = mask & (conf > -torch.inf)
     valid = mask.any(-2)
     best = chosen = None
     if how == "max_confidence":
@@ -230,6 +232,7 @@ def confident_teachers(
         if with_own:
             conf = np.concatenate([conf, own_conf[m - 1][None]])
             mask = np.concatenate([mask, np.ones((1, B), dtype=bool)])
+        mask = mask & (conf > -np.inf)  # a teacher that abstains is no candidate
         ranked = np.where(mask, conf, -np.inf)
         tied = mask & (ranked == ranked.max(0))
         best = np.where(tied, ties[j, : len(mask)], -1.0).argmax(0)  # [B]

@@ -33,7 +33,9 @@ class TimingOnly:
         self.agent, self.plan = agent, plan
         self.sends, self.share_every = template.sends, template.share_every
         self.plain_flops = template.flops("train", template.training.batch_size)
-        self._message_flops = template.message_flops()
+        # the agent's own plan knows its message's cost (a calibration pass on its held-back
+        # samples, abstain.py, depends on how many private samples it has)
+        self._message_flops = plan.message_flops if plan is not None else template.message_flops()
         self.size = _message_size(template)
         rounds = template.rounds
         self.rounds: Rounds | None = (
