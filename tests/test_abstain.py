@@ -18,10 +18,10 @@ from mhd_sim.learning.distillation.teachers import aggregate
 
 
 def test_a_class_prior_discount_changes_the_choice_as_computed_by_hand():
-    """Teacher A trained 90% on class 0 predicts it with logits [3, 0, 0]; B, which saw class
-    1 rarely (5%), predicts class 1 with [0, 2.5, 0]. By max logit A wins (3 > 2.5); by
-    class prior B: log p_A(0) − log π_A(0) = −0.0953 − log 0.9 ≈ 0.0101 (as smoothed below),
-    log p_B(1) − log π_B(1) ≈ −0.1542 − log(0.05)..., computed here from the definition."""
+    """Teacher A trained mostly on class 0 predicts it with logits [3, 0, 0]; teacher B, which
+    saw class 1 once, predicts class 1 with [0, 2.5, 0]. By max logit A wins (3 > 2.5); by
+    class prior B does: its prediction is far less likely under its prior than A's is, and
+    each confidence equals max_c [log p(c|x) − log π(c)] computed here by hand."""
     labels_a = torch.tensor([0] * 17 + [1, 2])  # with one more per class: 18/22, 2/22, 2/22
     labels_b = torch.tensor([2] * 17 + [0, 1])
     za, zb = torch.tensor([[[3.0, 0, 0]]]), torch.tensor([[[0.0, 2.5, 0]]])
@@ -111,12 +111,8 @@ def test_gate_and_calibration_hold_back_samples_and_keep_the_schedule(tmp_path, 
     assert (runs["timing"] / "events.csv").read_bytes() == events
     t = {k: pd.read_csv(runs[k] / "teachers.csv") for k in ("plain", "gated")}
     assert t["gated"].samples.sum() < 0.95 * t["plain"].samples.sum()
-    sim, _ = simulation(
-        tmp_path / "again",
-        runs["gated"] / "scenario.yaml"
-        and tiny
-        | {"algorithm": {**tiny["algorithm"], "gate": "in_distribution", "calibrate": True}},
-    )
+    gated = {**tiny["algorithm"], "gate": "in_distribution", "calibrate": True}
+    sim, _ = simulation(tmp_path / "again", {**tiny, "algorithm": gated})
     for learner in sim.learners:
         n = learner.plan.private + len(learner.y_cal)
         assert len(learner.y_cal) == max(1, round(0.1 * n)) and learner.private < n
