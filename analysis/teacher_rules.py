@@ -1,0 +1,128 @@
+"""Teachers that know their limits, and the literature's distillation baselines, beside MHD and
+one-head distill (docs/method.md, "Teachers that know their limits").
+
+    python -m analysis.teacher_rules --out runs/rules            # 42 runs, about an hour
+    python -m analysis.teacher_rules --out runs/r --seeds 1 --set duration=50
+
+Chosen before measuring, and not tuned afterwards: the setups of ``analysis.failures``
+(digits with an MLP on a ring of 8; MNIST-1D with half the agents an MLP and half a 1-D
+CNN on the complete graph; the bundled ``paper_claims`` on a ring), seeds 0 and 1, and each
+rule at its default (gate_quantile 0.05, held_back 0.1). Configurations: one-head distill,
+MHD as the paper has it, MHD with each rule alone (gate, class-prior confidence,
+calibration), and FedMD and DS-FL. Tables: the best auxiliary head's (distill's, FedMD's
+and DS-FL's only head's) final shared accuracy, head 0's and the auxiliary heads' private
+accuracy, bytes sent, and the teacher diagnostics of the MHD runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mhd_sim.record.reading import summary
+
+from .failures import BASE, SETUPS, SLUG, teachers
+from .runner import run_all
+from .tables import best_aux, final, md, publish
+
+CONFIGS = {
+    "distill": ["algorithm.name=distill"],
+    "mhd": [],
+    "gate": ["algorithm.gate=in_distribution"],
+    "class_prior": ["algorithm.confidence=class_prior"],
+    "calibrate": ["algorithm.calibrate=true"],
+    "fedmd": ["algorithm.name=fedmd"],
+    "ds_fl": ["algorithm.name=ds_fl"],
+}
+MHD_LIKE = ("mhd", "gate", "class_prior", "calibrate")
+
+
+def points(seeds: int) -> dict[str, tuple[Path, list[str]]]:
+    """Seed 0 of everything first: an analysis stopped half way has one whole seed."""
+    out = {}
+    for s in range(seeds):
+        for setup, (sets, heads) in SETUPS.items():
+            for config, extra in CONFIGS.items():
+                mhd = [f"algorithm.heads={heads}"] if config in MHD_LIKE else []
+                out[f"{SLUG[setup]}-{config}-{s}"] = (BASE, [*sets, *mhd, *extra, f"seed={s}"])
+    return out
+
+
+def row(runs: list[Path]) -> dict[str, float]:
+    """Means over seeds: best head's shared accuracy, head 0's and the auxiliary heads' private
+    accuracy (their mean), MB sent."""
+    shared = [best_aux(r) for r in runs]
+    private = [final(r)["mean_private_acc"] for r in runs]
+    return {
+        "shared": 100 * np.mean(shared),
+        "head 0 private": 100 * np.mean([p[0] for p in private]),
+        "aux private": 100 * np.mean([np.mean(p[1:]) if len(p) > 1 else np.nan for p in private]),
+        "MB sent": np.mean([summary(r)["bytes_sent"] / 1e6 for r in runs]),
+    }
+
+
+def table(out: Path, seeds: int) -> pd.DataFrame:
+    rows = []
+    for setup in SETUPS:
+        for config in CONFIGS:
+            runs = [out / f"{SLUG[setup]}-{config}-{s}" for s in range(seeds)]
+            rows.append({"setup": setup, "config": config, **row(runs)})
+    return pd.DataFrame(rows).set_index(["setup", "config"])
+
+
+def diagnostics(out: Path, seeds: int) -> pd.DataFrame:
+    """MHD-like runs: per student head, the last window's share of samples with a teacher
+    (relative to plain MHD's), how often the chosen teacher was right, and how often it
+    was the agent's own head."""
+    rows = []
+    for setup in SETUPS:
+        for config in MHD_LIKE:
+            for s in range(seeds):
+                run = out / f"{SLUG[setup]}-{config}-{s}"
+                t = pd.read_csv(run / "teachers.csv")
+                last = t[t.time == t.time.max()]
+                d = teachers(run)
+                d = d[d.time == d.time.max()].set_index("head")
+                for head, g in last.groupby("head"):
+                    rows.append({"setup": setup, "config": config, "head": head,
+                                 "samples": g.samples.sum(),
+                                 "teacher right": 100 * d.loc[head, "teacher_acc"],
+                                 "own head": 100 * d.loc[head, "own_head"]})  # fmt: skip
+    t = pd.DataFrame(rows).groupby(["setup", "config", "head"]).mean()
+    plain = t.xs("mhd", level="config")["samples"]
+    t["with a teacher (vs mhd)"] = (
+        100 * t["samples"] / plain.reindex(t.index.droplevel("config")).to_numpy()
+    )
+    return t.drop(columns="samples")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("runs/rules"))
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], help="an override for every run")
+    args = ap.parse_args(argv)
+    if not run_all(points(args.seeds), args.out, args.set, args.jobs):
+        return 1
+    results = table(args.out, args.seeds)
+    diag = diagnostics(args.out, args.seeds)
+    text = "\n\n".join(
+        [
+            f"# Teacher rules and baselines ({args.seeds} seeds; "
+            f"{', '.join(args.set) or 'as bundled'})",
+            md(results.round(1)),
+            "## Teachers of the MHD runs (last evaluation window, mean over seeds)",
+            md(diag.round(1)),
+        ]
+    )
+    publish(text, args.out, None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
