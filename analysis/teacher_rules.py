@@ -76,8 +76,8 @@ def table(out: Path, seeds: int) -> pd.DataFrame:
 
 def diagnostics(out: Path, seeds: int) -> pd.DataFrame:
     """MHD-like runs: per student head, the last window's share of samples with a teacher
-    (relative to plain MHD's), how often the chosen teacher was right, and how often it
-    was the agent's own head."""
+    (relative to plain MHD's), how often the chosen teacher was right, how often it was the
+    agent's own head, and how often its answer was one of the agent's own main classes."""
     rows = []
     for setup in SETUPS:
         for config in MHD_LIKE:
@@ -91,7 +91,8 @@ def diagnostics(out: Path, seeds: int) -> pd.DataFrame:
                     rows.append({"setup": setup, "config": config, "head": head,
                                  "samples": g.samples.sum(),
                                  "teacher right": 100 * d.loc[head, "teacher_acc"],
-                                 "own head": 100 * d.loc[head, "own_head"]})  # fmt: skip
+                                 "own head": 100 * d.loc[head, "own_head"],
+                                 "own classes": 100 * d.loc[head, "own_class"]})  # fmt: skip
     t = pd.DataFrame(rows).groupby(["setup", "config", "head"]).mean()
     plain = t.xs("mhd", level="config")["samples"]
     t["with a teacher (vs mhd)"] = (

@@ -141,3 +141,17 @@ def test_failures_tables_diagnostics_and_families(tmp_path, monkeypatch):
     assert "teacher right, last" in text and "right when chosen" in text
     for image in ("digits_teachers", "mixed_families", "teachers_predict"):
         assert (tmp_path / "images" / f"{image}.png").stat().st_size
+
+
+@pytest.mark.slow  # an analysis on tiny data: minutes
+def test_teacher_rules_table_and_diagnostics(tmp_path, monkeypatch):
+    from analysis import failures, teacher_rules
+
+    setups = {"digits, MLP, ring": failures.SETUPS["digits, MLP, ring"]}
+    monkeypatch.setattr(teacher_rules, "SETUPS", setups)
+    args = ["--out", str(tmp_path / "runs"), "--seeds", "1", *TINY]
+    assert teacher_rules.main(args) == 0
+    text = (tmp_path / "runs" / "tables.md").read_text()
+    for config in teacher_rules.CONFIGS:
+        assert f"| digits, MLP, ring, {config} |" in text
+    assert "with a teacher (vs mhd)" in text and "own classes" in text
