@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
 
+from .population_plots import _save
+
 BINS = 200  # time columns of the heatmaps
 
 
@@ -113,8 +115,4 @@ def plot_traces(run_dir: Path, summary: dict | None, duration: float | None) -> 
     if fig is None:
         return None
     fig.suptitle(f"{summary['name']}: availability and uplinks over time, beside accuracy")
-    path = run_dir / "plots" / "traces.png"
-    path.parent.mkdir(exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, run_dir, "traces.png")

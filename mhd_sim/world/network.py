@@ -223,10 +223,9 @@ class Network:
         trace, cap = self.uplink_trace.get(sender), link.bandwidth_trace
         if trace is None and cap is None:
             rate: float | Steps = min(self.uplink[sender], link.bandwidth)
-        elif cap is None:
-            rate = trace.capped(link.bandwidth)
-        else:
-            rate = (trace or Steps(self.uplink[sender], [], [])).minimum(cap)
+        else:  # the smaller of the uplink's and the link's rate at every moment
+            up = trace or Steps(self.uplink[sender], [], [])
+            rate = up.minimum(cap or Steps(link.bandwidth, [], []))
         route = (rate, link, stream(self.seed, "link", sender, receiver))
         self.routes[(sender, receiver)] = route
         return route

@@ -301,11 +301,9 @@ class Simulation:
         """``uplinks.csv``: each agent's uplink rate over the run, ``agent,time,bandwidth``
         (its rate at 0, then every change before the end)."""
         rows, traced = ["agent,time,bandwidth"], self.network.uplink_trace
-        for i, a in enumerate(self.agents):
+        for i in range(len(self.agents)):
             steps = traced.get(i)
-            rows.append(
-                f"{i},0,{steps.at(0.0) if steps else a.bandwidth or self.sc.network.bandwidth!r}"
-            )
+            rows.append(f"{i},0,{steps.at(0.0) if steps else self.network.uplink[i]!r}")
             if steps is not None:
                 rows += [
                     f"{i},{t!r},{v!r}"

@@ -114,7 +114,7 @@ class Steps:
     (100.0, 50.0, 200.0)
     >>> s.seconds(0.0, 500.0), s.seconds(5.0, 1000.0), s.seconds(19.0, 250.0)
     (5.0, 15.0, 2.0)
-    >>> s.capped(80.0).values
+    >>> s.minimum(Steps(80.0, [], [])).values  # under a constant cap
     [50.0, 80.0]
     """
 
@@ -126,10 +126,6 @@ class Steps:
     def at(self, t: float) -> float:
         k = bisect.bisect_right(self.times, t)
         return self.values[k - 1] if k else self.base
-
-    def capped(self, cap: float) -> Steps:
-        """The same changes, no value above ``cap`` (an uplink behind a thinner link)."""
-        return Steps(min(self.base, cap), self.times, [min(v, cap) for v in self.values])
 
     def minimum(self, other: Steps) -> Steps:
         """The smaller of the two at every moment (an uplink and a link's own trace).

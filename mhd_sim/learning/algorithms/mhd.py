@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..distillation import messages
-from ..distillation.abstain import Rules, has_rules, held_back
+from ..distillation.abstain import Rules, held_back
 from ..distillation.diagnostics import TeacherLog, chosen_arrays
 from ..distillation.loss import add_distillation
 from ..distillation.plan import Plan, Wiring
@@ -78,7 +78,7 @@ class MHD(Learner):
         self.x_cal, self.y_cal = self.x[self.private :], self.y[self.private :]
         self.rules = (
             Rules.start(self.heads, self.y[: self.private], self.shared.classes)
-            if has_rules(algo)
+            if algo.rules()
             else None
         )
         device = self.shared.public_x.device

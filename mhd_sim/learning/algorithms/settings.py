@@ -45,6 +45,10 @@ class AlgorithmSettings(Settings):
         """A round-based algorithm's longest round, seconds (None: it has no rounds)."""
         return None
 
+    def rules(self) -> list[str]:
+        """The teacher rules on (learning/distillation/abstain.py); none here."""
+        return []
+
 
 class WeightEncoding(AlgorithmSettings):
     capabilities: ClassVar[Capabilities] = Capabilities(messages="weights")
@@ -103,10 +107,19 @@ class Distillation(Sharing):
 
     capabilities: ClassVar[Capabilities] = Capabilities(ENGINES, "predictions")
 
+    def rules(self) -> list[str]:
+        return [name for name, on in (
+            ("gate", self.gate is not None), ("calibrate", self.calibrate),
+            ("confidence class_prior", self.confidence == "class_prior"),
+        ) if on]  # fmt: skip
+
+    def holds_back(self) -> bool:
+        """Private samples are held back to calibrate on (the gate and calibration)."""
+        return self.gate is not None or self.calibrate
+
     @pydantic.model_validator(mode="after")
     def _rules_rank(self) -> Distillation:
-        used = [f"{k}" for k, on in (("gate", self.gate), ("calibrate", self.calibrate),
-                ("confidence class_prior", self.confidence == "class_prior")) if on]  # fmt: skip
+        used = self.rules()
         if used and self.aggregation != "max_confidence":
             raise ValueError(
                 f"{' and '.join(used)} act on the confidence a teacher is chosen by: they need "
@@ -233,9 +246,7 @@ def batched_unsupported(algo: AlgorithmSettings, training: pydantic.BaseModel) -
         out.append(f"optimizer {training.optimizer} (batched: sgd)")
     if algo.embeds():
         out.append("algorithm.embedding_weight > 0")
-    rules = [k for k in ("gate", "calibrate") if getattr(algo, k, None)]
-    if getattr(algo, "confidence", None) == "class_prior":
-        rules.append("confidence class_prior")
+    rules = algo.rules()
     if rules:
         out.append(f"algorithm {' and '.join(rules)} (per_agent only so far)")
     return out

@@ -43,17 +43,9 @@ def held_back(algo: object, private: int) -> int:
     """How many of an agent's ``private`` samples it holds back to calibrate on (never
     trained on): ``held_back`` of them, at least one, at most ``HELD_BACK_MAX``, none when
     no rule needs them or the agent has a single sample."""
-    if not needs_held_back(algo) or private < 2:
+    if not algo.holds_back() or private < 2:
         return 0
     return min(HELD_BACK_MAX, private - 1, max(1, round(algo.held_back * private)))
-
-
-def needs_held_back(algo: object) -> bool:
-    return bool(getattr(algo, "gate", None) or getattr(algo, "calibrate", False))
-
-
-def has_rules(algo: object) -> bool:
-    return needs_held_back(algo) or getattr(algo, "confidence", None) == "class_prior"
 
 
 @dataclass
