@@ -4,6 +4,7 @@ a teacher judges outside its distribution, class-prior and calibrated confidence
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,9 +13,13 @@ import torch
 from conftest import cli_run, simulation
 from test_faults import cli, one_line
 
+from mhd_sim.learning.algorithms.settings import GATES
 from mhd_sim.learning.distillation import messages
+from mhd_sim.learning.distillation.abstain import GATES as REGISTERED
 from mhd_sim.learning.distillation.abstain import Rules
 from mhd_sim.learning.distillation.teachers import aggregate
+
+PLAIN = SimpleNamespace(gate=None, calibrate=False)
 
 
 def test_a_class_prior_discount_changes_the_choice_as_computed_by_hand():
@@ -27,7 +32,7 @@ def test_a_class_prior_discount_changes_the_choice_as_computed_by_hand():
     za, zb = torch.tensor([[[3.0, 0, 0]]]), torch.tensor([[[0.0, 2.5, 0]]])
     conf = []
     for labels, z in ((labels_a, za), (labels_b, zb)):
-        rules = Rules.start(1, labels, 3)
+        rules = Rules.start(1, labels, 3, PLAIN)
         got, rejected = rules.judge(z, slice(None), "class_prior")
         prior = (torch.bincount(labels, minlength=3).float() + 1) / (len(labels) + 3)
         by_hand = (z.log_softmax(-1) - prior.log()).amax(-1)
@@ -45,8 +50,8 @@ def test_calibration_finds_the_temperature_that_fits_the_held_back_samples():
     g = torch.Generator().manual_seed(0)
     true = torch.randn(2000, 4, generator=g)
     y = torch.multinomial(true.softmax(-1), 1, generator=g)[:, 0]
-    rules = Rules.start(1, y, 4)
-    rules.calibrate((3 * true)[None], y, type("A", (), {"calibrate": True, "gate": None})())
+    rules = Rules.start(1, y, 4, PLAIN)
+    rules.calibrate((3 * true)[None], y, SimpleNamespace(calibrate=True, gate=None))
     assert 2.6 < float(rules.temperature[0]) < 3.4
 
 
@@ -63,11 +68,29 @@ def test_an_abstaining_candidate_is_never_chosen():
     assert ok.tolist() == [False]  # every one abstains: no teacher for that sample
 
 
-def test_a_gated_teacher_sends_nothing_for_a_sample_it_rejects(tmp_path, tiny):
+def test_every_gate_the_settings_offer_is_registered_and_scores_as_computed_by_hand():
+    """The scenario's names are the registry's; the energy gate keeps a sample whose logits are
+    all large (seen before, no class winning) that the softmax gate rejects."""
+    assert sorted(GATES) == REGISTERED.names()
+    z = torch.tensor([[[6.0, 6.0], [3.0, 0.0]]])  # [H=1, n=2, C]: large and flat; peaked
+    held = torch.tensor([[[5.0, 0.0], [6.0, 5.0], [4.0, 1.0]]])  # three held-back samples
+    y = torch.tensor([0, 0, 0])
+    by = {}
+    for gate in GATES:
+        rules = Rules.start(1, y, 2, SimpleNamespace(gate=gate, calibrate=False))
+        rules.calibrate(held, y, SimpleNamespace(gate=gate, calibrate=False, gate_quantile=0.0))
+        by[gate] = rules.judge(z, slice(None), "max_logit")[1][0].tolist()
+        scores = {"in_distribution": held.softmax(-1).amax(-1), "energy": held.logsumexp(-1)}
+        assert torch.equal(rules.threshold, scores[gate].amin(-1))  # the 0-quantile by hand
+    assert by == {"in_distribution": [True, False], "energy": [False, True]}
+
+
+@pytest.mark.parametrize("gate", GATES)
+def test_a_gated_teacher_sends_nothing_for_a_sample_it_rejects(tmp_path, tiny, gate):
     """Every message of a gated run: a sample carried with confidence −inf carries no
     probabilities (all zero); the rest are distributions. About gate_quantile of each
     agent's held-back samples fall below its threshold, and messages keep their size."""
-    tiny["algorithm"].update(gate="in_distribution", gate_quantile=0.3)
+    tiny["algorithm"].update(gate=gate, gate_quantile=0.3)
     seen = {"rejected": 0, "kept": 0, "sizes": set()}
 
     def spy(sim):
@@ -84,7 +107,7 @@ def test_a_gated_teacher_sends_nothing_for_a_sample_it_rejects(tmp_path, tiny):
                 seen["rejected"] += int(rejected.sum())
                 seen["kept"] += int((~rejected).sum())
                 seen["sizes"].add(len(payload))
-                held = learner.model(learner.x_cal)[0].softmax(-1).amax(-1)  # [H, n]
+                held = learner.rules.score(learner.model(learner.x_cal)[0])  # [H, n]
                 below = (held < learner.rules.threshold[:, None]).float().mean(-1)
                 assert (below <= 0.3 + 1e-6).all()  # the quantile's share, at most
                 return payload
@@ -126,7 +149,7 @@ def test_gate_and_calibration_hold_back_samples_and_keep_the_schedule(tmp_path, 
         (["algorithm.aggregation=mean", "algorithm.calibrate=true"],
          "calibrate act on the confidence a teacher is chosen by: they need aggregation"),
         (["algorithm.name=fedmd", "algorithm.gate=in_distribution"], "need aggregation max_conf"),
-        (["algorithm.gate=sometimes"], "algorithm.gate: must be one of 'in_distribution'"),
+        (["algorithm.gate=sometimes"], "algorithm.gate: must be one of 'in_distribution' or 'e"),
     ],
 )  # fmt: skip
 def test_rules_that_cannot_apply_are_one_line(sets, says):

@@ -147,7 +147,7 @@ def test_failures_tables_diagnostics_and_families(tmp_path, monkeypatch):
 def test_teacher_rules_table_and_diagnostics(tmp_path, monkeypatch):
     from analysis import failures, teacher_rules
 
-    setups = {"digits, MLP, ring": failures.SETUPS["digits, MLP, ring"]}
+    setups = {"digits, MLP, ring": (failures.BASE, *failures.SETUPS["digits, MLP, ring"])}
     monkeypatch.setattr(teacher_rules, "SETUPS", setups)
     args = ["--out", str(tmp_path / "runs"), "--seeds", "1", *TINY]
     assert teacher_rules.main(args) == 0

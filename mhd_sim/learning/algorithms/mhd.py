@@ -77,7 +77,7 @@ class MHD(Learner):
         self.private = self.plan.private
         self.x_cal, self.y_cal = self.x[self.private :], self.y[self.private :]
         self.rules = (
-            Rules.start(self.heads, self.y[: self.private], self.shared.classes)
+            Rules.start(self.heads, self.y[: self.private], self.shared.classes, algo)
             if algo.rules()
             else None
         )

@@ -21,6 +21,7 @@ ENCODINGS = ("float32", "float16", "bfloat16", "topk")  # how values travel (mes
 CONFIDENCES = (
     "max_logit", "max_probability", "margin", "entropy", "normalized_logit", "class_prior"
 )  # fmt: skip
+GATES = ("in_distribution", "energy")  # the registered scores (distillation/abstain.py)
 
 
 class AlgorithmSettings(Settings):
@@ -92,10 +93,11 @@ class Distillation(Sharing):
     """Weight of the MSE to the peers' mean embedding on public samples."""
     max_staleness: Positive | None = None
     """Cached predictions older than this many seconds are not used."""
-    gate: Literal["in_distribution"] | None = None
-    """in_distribution: a teacher answers only for public samples whose largest probability
-    reaches the gate_quantile of its scores on its own held-back private samples; for the
-    others it sends no prediction, and students fall back to the next candidate."""
+    gate: Literal[GATES] | None = None
+    """A teacher answers only for public samples whose in-distribution score reaches the
+    gate_quantile of its scores on its own held-back private samples; for the others it sends
+    no prediction, and students fall back to the next candidate. The score: in_distribution,
+    the largest probability; energy, the logsumexp of the logits (minus the free energy)."""
     gate_quantile: Annotated[float, Field(ge=0, lt=1)] = 0.05
     """gate: the share of its own held-back samples a teacher would reject."""
     calibrate: bool = False
