@@ -93,6 +93,22 @@ def table(out: Path, seeds: int) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["setup", "config"])
 
 
+def per_head(out: Path, seeds: int) -> pd.DataFrame:
+    """Final shared and private accuracy (%) of every head, mean over seeds: a row per setup
+    and configuration, ``shared h`` and ``private h`` columns."""
+    rows = []
+    for setup in SETUPS:
+        for config in configs(setup):
+            runs = [final(out / f"{SLUG[setup]}-{config}-{s}") for s in range(seeds)]
+            row = {"setup": setup, "config": config}
+            for which in ("shared", "private"):
+                acc = 100 * np.mean([r[f"mean_{which}_acc"] for r in runs], axis=0)
+                row |= {f"{which} {h}": a for h, a in enumerate(acc)}
+            rows.append(row)
+    t = pd.DataFrame(rows).set_index(["setup", "config"])
+    return t[sorted(t.columns, key=lambda c: (c.startswith("private"), int(c.split()[1])))]
+
+
 def diagnostics(out: Path, seeds: int) -> pd.DataFrame:
     """MHD-like runs: per student head, the last window's share of samples with a teacher
     (relative to plain MHD's), how often the chosen teacher was right, how often it was the
@@ -136,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             f"# Teacher rules and baselines ({args.seeds} seeds; "
             f"{', '.join(args.set) or 'as bundled'})",
             md(results.round(1)),
+            "## Every head's final shared and private accuracy (mean over seeds)",
+            md(per_head(args.out, args.seeds).round(1)),
             "## Teachers of the MHD runs (last evaluation window, mean over seeds)",
             md(diag.round(1)),
         ]

@@ -155,3 +155,4 @@ def test_teacher_rules_table_and_diagnostics(tmp_path, monkeypatch):
     for config in teacher_rules.CONFIGS:
         assert f"| digits, MLP, ring, {config} |" in text
     assert "with a teacher (vs mhd)" in text and "own classes" in text
+    assert "| shared 0 | shared 1 | shared 2 | private 0 |" in text
