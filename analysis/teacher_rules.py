@@ -1,7 +1,7 @@
 """Teachers that know their limits, and the literature's distillation baselines, beside MHD and
 one-head distill (docs/method.md, "Teachers that know their limits").
 
-    python -m analysis.teacher_rules --out runs/rules        # 78 runs, TIME
+    python -m analysis.teacher_rules --out runs/rules        # 78 runs, about two hours
     python -m analysis.teacher_rules --out runs/r --seeds 1 --set duration=50
 
 Chosen before measuring, and not tuned afterwards: the bundled ``paper_regime`` (100

@@ -155,3 +155,18 @@ def test_gate_and_calibration_hold_back_samples_and_keep_the_schedule(tmp_path, 
 def test_rules_that_cannot_apply_are_one_line(sets, says):
     args = [a for s in sets for a in ("--set", s)]
     one_line(cli("validate", "straggler", *args), 2, says)
+
+
+def test_a_class_prior_run_chooses_other_teachers_on_the_same_schedule(tmp_path, tiny):
+    """Through `mhd-sim run`: the class-prior discount changes which teachers are chosen
+    (their accuracy in teachers.csv) while every message and step keeps its time and size,
+    since the rule travels in the confidence a message already carries."""
+    runs = {}
+    for name, how in {"logit": "max_logit", "prior": "class_prior"}.items():
+        result, runs[name] = cli_run(tmp_path, tiny, name, "--set", f"algorithm.confidence={how}")
+        assert result.exit_code == 0, result.output
+    events = [pd.read_csv(runs[k] / "events.csv") for k in ("logit", "prior")]
+    keep = ["time", "event", "agent", "peer", "bytes"]
+    assert events[0][keep].equals(events[1][keep])
+    t = [pd.read_csv(runs[k] / "teachers.csv") for k in ("logit", "prior")]
+    assert not t[0].equals(t[1])
