@@ -73,8 +73,9 @@ MIXED = "MNIST-1D, MLP + CNN, complete"  # two architectures: FedAvg cannot aver
 SLUG = {s: s.split(",")[0].replace(" ", "").replace("-", "").lower() for s in SETUPS}
 
 
-def baselines(setup: str) -> dict[str, list[str]]:
-    return {k: v for k, v in BASELINES.items() if not (setup == MIXED and k == "fedavg")}
+def baselines(setup: str, configs: dict[str, list[str]] = BASELINES) -> dict[str, list[str]]:
+    """``configs`` that ``setup`` can run: FedAvg cannot average two architectures."""
+    return {k: v for k, v in configs.items() if not (setup == MIXED and k == "fedavg")}
 
 
 def points(seeds: int, option_seeds: int) -> dict[str, tuple[Path, list[str]]]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ import pandas as pd
 
 from mhd_sim.record.reading import summary
 
-from .failures import BASE, MIXED, teachers
+from .failures import BASE, BASELINES, baselines, teachers
 from .failures import SETUPS as FAILURE_SETUPS
 from .failures import SLUG as FAILURE_SLUG
 from .runner import run_all
@@ -41,23 +42,29 @@ SETUPS = {  # setup -> (base file, its settings, MHD's heads there); the 100-cla
 }
 SLUG = {**FAILURE_SLUG, "paper_regime, ring": "paper_regime"}
 CONFIGS = {
-    "isolated": ["algorithm.name=isolated"],
-    "distill": ["algorithm.name=distill"],
-    "mhd": [],
+    "isolated": BASELINES["isolated"],
+    "distill": BASELINES["distill"],
+    "mhd": BASELINES["mhd"],
     "gate": ["algorithm.gate=in_distribution"],
     "energy": ["algorithm.gate=energy"],
     "class_prior": ["algorithm.confidence=class_prior"],
     "calibrate": ["algorithm.calibrate=true"],
     "fedmd": ["algorithm.name=fedmd"],
     "ds_fl": ["algorithm.name=ds_fl"],
-    "fedavg": ["algorithm.name=fedavg", "algorithm.period=50", "network.transport=reliable"],
+    "fedavg": BASELINES["fedavg"],
 }
 MHD_LIKE = ("mhd", "gate", "energy", "class_prior", "calibrate")
 
 
 def configs(setup: str) -> dict[str, list[str]]:
-    """FedAvg cannot average the mixed population's two architectures."""
-    return {k: v for k, v in CONFIGS.items() if not (setup == MIXED and k == "fedavg")}
+    return baselines(setup, CONFIGS)
+
+
+def cells(out: Path, seeds: int) -> Iterator[tuple[str, str, list[Path]]]:
+    """Every setup and configuration of the tables, with its runs (one per seed)."""
+    for setup in SETUPS:
+        for config in configs(setup):
+            yield setup, config, [out / f"{SLUG[setup]}-{config}-{s}" for s in range(seeds)]
 
 
 def points(seeds: int) -> dict[str, tuple[Path, list[str]]]:
@@ -85,11 +92,7 @@ def row(runs: list[Path]) -> dict[str, float]:
 
 
 def table(out: Path, seeds: int) -> pd.DataFrame:
-    rows = []
-    for setup in SETUPS:
-        for config in configs(setup):
-            runs = [out / f"{SLUG[setup]}-{config}-{s}" for s in range(seeds)]
-            rows.append({"setup": setup, "config": config, **row(runs)})
+    rows = [{"setup": st, "config": c, **row(runs)} for st, c, runs in cells(out, seeds)]
     return pd.DataFrame(rows).set_index(["setup", "config"])
 
 
@@ -97,14 +100,13 @@ def per_head(out: Path, seeds: int) -> pd.DataFrame:
     """Final shared and private accuracy (%) of every head, mean over seeds: a row per setup
     and configuration, ``shared h`` and ``private h`` columns."""
     rows = []
-    for setup in SETUPS:
-        for config in configs(setup):
-            runs = [final(out / f"{SLUG[setup]}-{config}-{s}") for s in range(seeds)]
-            row = {"setup": setup, "config": config}
-            for which in ("shared", "private"):
-                acc = 100 * np.mean([r[f"mean_{which}_acc"] for r in runs], axis=0)
-                row |= {f"{which} {h}": a for h, a in enumerate(acc)}
-            rows.append(row)
+    for setup, config, runs in cells(out, seeds):
+        ends = [final(r) for r in runs]
+        accs = {"setup": setup, "config": config}
+        for which in ("shared", "private"):
+            acc = 100 * np.mean([e[f"mean_{which}_acc"] for e in ends], axis=0)
+            accs |= {f"{which} {h}": a for h, a in enumerate(acc)}
+        rows.append(accs)
     t = pd.DataFrame(rows).set_index(["setup", "config"])
     return t[sorted(t.columns, key=lambda c: (c.startswith("private"), int(c.split()[1])))]
 
