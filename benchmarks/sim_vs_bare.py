@@ -8,8 +8,10 @@ initialisation) and optimizer, the same number of local steps per agent with the
 batch sizes, the same distillation terms (a teacher per auxiliary head: the most confident
 of the peers' cached float16 predictions and the agent's own head m−1, by max logit rounded
 as a message carries it, ties drawn at random, chosen in numpy and gathered at once, as the
-simulator does), the same forward passes that make messages (probabilities and max-logit
-confidences) and the same evaluations of the whole test set. Both exclude set-up (data, models). The
+simulator does; the agent's own heads read from the step's forward pass, as the simulator
+reads them), the same forward passes that make messages (probabilities and max-logit
+confidences) and the same evaluations of the whole test set, with no train/eval switch (the
+model computes the same in both, so neither switches). Both exclude set-up (data, models). The
 ratio is what the simulator costs on top: SimPy, the network, encoding and decoding
 messages, cache updates and writing every event.
 """
@@ -90,28 +92,23 @@ def bare_loop(raw: dict, events: pd.DataFrame, evaluations: int) -> float:
         if kind == "message":
             with torch.no_grad():
                 ids = torch.randint(P, (algo.share_size,), generator=g)
-                if model.training:  # switch only when it changes, as the simulator does
-                    model.eval()
                 logits = model(learner.shared.public_x.index_select(0, ids))[0]
                 torch.softmax(logits, -1).numpy(), logits.amax(-1).numpy()  # what a message holds
             continue
-        if not model.training:
-            model.train()
         batch = torch.randint(len(learner.y), (tr.batch_size,), generator=g)
         x, y = learner.x.index_select(0, batch), learner.y[batch]
         if kind == "distill":
             u = torch.randint(P, (tr.public_batch_size,), generator=g)
-            public = learner.shared.public_x.index_select(0, u)
-            x = torch.cat([x, public])
-            with torch.no_grad():  # the agent's own heads on the public batch, as they are now
-                model.eval()
-                own_logits = model(public)[0]
-                model.train()
+            x = torch.cat([x, learner.shared.public_x.index_select(0, u)])
+        logits, _ = model(x)
+        loss = F.cross_entropy(logits[0, : tr.batch_size], y)
+        if kind == "distill":
+            # the agent's own heads on the public batch are candidates: from this forward pass
+            own_logits = logits[:, tr.batch_size :].detach()
             own = torch.softmax(own_logits, -1)
             own_conf = own_logits.amax(-1).half().float().numpy()  # rounded as a message's
             # per cached head: the most confident of the peers and the own head m−1, ties drawn
             peers_conf = confidence.take(u.numpy(), axis=1)  # [peers, B, S]
-            teachers = []
             for col in range(S):
                 conf = np.concatenate([peers_conf[:, :, col], own_conf[col][None]])
                 tied = conf == conf.max(0)
@@ -119,13 +116,9 @@ def bare_loop(raw: dict, events: pd.DataFrame, evaluations: int) -> float:
                 at = torch.from_numpy((np.minimum(best, peers - 1) * P + u.numpy()) * S + col)
                 chosen = cache.view(-1, C).index_select(0, at).float()
                 mine = torch.from_numpy(best == peers)[:, None]
-                teachers.append(torch.where(mine, own[col], chosen))
-        logits, _ = model(x)
-        loss = F.cross_entropy(logits[0, : tr.batch_size], y)
-        if kind == "distill":
-            for head in range(1, model.heads):
-                student = F.log_softmax(logits[head, tr.batch_size :], -1)
-                loss = loss + F.kl_div(student, teachers[head - 1], reduction="batchmean")
+                teacher = torch.where(mine, own[col], chosen)
+                student = F.log_softmax(logits[col + 1, tr.batch_size :], -1)
+                loss = loss + F.kl_div(student, teacher, reduction="batchmean")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

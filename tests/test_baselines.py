@@ -23,11 +23,11 @@ def test_the_teacher_is_the_neighbours_mean_or_its_sharpened_form(tmp_path, tiny
         for learner in sim.learners:
             choose = learner.choose_teachers
 
-            def checked(step, choose=choose, learner=learner):
-                chosen = choose(step)
+            def checked(step, logits=None, choose=choose, learner=learner):
+                chosen = choose(step, logits)
                 col = learner.wiring.column[learner.wiring.sources[0][0]]
-                u = torch.from_numpy(step.public)
-                probs = learner.cache.probs.index_select(1, u)[:, :, col].float()  # [K, B, C]
+                # the cache as it was when the step began, which it chooses from
+                probs = step.candidates[0][:, :, col].float()  # [K, B, C]
                 valid = torch.from_numpy(step.valid)  # [K, B]
                 mean = (probs * valid[..., None]).sum(0) / valid.sum(0).clamp_min(1)[:, None]
                 want = mean if name == "fedmd" else torch.softmax(mean / 0.1, -1)

@@ -96,7 +96,7 @@ def allocated(sim) -> int:
 def plan_bytes(learner) -> int:
     """Bytes of a distilling learner's production times (its plan's tables)."""
     plan = getattr(learner, "plan", None)
-    return 0 if plan is None else plan.times.nbytes + plan.embedded.nbytes
+    return 0 if plan is None else plan.which.nbytes + plan.stamps.nbytes + plan.embedded.nbytes
 
 
 @pytest.mark.usefixtures("decay_registered")

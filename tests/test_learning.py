@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -139,7 +141,7 @@ def test_head_m_learns_from_peers_head_m_minus_1(tiny):
     probs[:, 0, 2] = probs[:, 1, 3] = 1.0
     me.absorb(messages.encode(1, 4.0, np.array([0, 1]), np.arange(P), probs, "float32"), 1, 4.0)
     step = me.begin_step(now=7.0)
-    teachers = {c.head: (c.target, c.ok) for c in step.targets}
+    teachers = {c.head: (c.target, c.ok) for c in me.choose_teachers(step)}
     assert sorted(teachers) == [1, 2]  # head 0 learns from labels only (ν₀ = 0)
     assert teachers[1][0].argmax(-1).unique().tolist() == [2]  # head 1 ← peer's head 0
     assert teachers[2][0].argmax(-1).unique().tolist() == [3]  # head 2 ← peer's head 1
@@ -164,7 +166,7 @@ def test_older_predictions_never_overwrite_newer(tiny):
 
     me.absorb(msg(10.0, 1), 2, 10.0)
     me.absorb(msg(8.0, 0), 2, 8.0)  # arrives later but was made earlier
-    assert me.plan.times[:4, 0].tolist() == [10.0] * 4
+    assert me.plan.times()[:4, 0].tolist() == [10.0] * 4
     assert me.cache.probs[0, :4, 0].argmax(-1).tolist() == [1] * 4
 
 
@@ -301,3 +303,67 @@ def test_weight_init_is_seeded_per_generator():
         return build(spec, (40,), 2, 10, torch.Generator().manual_seed(seed)).head.weight
 
     assert torch.equal(weights(1), weights(1)) and not torch.equal(weights(1), weights(2))
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-3])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_the_written_out_sgd_is_torch_sgd_bit_for_bit(momentum, weight_decay):
+    """Ten steps of a small model under ``models.optimizer.SGD`` and under ``torch.optim.SGD``
+    from the same start on the same batches: identical parameters, every bit."""
+    from mhd_sim.learning.models.optimizer import SGD
+
+    g = torch.Generator().manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.ReLU(), torch.nn.Linear(32, 5))
+    twin = copy.deepcopy(net)
+    ours = SGD(net.parameters(), lr=0.05, momentum=momentum, weight_decay=weight_decay)
+    theirs = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=momentum,
+                             weight_decay=weight_decay)  # fmt: skip
+    for _ in range(10):
+        x, y = torch.randn(16, 20, generator=g), torch.randint(5, (16,), generator=g)
+        for model, opt in ((net, ours), (twin, theirs)):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), twin.parameters()))
+    assert not torch.equal(net[0].weight, copy.deepcopy(twin)[0].weight * 0)  # it moved
+
+
+def test_models_that_train_mode_leaves_alone_are_not_switched(tiny):
+    """Every bundled backbone is mode-free (no dropout, no batch statistics), so a learner
+    skips ``Module.train``; a model with dropout is switched as before."""
+    from mhd_sim.learning.models.headed import mode_free
+
+    learners, _, _ = population(tiny)
+    assert mode_free(learners[0].model) and not learners[0].modal
+    learners[0].mode(train=False)
+    assert learners[0].model.training  # skipped: it computes the same either way
+    assert not mode_free(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout()))
+
+
+@pytest.mark.parametrize("heads", [2, 4])
+def test_teachers_from_the_steps_own_forward_pass_are_those_of_a_pass_of_their_own(tiny, heads):
+    """With its own heads among the candidates, a step chooses its teachers from its training
+    forward pass; they are exactly those a separate eval-mode pass on the public batch gives
+    (targets, masks, whose, confidences), at every step of a learner with peers' predictions."""
+    learners, dataset, _ = population(tiny, heads=heads, include_self=True)
+    me, C = learners[0], dataset.classes
+    assert me.wiring.own_candidates
+    P, sent = len(me.shared.public_x), me.wiring.heads_sent
+    for sender in (1, 2):
+        probs = torch.softmax(3 * torch.randn(P, len(sent), C), -1).numpy()
+        conf = np.log(probs.max(-1) / (1 - probs.max(-1)))
+        payload = messages.encode(
+            sender, 1.0, sent, np.arange(P), probs, "float16", confidence=conf
+        )
+        me.absorb(payload, sender, 1.0)
+    compared = 0
+    for _ in range(5):
+        step = me.begin_step(now=2.0)
+        separate = me.choose_teachers(step)  # a pass of their own
+        me.end_step(step)  # chooses them from its forward pass, then learns
+        for a, b in zip(step.targets, separate, strict=True):
+            assert torch.equal(a.target, b.target) and a.head == b.head
+            assert (a.ok is None and b.ok is None) or torch.equal(a.ok, b.ok)
+            assert np.array_equal(a.own, b.own) and np.array_equal(a.confidence, b.confidence)
+            compared += 1
+    assert compared == 5 * len(me.wiring.sources)

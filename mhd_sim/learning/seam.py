@@ -94,8 +94,10 @@ class Step:
     embed_ok: np.ndarray | None = None  # [peer slots, B]: which cached embeddings it may read
     # mean and max age of the predictions its teachers read (None: it reads none)
     staleness: tuple[float, float] | None = None
-    # filled in by the learner: (student head, target distribution [B, C], which samples
+    # filled in by the learner: the cached predictions its teachers are chosen from, as they
+    # were when it began, then (student head, target distribution [B, C], which samples
     # have one: None when all do), and the peers' mean embedding with its mask
+    candidates: tuple[Any, Any] | None = None
     targets: list[tuple[int, Any, Any]] = field(default_factory=list)
     embedding: tuple[Any, Any] | None = None
 

@@ -106,11 +106,17 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
             params = max(params, p + (embedding + 1) * heads * classes)  # and the heads
             acts = max(acts, a)
     batch = sc.training.batch_size + sc.training.public_batch_size
-    if sent:  # a slot per neighbour: a time per sample, and (full) predictions and confidences
+    speeds = [sc.agents.speed, *(g.speed for g in sc.agents.groups if g.speed is not None)]
+    flops = 6.0 * batch * max(params, 1)  # a step's FLOPs, from below
+    out.steps = n * sc.duration * max(map(_mean, speeds)) / flops
+    if sent:  # a slot per neighbour: which message per sample, and (full) its predictions
         degree = max(1, round(2 * links / max(n, 1)))
-        times = 8 * room(degree) / degree  # the table of times grows ahead of the slots
-        per_entry = times if timing_only else times + sent * (classes * algo.value_bytes() + 4)
-        out.memory["caches of peers' predictions"] = 2 * links * public * per_entry
+        which = 4 * room(degree) / degree  # the table grows ahead of the slots
+        per_entry = which if timing_only else which + sent * (classes * algo.value_bytes() + 4)
+        # and a time per message received, each a step's message reaching every neighbour
+        every = getattr(algo, "share_every", 1) or 1
+        stamps = 8 * 2 * out.steps / every * degree
+        out.memory["caches of peers' predictions"] = 2 * links * public * per_entry + stamps
     out.memory["per-agent bookkeeping"] = n * PER_AGENT["timing_only" if timing_only else "full"]
     out.memory["links"] = 600.0 * links  # the graph's dictionaries
     # label mixes, histograms and per-class accuracies: a few [agents, classes] float64 tables
@@ -119,9 +125,6 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
     # weights, gradients, optimizer state: one model per agent, or per architecture (timing)
     out.memory["models"] = 16 * (len(models) if timing_only else n) * params
     out.memory["activations"] = 3 * 4 * batch * (acts + heads * classes)
-    speeds = [sc.agents.speed, *(g.speed for g in sc.agents.groups if g.speed is not None)]
-    flops = 6.0 * batch * max(params, 1)  # a step's FLOPs, from below
-    out.steps = n * sc.duration * max(map(_mean, speeds)) / flops
     return out
 
 

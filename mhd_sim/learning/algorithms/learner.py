@@ -16,7 +16,8 @@ import pydantic
 import torch
 import torch.nn.functional as F
 
-from ..models.headed import HeadedModel, forward_flops, step_flops
+from ..models.headed import HeadedModel, forward_flops, mode_free, step_flops
+from ..models.optimizer import SGD, optimizer
 from ..seam import Evaluation, NonFiniteLoss, Rounds, Step
 from .settings import IsolatedSettings
 
@@ -82,33 +83,28 @@ class Learner:
         self.private = len(y)  # an int: len() of a tensor costs more, once per step
         self.on_cpu = shared.public_x.device.type == "cpu"
         self._flops: dict[tuple[str, int], float] = {}
-        self._opt: torch.optim.Optimizer | None = None  # made at the first step
+        self.modal = not mode_free(model)  # whether train/eval mode changes what it computes
+        self._opt: SGD | torch.optim.Optimizer | None = None  # made at the first step
 
     @property
-    def opt(self) -> torch.optim.Optimizer:
-        """The optimizer, made when first needed: a timing-only template never steps, and the
-        first optimizer a process makes costs a second of imports."""
+    def opt(self) -> SGD | torch.optim.Optimizer:
+        """The optimizer, made when first needed: a timing-only template never steps."""
         if self._opt is None:
-            t, params = self.training, self.model.parameters()
-            if t.optimizer == "adam":
-                self._opt = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
-            else:
-                self._opt = torch.optim.SGD(
-                    params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
-                )
+            self._opt = optimizer(self.training, self.model.parameters())
         return self._opt
 
     @opt.setter
-    def opt(self, optimizer: torch.optim.Optimizer) -> None:  # agents sharing one model
-        self._opt = optimizer
+    def opt(self, opt: SGD | torch.optim.Optimizer) -> None:  # agents sharing one model
+        self._opt = opt
 
     @property
     def heads(self) -> int:
         return self.model.heads
 
     def mode(self, train: bool) -> None:
-        """Switch train/eval only when it changes: ``Module.train`` walks every submodule."""
-        if self.model.training != train:
+        """Switch train/eval only where it matters and when it changes: ``Module.train`` walks
+        every submodule."""
+        if self.modal and self.model.training != train:
             self.model.train(train)
 
     def flops(self, kind: str, batch: int) -> float:

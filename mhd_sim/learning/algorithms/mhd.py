@@ -116,8 +116,10 @@ class MHD(Learner):
         return step
 
     def teach(self, step: Step) -> None:
-        """Fill in the step's teacher targets from the cached predictions it may read."""
-        step.targets = self.choose_teachers(step)
+        """Keep what the step's teachers are chosen from, as the cache holds it now (the
+        cached predictions and confidences of its public samples): they are chosen when the
+        step runs, from its own forward pass (``choose_teachers``)."""
+        step.candidates = self.candidates(step.public)
         if self.plan.embeds:
             u, ok = self._device(step.public), self._device(step.embed_ok)
             total = (self.cache.emb[:, u] * ok[..., None]).sum(0)
@@ -127,16 +129,30 @@ class MHD(Learner):
         t = torch.from_numpy(a)
         return t if self.on_cpu else t.to(self.shared.public_x.device)
 
-    def choose_teachers(self, step: Step) -> list[Choice]:
+    def candidates(self, u: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None]:
+        """The cached predictions [K, B, S, C] and confidences [K, B, S] of public samples
+        ``u``, copied: what teachers are chosen from."""
+        conf = self.cache.conf.take(u, axis=1) if self.plan.ranked else None
+        return self.cache.probs.index_select(1, self._device(u)), conf
+
+    def choose_teachers(self, step: Step, logits: torch.Tensor | None = None) -> list[Choice]:
         """Per student head: its teacher on the step's public samples, and which have one (None:
-        all do). The fast path where it applies (the same teachers exactly, a test checks), else
-        the reference."""
-        u, algo, wiring, cache = step.public, self.algo, self.wiring, self.cache
+        all do), from the step's candidates (else the cache as it is) and its own heads'
+        ``logits`` [H, B, C] on them: the step's forward pass, the same numbers as a pass of
+        their own where the layers compute each sample alone and train mode changes nothing
+        (None: a pass of their own). The fast path where it applies (the same teachers
+        exactly, a test checks), else the reference."""
+        algo, wiring = self.algo, self.wiring
+        probs, conf = step.candidates or self.candidates(step.public)  # [K,B,S,C], [K,B,S]
         own = own_conf = None
         if wiring.own_candidates:  # the agent's own heads are candidates too, as they are now
-            with torch.no_grad():
-                self.mode(train=False)
-                logits = self.model(self.shared.public_x[self._device(u)])[0]  # [H, B, C]
+            if logits is None or self.modal:  # a pass of their own, in eval mode
+                training = self.model.training
+                with torch.no_grad():
+                    self.mode(train=False)
+                    u = self._device(step.public)
+                    logits = self.model(self.shared.public_x.index_select(0, u))[0]
+                    self.mode(train=training)
             own = torch.softmax(logits, -1)
             if self.plan.ranked:  # rounded as a message would carry it: all compared alike
                 mine = (
@@ -147,22 +163,20 @@ class MHD(Learner):
                 own_conf = messages.quantize(mine, algo.encoding)
         if self.by_confidence:
             return confident_teachers(
-                cache.probs, cache.conf, u, step.valid, wiring.source_column,
+                probs, conf, np.arange(len(step.public)), step.valid, wiring.source_column,
                 algo.temperature, step.ties, own, own_conf,
             )  # fmt: skip
-        u_t = self._device(u)
-        probs = cache.probs.index_select(1, u_t).float()  # [K, B, S, C]
         ranks = {}
         if self.plan.ranked:
             ranks = {
-                "conf": torch.from_numpy(cache.conf.take(u, axis=1)),
+                "conf": torch.from_numpy(conf),
                 "own_conf": None if own_conf is None else torch.from_numpy(own_conf),
                 "ties": torch.from_numpy(step.ties),
             }
             ranks = {k: v if v is None else v.to(probs.device) for k, v in ranks.items()}
         chosen = reference_teachers(
-            probs, self._device(step.valid), wiring.sources, wiring.column, algo.aggregation,
-            algo.temperature, own, **ranks, era=algo.era_temperature,
+            probs.float(), self._device(step.valid), wiring.sources, wiring.column,
+            algo.aggregation, algo.temperature, own, **ranks, era=algo.era_temperature,
         )  # fmt: skip
         for c in chosen:
             c.ok = None if bool(c.ok.all()) else c.ok
@@ -190,6 +204,8 @@ class MHD(Learner):
         public batch, plus the embedding term."""
         loss = super().loss(step, batch, logits, emb)
         n = len(step.batch)
+        if step.candidates is not None:  # a distillation step: its teachers, chosen now
+            step.targets = self.choose_teachers(step, logits[:, n:].detach())
         targets = [(c.head, c.target, c.ok) for c in step.targets]
         loss = self.distill_loss(
             loss, logits, n, targets, self.wiring.weights, self.algo.temperature

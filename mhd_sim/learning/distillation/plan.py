@@ -83,10 +83,14 @@ class Wiring:
 
 class Plan:
     """One agent's schedule: its private and public batches, the production times of the
-    predictions it cached (``times`` [public, slots], NaN where it has none: every message of
-    a run carries the same heads, so one time stands for all of a sample's heads;
-    ``embedded`` [slots, public] for embeddings), the ages of those its steps read, and its
-    walk through the public set when it makes messages."""
+    predictions it cached, the ages of those its steps read, and its walk through the public
+    set when it makes messages.
+
+    A cached prediction's time is its message's: ``stamps[which[sample, slot]]``, where
+    ``stamps`` holds each stored message's production time (``stamps[0]`` NaN: none) and
+    ``which`` [public, slots] an int32 per entry, half the memory of a time per entry; every
+    message of a run carries the same heads, so one time stands for all of a sample's heads.
+    Embeddings keep a time per entry (``embedded`` [slots, public])."""
 
     def __init__(
         self,
@@ -111,7 +115,8 @@ class Plan:
         self.ranked = algo.aggregation == "max_confidence"
         self.heads = len(wiring.heads_sent)
         # sample-major (a step reads whole rows), columns grown by half as peers first write
-        self.times = np.full((public, 0), np.nan)
+        self.which = np.zeros((public, 0), dtype=np.int32)
+        self.stamps, self.stamped = np.full(16, np.nan), 1  # the times, and how many are set
         self.embedded = np.full((0, public if embeds else 0), np.nan)
         self.latest: list[float] = []  # per slot, the latest production time stored so far
         self.slots: dict[int, int] = {}  # peer -> its slot in the caches
@@ -158,7 +163,8 @@ class Plan:
         u = pool[drawn[b:]]
         K, algo = len(self.slots), self.algo
         # [K, B]: every message carries the same heads, so one age stands for all of them
-        age = now - self.times[u, :K].T  # NaN where the slot has none
+        # [K, B] in the layout of a [B, K] table read by rows: sums add up in the same order
+        age = now - self.stamps.take(self.which[u, :K]).T  # NaN where the slot has none
         if algo.max_staleness is not None:
             age[age > algo.max_staleness] = np.nan
         if algo.teachers is not None and K > algo.teachers:
@@ -217,20 +223,20 @@ class Plan:
             raise ValueError(
                 f"a message with heads {heads.tolist()}; this run sends {sent.tolist()}"
             )
-        k = self._slot(sender)
+        k, m = self._slot(sender), self._stamp(produced)
         ids = ids.astype(np.int64, copy=False)
-        times = self.times[:, k]  # [P]
+        which = self.which[:, k]  # [P]
         newer = None
         if produced >= self.latest[k]:  # newer than all it holds: no check
-            times[ids] = produced
+            which[ids] = m
             self.latest[k] = produced
         else:
-            old = times.take(ids)
+            old = self.stamps.take(which.take(ids))
             if not (old > produced).any():
-                times[ids] = produced
+                which[ids] = m
             else:
                 fresh = ~(old > produced)
-                times[ids] = np.where(fresh, produced, old)
+                which[ids[fresh]] = m
                 newer = np.repeat(fresh[:, None], self.heads, axis=1)  # [n, heads sent]
         if self._pool is None or len(self._pool) < len(self.have):  # not every sample yet
             self.have[ids] = True
@@ -245,14 +251,28 @@ class Plan:
         self.embedded[slot, at[fresh]] = produced
         return fresh
 
+    def _stamp(self, produced: float) -> int:
+        """Keep a message's production time; its index in ``stamps``."""
+        m = self.stamped
+        if m == len(self.stamps):
+            self.stamps = np.concatenate([self.stamps, np.full(m, np.nan)])
+        self.stamps[m], self.stamped = produced, m + 1
+        return m
+
+    def times(self) -> np.ndarray:
+        """The production time of every cached prediction [public, slots] (NaN: none)."""
+        return self.stamps.take(self.which)
+
     def _slot(self, sender: int) -> int:
         k = self.slots.get(sender)
         if k is not None:
             return k
         k = self.slots[sender] = len(self.slots)
-        if k == self.times.shape[1]:  # full: see room()
+        if k == self.which.shape[1]:  # full: see room()
             more = room(k + 1) - k
-            self.times = np.concatenate([self.times, np.full((len(self.times), more), np.nan)], 1)
+            self.which = np.concatenate(
+                [self.which, np.zeros((len(self.which), more), dtype=np.int32)], 1
+            )
             self.embedded = np.concatenate(
                 [self.embedded, np.full((more, self.embedded.shape[1]), np.nan)]
             )
