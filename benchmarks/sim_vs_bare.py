@@ -135,6 +135,7 @@ def main() -> None:
     torch.set_num_threads(1)
     raw = straggler()
     raw["duration"] = args.duration
+    raw["engine"] = "per_agent"  # one core, as the bare loop (auto would use every core)
     with tempfile.TemporaryDirectory() as tmp:
         sim_s, events, evaluations = simulate(raw, Path(tmp) / "run")
     bare_s, messages = bare_loop(raw, events, evaluations)

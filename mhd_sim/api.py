@@ -273,10 +273,14 @@ def simulate(
         ) from None
     import torch
 
-    torch.set_num_threads(threads or (os.cpu_count() or 1 if sc.engine == "batched" else 1))
+    # per-agent arithmetic is one torch thread's; auto spreads the agents over ``threads``
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(
+        {"batched": threads or cores, "per_agent": threads or 1}.get(sc.engine, 1)
+    )
     try:
         with setup_bar(bool(progress) and not callable(progress), sc.agents.count) as step:
-            sim = build_simulation(sc, record, timing_only, step)
+            sim = build_simulation(sc, record, timing_only, step, threads)
     except (ValueError, KeyError) as e:  # inputs the schema cannot check alone (an empty shard)
         record.discard()  # a refused run leaves its --out as it found it
         raise MhdSimError([_line(str(e).strip("'\""))]) from None
@@ -341,14 +345,16 @@ def build_simulation(
     record: Any,
     timing_only: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    workers: int | None = None,
 ) -> Any:
     """A scenario's ``Simulation`` (world/) of its population (learning/), recording into
     ``record`` (a ``RunDirectory``), not started: what ``simulate`` runs, for scripts that
-    look inside a run. ``progress(what, done, total)`` hears how set-up goes."""
+    look inside a run. ``progress(what, done, total)`` hears how set-up goes; ``workers``:
+    the threads of ``engine: auto`` (default one per core)."""
     from .learning.engines.population import population
     from .world.simulation import Simulation
 
-    return Simulation(sc, record, population(sc, timing_only, progress))
+    return Simulation(sc, record, population(sc, timing_only, progress, workers))
 
 
 def default_out(sc: Scenario) -> Path:

@@ -60,12 +60,15 @@ def algorithm(sc: dict, name: str, **settings) -> dict:
 def simulation(path, scenario, timing_only: bool = False, spy=None):
     """A whole run recorded into ``path``, for tests that look inside it: the ``Simulation``
     (its learners, network and coordinator) and its summary. ``scenario``: raw data or a
-    validated Scenario; ``spy(sim)`` is called before it runs."""
+    validated Scenario; ``spy(sim)`` is called before it runs (``auto`` then runs per agent:
+    a spy wraps the learners' own methods)."""
     from mhd_sim.api import build_simulation
     from mhd_sim.record.run_directory import RunDirectory
     from mhd_sim.scenario import Scenario, validate
 
     sc = scenario if isinstance(scenario, Scenario) else validate(scenario)
+    if spy is not None and sc.engine == "auto":  # a spy looks inside the learners themselves
+        sc = sc.model_copy(update={"engine": "per_agent"})
     record = RunDirectory(path)
     sim = build_simulation(sc, record, timing_only=timing_only)
     if spy is not None:

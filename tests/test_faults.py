@@ -33,7 +33,7 @@ def one_line(result: subprocess.CompletedProcess, code: int, text: str) -> None:
     assert "Traceback" not in result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("engine", ["per_agent", "batched"])
+@pytest.mark.parametrize("engine", ["auto", "per_agent", "batched"])
 def test_a_diverging_run_names_the_agent_end_to_end(tmp_path, engine):
     result = cli("run", "straggler", "--set", "training.lr=1e6", "--set", "duration=30",
                  "--set", f"engine={engine}", "--out", str(tmp_path / "run"), "-q")  # fmt: skip

@@ -40,9 +40,10 @@ def run(
         int | None,
         typer.Option(
             min=1,
-            help="Torch CPU threads. Default: 1 (small models run "
-            "fastest on one; run several scenarios side by side to use more "
-            "cores), or every core with engine: batched.",
+            help="Threads. engine auto (the default): agents run side by side on this "
+            "many threads, one core each (default: every core); per_agent: torch threads "
+            "(default 1: small models run fastest on one); batched: torch threads (default: "
+            "every core).",
         ),
     ] = None,
     timing_only: TimingOnly = False,
@@ -132,8 +133,9 @@ def _print_traffic(s: dict) -> None:
     m = s["messages"]
     drops = ", ".join(f"{k} {v:,}" for k, v in m["dropped_by_reason"].items() if v) or "none"
     extra = "".join(f", {m[k]:,} {k}" for k in ("retransmitted", "skipped") if m.get(k))
+    engine = f" ({s['engine']})" if s.get("engine") else ""  # runs before it was recorded: none
     out.print(
-        f"simulated {s['sim_time']:.0f} s in {s['wall_time_s']:.1f} s wall; "
+        f"simulated {s['sim_time']:.0f} s in {s['wall_time_s']:.1f} s wall{engine}; "
         f"{s['events']:,} events, {s['steps']:,} steps",
         highlight=False,
     )

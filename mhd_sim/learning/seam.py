@@ -154,3 +154,4 @@ class Population:
     # make room in the learners' caches for predictions from this many peers per agent
     # (None: they grow as peers appear)
     reserve_peers: Callable[[int], None] | None = None
+    engine: str = "per_agent"  # what runs the tensor work, as the run reports it

@@ -114,8 +114,9 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
         which = 4 * room(degree) / degree  # the table grows ahead of the slots
         per_entry = which if timing_only else which + sent * (classes * algo.value_bytes() + 4)
         # and a time per message received, each a step's message reaching every neighbour
+        # (of at most MAX_STEPS steps: a run with more is refused for its steps, not this)
         every = getattr(algo, "share_every", 1) or 1
-        stamps = 8 * 2 * out.steps / every * degree
+        stamps = 8 * 2 * min(out.steps, MAX_STEPS) / every * degree
         out.memory["caches of peers' predictions"] = 2 * links * public * per_entry + stamps
     out.memory["per-agent bookkeeping"] = n * PER_AGENT["timing_only" if timing_only else "full"]
     out.memory["links"] = 600.0 * links  # the graph's dictionaries

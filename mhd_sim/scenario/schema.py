@@ -106,9 +106,11 @@ class Scenario(Strict):
     """Simulated seconds to run."""
     device: Literal["cpu", "cuda"] = "cpu"
     """Where tensors live: cpu or cuda."""
-    engine: Literal["per_agent", "batched"] = "per_agent"
-    """per_agent: each step runs when its event fires; batched: steps are deferred and run many
-    agents at once (same results up to rounding)."""
+    engine: Literal["auto", "per_agent", "batched"] = "auto"
+    """auto: per-agent execution on every core where the algorithm allows (the results of
+    per_agent, bit for bit), else per_agent; per_agent: each step runs when its event fires,
+    on one core; batched: steps are deferred and run many agents at once as one computation
+    (the same events; accuracies equal up to floating-point rounding)."""
     data: DataSpec = DataSpec()
     """Dataset, public fraction and partition."""
     agents: AgentsSpec = AgentsSpec()

@@ -46,6 +46,7 @@ def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, 
         "wall_time_s": round(wall_time, 3),
         "interrupted": interrupted,
         "timing_only": sim.timing_only,
+        "engine": sim.population.engine,
         "events": sim.record.events,
         "steps": sum(sim.steps),
         "messages": {

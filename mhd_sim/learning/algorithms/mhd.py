@@ -220,14 +220,17 @@ class MHD(Learner):
     def message_flops(self) -> float:
         return self.plan.message_flops
 
-    @torch.no_grad()
     def make_message(self, now: float) -> bytes | None:
         """Predictions on the next chunk of public samples: only the heads (and the embedding)
         that peers learn from."""
-        sent = self.wiring.heads_sent
-        if len(sent) == 0 and not self.plan.embeds:
+        if len(self.wiring.heads_sent) == 0 and not self.plan.embeds:
             return None
-        ids = self.plan.next_chunk()
+        return self.payload(self.plan.next_chunk(), now)
+
+    @torch.no_grad()
+    def payload(self, ids: np.ndarray, now: float) -> bytes:
+        """A message's bytes: the predictions on public samples ``ids``, as the model is now."""
+        sent = self.wiring.heads_sent
         self.mode(train=False)
         logits, emb = self.model(self.shared.public_x.index_select(0, self._device(ids)))
         heads = torch.from_numpy(sent).long()
@@ -256,9 +259,23 @@ class MHD(Learner):
 
     def absorb(self, payload: bytes, sender: int, produced: float) -> None:
         """Store a peer's predictions, keeping whichever of old and new was produced later."""
+        msg = self.decode(payload)
+        self.write(msg, *self.plan.store(sender, msg.ids, produced, msg.heads), produced)
+
+    def decode(self, payload: bytes) -> messages.Predictions:
+        return messages.decode(payload, half=self.cache.probs.dtype == torch.float16)
+
+    def write(
+        self,
+        msg: messages.Predictions,
+        k: int,
+        ids: np.ndarray,
+        newer: np.ndarray | None,
+        produced: float,
+    ) -> None:
+        """A message's values into the cache, where its plan put them (``Plan.store``: the
+        slot ``k``, its samples and which of their entries are newer; None: all)."""
         cache = self.cache
-        msg = messages.decode(payload, half=cache.probs.dtype == torch.float16)
-        k, ids, newer = self.plan.store(sender, msg.ids, produced, msg.heads)
         cache.grow(k + 1)
         ids_t = self._device(ids)
         probs = msg.probs.to(cache.probs.device, cache.probs.dtype)

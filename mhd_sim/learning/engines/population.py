@@ -18,6 +18,7 @@ from ..data.partitions import Split, load
 from ..distillation.diagnostics import TeacherLog, main_classes
 from ..models.headed import HeadedModel, build
 from ..seam import Population
+from . import threaded
 from .timing_only import TimingOnly
 
 
@@ -151,10 +152,15 @@ def build_timing_only(
 
 
 def population(
-    scenario: Any, timing_only: bool = False, progress: Progress | None = None
+    scenario: Any,
+    timing_only: bool = False,
+    progress: Progress | None = None,
+    workers: int | None = None,
 ) -> Population:
-    """A scenario's population as the world drives it: learners (batched behind proxies with
-    ``engine: batched``), or timing-only stand-ins; ``progress`` hears how building goes."""
+    """A scenario's population as the world drives it: learners (behind proxies with
+    ``engine: batched``, and with ``auto`` where its threads can run them: ``workers`` of
+    them, default one per core), or timing-only stand-ins; ``progress`` hears how building
+    goes."""
     sc = scenario
     models = [a.model for a in sc.agents.per_agent(sc.seed)]
     if timing_only:
@@ -162,7 +168,7 @@ def population(
             sc.data, models, sc.algorithm, sc.training, sc.seed, progress
         )
         sizes = [len(p) for p in parts.private]
-        return Population(learners, None, sizes, learners[0].rounds)
+        return Population(learners, None, sizes, learners[0].rounds, engine="timing-only")
     learners, _, parts = build_learners(
         sc.data, models, sc.algorithm, sc.training, sc.seed, sc.device, progress
     )
@@ -172,5 +178,13 @@ def population(
         from .batched import Engine
 
         engine = Engine(learners)
-        pop.learners, pop.reserve_peers = engine.proxies(), engine.ensure_slots
+        pop.learners, pop.reserve_peers, pop.engine = (
+            engine.proxies(),
+            engine.ensure_slots,
+            "batched",
+        )
+    elif sc.engine == "auto" and sc.device == "cpu" and threaded.supported(sc.algorithm):
+        engine = threaded.Engine(learners, workers)
+        if engine.workers > 1:
+            pop.learners, pop.engine = engine.proxies(), f"per-agent on {engine.workers} threads"
     return pop
