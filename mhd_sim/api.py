@@ -245,7 +245,8 @@ def simulate(
     temporary directory, removed when the ``Run`` is closed or the process exits unless
     ``keep``. ``progress``: progress bars, or a callable given (simulated time, events,
     messages) as the run goes. ``warn`` receives each warning line (default: printed).
-    ``force``: run it even if it looks too large for this machine."""
+    ``force``: run it even if it looks too large for this machine. ``threads``: as
+    ``--threads`` (``engine: auto``: the agents' threads, default every core)."""
     from .learning.seam import NonFiniteLoss
     from .record.plots import plot_run
     from .record.run_directory import RunDirectory
