@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ import torch
 
 from ..algorithms.learner import Learner
 from ..seam import Evaluation, Step
+from .deferred import Deferred
 
 
 @dataclass(eq=False)
@@ -131,15 +131,13 @@ class Engine:
         return self.results[i]
 
 
-class Proxy:
+class Proxy(Deferred):
     """What the world calls (a :class:`~..seam.AgentLearner`): the schedule side now, the
     tensor work queued in the engine."""
 
     def __init__(self, engine: Engine, learner: Learner) -> None:
-        self.engine, self.learner, self.i = engine, learner, learner.agent
-        self.sends, self.share_every = learner.sends, learner.share_every
-        self.plan = getattr(learner, "plan", None)
-        self.open: Op | None = None
+        super().__init__(learner)
+        self.engine = engine
 
     def __getattr__(self, name: str) -> Any:
         """Anything else is the learner's (its model, wiring, plan, teacher diagnostics), to
@@ -148,19 +146,8 @@ class Proxy:
             raise AttributeError(name)
         return getattr(self.learner, name)
 
-    @property
-    def neighbour_count(self) -> Callable[[], int]:
-        return self.learner.neighbour_count
-
-    @neighbour_count.setter
-    def neighbour_count(self, count: Callable[[], int]) -> None:
-        self.learner.neighbour_count = count
-
     def begin_step(self, now: float) -> Step:
-        if self.open is not None:  # its previous step was abandoned: the agent went offline
-            self.open.cancelled = True
-        plan = self.plan
-        step = plan.step(now) if plan is not None else Learner.begin_step(self.learner, now)
+        step = self.schedule(now)
         self.open = self.engine.queue(self.i, Op("train", step=step))
         return step
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -13,6 +12,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from ...algorithms.learner import Learner, accuracy
 from ...distillation.messages import Parcel
 from ...seam import Step
+from ..deferred import Deferred
 from . import waves
 from .ops import Group, Op
 
@@ -190,38 +190,16 @@ class Engine:
         return {k: v[group.row[i]] for k, v in group.params.items()}
 
 
-class Proxy:
+class Proxy(Deferred):
     """What the world calls (a :class:`~...seam.AgentLearner`): the schedule part now, the
     tensor part queued in the engine."""
 
     def __init__(self, engine: Engine, learner: Learner) -> None:
-        self.engine, self.learner, self.i = engine, learner, learner.agent
-        self.open: Op | None = None
-        self.sends, self.share_every = learner.sends, learner.share_every
-        self.plan = learner.plan if learner.algo.capabilities.distills else None
-
-    @property
-    def neighbour_count(self) -> Callable[[], int]:
-        return self.learner.neighbour_count
-
-    @neighbour_count.setter
-    def neighbour_count(self, count: Callable[[], int]) -> None:
-        self.learner.neighbour_count = count
-
-    def message_flops(self) -> float:
-        return self.learner.message_flops()
-
-    def teacher_rows(self, now: float) -> list[tuple]:
-        return self.learner.teacher_rows(now)
-
-    def teacher_ages(self) -> dict[int, tuple[float, int]]:
-        return self.learner.teacher_ages()
+        super().__init__(learner)
+        self.engine = engine
 
     def begin_step(self, now: float) -> Step:
-        if self.open is not None:  # its previous step was abandoned: the agent went offline
-            self.open.cancelled = True
-        plan = self.plan
-        step = plan.step(now) if plan is not None else self.learner.begin_step(now)
+        step = self.schedule(now)
         self.open = self.engine.queue(Op("train", self.i, step=step))
         return step
 
