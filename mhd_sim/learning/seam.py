@@ -20,7 +20,7 @@ engines read it there, never guess it from attributes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -61,11 +61,19 @@ class Capabilities:
     (a distillation :class:`~.distillation.plan.Plan` keeps their schedule, and every link
     fills a cache of them, which the memory estimate counts) or ``weights``.
     ``shares_model``: every agent trains one shared model (the centralized reference).
+    ``why_not``: per engine the algorithm declares but its settings rule out, why.
     """
 
     engines: tuple[str, ...] = ("per_agent", "timing_only")
     messages: Literal["nothing", "predictions", "weights"] = "nothing"
     shares_model: bool = False
+    why_not: dict[str, str] = field(default_factory=dict)
+
+    def without(self, engine: str, why: str) -> Capabilities:
+        """These capabilities, less ``engine``, for the reason ``why``."""
+        reasons = [r for r in (self.why_not.get(engine), why) if r]
+        return replace(self, engines=tuple(e for e in self.engines if e != engine),
+                       why_not={**self.why_not, engine: "; ".join(reasons)})  # fmt: skip
 
     def __post_init__(self) -> None:
         unknown = set(self.engines) - set(ENGINES)
@@ -80,26 +88,14 @@ class Capabilities:
 
 @dataclass(slots=True)
 class Step:
-    """One local step: its inputs, drawn when it starts (numpy, from the schedule alone), and
-    what the learner adds before it runs; applied by ``end_step``."""
+    """One local step, as the world sees it: what it costs, when it started, and how old the
+    predictions its teachers read were. What a learner adds (its batches, its teachers) lives
+    in the learner's own subclass (``contract.py``)."""
 
-    batch: np.ndarray | None  # private sample indices (None: a timing-only step)
     flops: float
     start: float = 0.0  # when it started (simulated seconds)
-    public: np.ndarray | None = None  # public sample ids of a distillation step
-    # [peer slots, B]: which cached predictions it may read (all of a sample's heads alike)
-    valid: np.ndarray | None = None
-    # [student heads, candidate rows, B]: draws that decide between equally confident teachers
-    ties: np.ndarray | None = None
-    embed_ok: np.ndarray | None = None  # [peer slots, B]: which cached embeddings it may read
     # mean and max age of the predictions its teachers read (None: it reads none)
     staleness: tuple[float, float] | None = None
-    # filled in by the learner: the cached predictions its teachers are chosen from, as they
-    # were when it began, then (student head, target distribution [B, C], which samples
-    # have one: None when all do), and the peers' mean embedding with its mask
-    candidates: tuple[Any, Any] | None = None
-    targets: list[tuple[int, Any, Any]] = field(default_factory=list)
-    embedding: tuple[Any, Any] | None = None
 
 
 @dataclass(frozen=True)

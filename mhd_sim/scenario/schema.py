@@ -14,7 +14,7 @@ import pydantic_core
 from pydantic import Field
 
 from ..learning.algorithms import ALGORITHMS
-from ..learning.algorithms.settings import batched_unsupported, mixed_models
+from ..learning.algorithms.settings import mixed_models, unsupported
 from ..learning.data.datasets import DATASETS, known_classes
 from ..learning.data.partitions import PARTITIONS, check_placement
 from ..seeds import sampler, stream
@@ -160,7 +160,7 @@ class Scenario(Strict):
         problem = mixed_models(self.algorithm, [a.model for a in agents])
         if problem:
             raise ValueError(f"algorithm.name: {problem}")
-        missing = batched_unsupported(self.algorithm, self.training)
+        missing = unsupported(self.engine, self.algorithm, self.training)
         if self.engine == "batched" and missing:
             raise ValueError(
                 f"engine: batched does not support {'; '.join(missing)}; use engine: per_agent"

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 
-from ..seam import Step
+from ..contract import LocalStep
 from .learner import Learner
 from .settings import CentralizedSettings
+
+
+@dataclass
+class Board:
+    """What the agents sharing one model share beside it: its version (steps taken) and the
+    test accuracy of the version last evaluated."""
+
+    version: int = 0
+    evaluated: tuple[int, Any, Any] | None = None
 
 
 class Centralized(Learner):
@@ -16,14 +28,20 @@ class Centralized(Learner):
 
     Settings = CentralizedSettings
 
-    def end_step(self, step: Step) -> None:
-        self.model.version = getattr(self.model, "version", 0) + 1
-        super().end_step(step)
+    def configure(self) -> None:
+        self.board = Board()
+
+    def join(self, first: Learner) -> None:
+        super().join(first)
+        self.board = first.board
+
+    def train(self, step: LocalStep) -> None:
+        self.board.version += 1
+        super().train(step)
 
     def _correct(self, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
         """Test accuracy, computed once per model version for all the agents sharing it."""
-        version = getattr(self.model, "version", 0)
-        cached = getattr(self.model, "evaluated", None)
-        if cached is None or cached[0] != version:
-            cached = self.model.evaluated = (version, *super()._correct(chunk))
-        return cached[1], cached[2]
+        board = self.board
+        if board.evaluated is None or board.evaluated[0] != board.version:
+            board.evaluated = (board.version, *super()._correct(chunk))
+        return board.evaluated[1], board.evaluated[2]

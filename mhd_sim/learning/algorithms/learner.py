@@ -1,24 +1,29 @@
 """The base every algorithm's learner extends: an agent trained on its private data alone.
 
 The world drives it through the seam's calls (``seam.py``): ``begin_step``, ``end_step``,
-``message_flops``, ``make_message``, ``absorb`` and ``evaluate``. An algorithm is one
-subclass in its own file, registered in ``ALGORITHMS`` by name (``algorithms.py``); it
-overrides what differs: the step's ``inputs`` and ``loss``, or what travels.
+``message_flops``, ``make_message``, ``absorb`` and ``evaluate``. Here those calls are composed
+from the engine-learner contract's points (``contract.py``): the plan's ``step``,
+``next_chunk`` and ``store``, and the learner's ``prepare``, ``train``, ``payload``, ``decode``
+and ``write``, which every engine calls in the same order. An algorithm is one subclass in its
+own file, registered in ``ALGORITHMS`` by name (``algorithms/__init__.py``); it overrides what
+differs: the step's ``inputs`` and ``loss``, what a message carries, its plan.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pydantic
 import torch
 import torch.nn.functional as F
 
+from ..contract import LocalPlan, LocalStep
 from ..models.headed import HeadedModel, forward_flops, mode_free, step_flops
 from ..models.optimizer import SGD, optimizer
-from ..seam import Evaluation, NonFiniteLoss, Rounds, Step
+from ..seam import Evaluation, NonFiniteLoss, Rounds
 from .settings import IsolatedSettings
 
 
@@ -56,6 +61,8 @@ class Learner:
     sends = False
     share_every: int | None = None  # local steps between messages (None: it sends none)
     Settings = IsolatedSettings
+    Plan = LocalPlan  # the schedule half: what a step draws, what messages cover and where
+    message_bytes = 0  # a message's size on the wire, known before it is made
     # its current number of neighbours; set by the world
     neighbour_count: Callable[[], int] = staticmethod(lambda: 0)
 
@@ -85,6 +92,17 @@ class Learner:
         self._flops: dict[tuple[str, int], float] = {}
         self.modal = not mode_free(model)  # whether train/eval mode changes what it computes
         self._opt: SGD | torch.optim.Optimizer | None = None  # made at the first step
+        self.configure()
+        self.plan = self.new_plan(self.private, rng)
+
+    def configure(self) -> None:
+        """What a subclass sets up before its plan is made (its wiring, say)."""
+
+    def new_plan(self, private: int, rng: np.random.Generator) -> LocalPlan:
+        """The schedule half of an agent with ``private`` samples drawing from ``rng``: its
+        own, or a timing-only stand-in's (this learner then a template of the architecture)."""
+        batch = self.training.batch_size
+        return self.Plan(private, batch, rng, self.flops("train", batch))
 
     @property
     def opt(self) -> SGD | torch.optim.Optimizer:
@@ -93,9 +111,9 @@ class Learner:
             self._opt = optimizer(self.training, self.model.parameters())
         return self._opt
 
-    @opt.setter
-    def opt(self, opt: SGD | torch.optim.Optimizer) -> None:  # agents sharing one model
-        self._opt = opt
+    def join(self, first: Learner) -> None:
+        """Share ``first``'s model state (agents that train one model: its optimizer)."""
+        self._opt = first.opt
 
     @property
     def heads(self) -> int:
@@ -120,11 +138,32 @@ class Learner:
         """A round-based algorithm's protocol (None: its messages go to peers)."""
         return None
 
-    def begin_step(self, now: float) -> Step:
-        batch = self.rng.integers(self.private, size=self.training.batch_size)
-        return Step(batch, self.flops("train", self.training.batch_size), now)
+    # --- the seam's calls, composed from the contract's points: not to be overridden --------
 
-    def end_step(self, step: Step) -> None:
+    def begin_step(self, now: float) -> LocalStep:
+        step = self.plan.step(now)
+        self.prepare(step)
+        return step
+
+    def end_step(self, step: LocalStep) -> None:
+        self.train(step)
+
+    def make_message(self, now: float) -> bytes | None:
+        ids = self.plan.next_chunk()
+        return None if ids is None else self.payload(ids, now)
+
+    def absorb(self, payload: bytes, sender: int, produced: float) -> None:
+        msg = self.decode(payload)
+        place = self.plan.store(sender, msg.ids, produced, msg.heads)
+        if place is not None:
+            self.write(msg, place, produced)
+
+    # --- the tensor half -----------------------------------------------------------------
+
+    def prepare(self, step: LocalStep) -> None:
+        """Keep what the step reads of the learner's state when it begins (none here)."""
+
+    def train(self, step: LocalStep) -> None:
         """One optimizer step on the step's loss: forward, loss, backward, update."""
         batch = torch.from_numpy(step.batch)
         if not self.on_cpu:
@@ -141,13 +180,13 @@ class Learner:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.training.clip_grad_norm)
         self.opt.step()
 
-    def inputs(self, step: Step, batch: torch.Tensor) -> torch.Tensor:
+    def inputs(self, step: LocalStep, batch: torch.Tensor) -> torch.Tensor:
         """The step's inputs: the private batch (as x[batch], without advanced indexing's
         overhead)."""
         return self.x.index_select(0, batch)
 
     def loss(
-        self, step: Step, batch: torch.Tensor, logits: torch.Tensor, emb: torch.Tensor
+        self, step: LocalStep, batch: torch.Tensor, logits: torch.Tensor, emb: torch.Tensor
     ) -> torch.Tensor:
         """Cross-entropy of the main head on the private batch."""
         return F.cross_entropy(logits[0, : len(batch)], self.y[batch])
@@ -155,11 +194,16 @@ class Learner:
     def message_flops(self) -> float:
         return 0.0
 
-    def make_message(self, now: float) -> bytes | None:
-        return None
+    def payload(self, ids: np.ndarray, now: float) -> bytes:
+        """A message's bytes on public samples ``ids`` (a learner whose plan makes messages)."""
+        raise NotImplementedError(f"{type(self).__name__}'s plan makes messages: define payload")
 
-    def absorb(self, payload: bytes, sender: int, produced: float) -> None:
-        pass
+    def decode(self, payload: bytes) -> Any:
+        """A message's values from its bytes, as ``write`` keeps them."""
+        raise NotImplementedError(f"{type(self).__name__} receives messages: define decode")
+
+    def write(self, msg: Any, place: Any, produced: float) -> None:
+        """Keep a message's values where the plan put them (``Plan.store``)."""
 
     def teacher_rows(self, now: float) -> list[tuple]:
         """Teacher diagnostics since the last evaluation (``teachers.csv``; none: it has no

@@ -13,6 +13,7 @@ import pydantic
 import torch
 import torch.nn.functional as F
 
+from ..contract import DistillStep
 from ..distillation import messages
 from ..distillation.abstain import Rules, held_back
 from ..distillation.diagnostics import TeacherLog, chosen_arrays
@@ -25,7 +26,6 @@ from ..distillation.teachers import (
     message_values,
     reference_teachers,
 )
-from ..seam import Step
 from .learner import Learner
 from .settings import MHDSettings
 
@@ -57,6 +57,7 @@ class MHD(Learner):
 
     sends = True
     Settings = MHDSettings
+    Plan = Plan
     # the distillation terms of a step's loss: the batched engine maps this same function
     distill_loss = staticmethod(add_distillation)
 
@@ -66,13 +67,15 @@ class MHD(Learner):
         w = algo.distill_weight
         return list(w) if isinstance(w, list) else [0.0] + [float(w)] * (heads - 1)
 
+    def configure(self) -> None:
+        self.share_every = self.algo.share_every
+        self.wiring = Wiring.of(self.head_weights(self.algo, self.heads),
+                                *self.algo.own_candidates())  # fmt: skip
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         algo, public = self.algo, len(self.shared.public_x)
-        self.share_every = algo.share_every
-        self.wiring = Wiring.of(self.head_weights(algo, self.heads), *algo.own_candidates())
         embeds = algo.embeds()
-        self.plan = self.new_plan(self.private, self.rng)
         # teachers that know their limits (abstain.py): the held-back samples come last
         self.private = self.plan.private
         self.x_cal, self.y_cal = self.x[self.private :], self.y[self.private :]
@@ -101,7 +104,7 @@ class MHD(Learner):
         """The schedule half of an agent with ``private`` samples drawing from ``rng``: its
         own, or a timing-only stand-in's (this learner then a template of the architecture)."""
         public, cal = len(self.shared.public_x), held_back(self.algo, private)
-        plan = Plan(self.wiring, self.algo, self.training, public, private - cal, rng,
+        plan = self.Plan(self.wiring, self.algo, self.training, public, private - cal, rng,
                     self.flops, self.algo.embeds())  # fmt: skip
         if cal:  # each message first calibrates on the held-back samples
             plan.message_flops += self.flops("forward", cal)
@@ -109,16 +112,12 @@ class MHD(Learner):
 
     # --- steps --------------------------------------------------------------------------
 
-    def begin_step(self, now: float) -> Step:
-        step = self.plan.step(now)
-        if step.public is not None:
-            self.teach(step)
-        return step
-
-    def teach(self, step: Step) -> None:
+    def prepare(self, step: DistillStep) -> None:
         """Keep what the step's teachers are chosen from, as the cache holds it now (the
         cached predictions and confidences of its public samples): they are chosen when the
         step runs, from its own forward pass (``choose_teachers``)."""
+        if step.public is None:
+            return
         step.candidates = self.candidates(step.public)
         if self.plan.embeds:
             u, ok = self._device(step.public), self._device(step.embed_ok)
@@ -135,7 +134,9 @@ class MHD(Learner):
         conf = self.cache.conf.take(u, axis=1) if self.plan.ranked else None
         return self.cache.probs.index_select(1, self._device(u)), conf
 
-    def choose_teachers(self, step: Step, logits: torch.Tensor | None = None) -> list[Choice]:
+    def choose_teachers(
+        self, step: DistillStep, logits: torch.Tensor | None = None
+    ) -> list[Choice]:
         """Per student head: its teacher on the step's public samples, and which have one (None:
         all do), from the step's candidates (else the cache as it is) and its own heads'
         ``logits`` [H, B, C] on them: the step's forward pass, the same numbers as a pass of
@@ -182,8 +183,8 @@ class MHD(Learner):
             c.ok = None if bool(c.ok.all()) else c.ok
         return chosen
 
-    def end_step(self, step: Step) -> None:
-        super().end_step(step)
+    def train(self, step: DistillStep) -> None:
+        super().train(step)
         if self.teacher_log is not None and step.targets:  # counted when the step is done
             self.teacher_log.record_step(step.public, chosen_arrays(step.targets))
 
@@ -191,14 +192,14 @@ class MHD(Learner):
         """``teachers.csv`` rows since the last evaluation (see ``diagnostics.py``)."""
         return [] if self.teacher_log is None else self.teacher_log.rows(now, self.agent)
 
-    def inputs(self, step: Step, batch: torch.Tensor) -> torch.Tensor:
+    def inputs(self, step: DistillStep, batch: torch.Tensor) -> torch.Tensor:
         xb = super().inputs(step, batch)
         if step.public is None:
             return xb
         return torch.cat([xb, self.shared.public_x.index_select(0, self._device(step.public))])
 
     def loss(
-        self, step: Step, batch: torch.Tensor, logits: torch.Tensor, emb: torch.Tensor
+        self, step: DistillStep, batch: torch.Tensor, logits: torch.Tensor, emb: torch.Tensor
     ) -> torch.Tensor:
         """Cross-entropy on head 0, plus ν·τ²·KL(teacher ‖ student) per distilling head on the
         public batch, plus the embedding term."""
@@ -220,29 +221,26 @@ class MHD(Learner):
     def message_flops(self) -> float:
         return self.plan.message_flops
 
-    def make_message(self, now: float) -> bytes | None:
-        """Predictions on the next chunk of public samples: only the heads (and the embedding)
-        that peers learn from."""
-        if len(self.wiring.heads_sent) == 0 and not self.plan.embeds:
-            return None
-        return self.payload(self.plan.next_chunk(), now)
-
     @torch.no_grad()
     def payload(self, ids: np.ndarray, now: float) -> bytes:
-        """A message's bytes: the predictions on public samples ``ids``, as the model is now."""
+        """A message's bytes: the predictions on public samples ``ids``, as the model is now,
+        of the heads (and the embedding) that peers learn from."""
         sent = self.wiring.heads_sent
         self.mode(train=False)
         logits, emb = self.model(self.shared.public_x.index_select(0, self._device(ids)))
-        heads = torch.from_numpy(sent).long()
-        logits = logits[heads]  # [S, n, C]
-        if self.rules is None:
-            probs, conf = message_values(logits, self.algo.confidence, self.plan.ranked)
-        else:
-            probs, conf = self.judged(logits, heads)
+        probs, conf = self.message_values(logits[torch.from_numpy(sent).long()])
         return messages.encode(
             self.agent, now, sent, ids, probs, self.algo.encoding, self.algo.topk,
             emb if self.plan.embeds else None, conf,
         )  # fmt: skip
+
+    def message_values(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What a message carries from the sender's logits [..., heads sent, n, C] (leading
+        dimensions: agents, for the batched engine): probabilities [..., n, heads sent, C]
+        and, for max_confidence, confidences [..., n, heads sent]."""
+        if self.rules is None:
+            return message_values(logits, self.algo.confidence, self.plan.ranked)
+        return self.judged(logits, torch.from_numpy(self.wiring.heads_sent).long())
 
     def judged(
         self, logits: torch.Tensor, heads: torch.Tensor
@@ -257,24 +255,13 @@ class MHD(Learner):
         probs = torch.softmax(logits, -1).masked_fill(rejected[..., None], 0.0)
         return probs.transpose(-3, -2), conf.transpose(-2, -1)
 
-    def absorb(self, payload: bytes, sender: int, produced: float) -> None:
-        """Store a peer's predictions, keeping whichever of old and new was produced later."""
-        msg = self.decode(payload)
-        self.write(msg, *self.plan.store(sender, msg.ids, produced, msg.heads), produced)
-
     def decode(self, payload: bytes) -> messages.Predictions:
         return messages.decode(payload, half=self.cache.probs.dtype == torch.float16)
 
-    def write(
-        self,
-        msg: messages.Predictions,
-        k: int,
-        ids: np.ndarray,
-        newer: np.ndarray | None,
-        produced: float,
-    ) -> None:
-        """A message's values into the cache, where its plan put them (``Plan.store``: the
-        slot ``k``, its samples and which of their entries are newer; None: all)."""
+    def write(self, msg: messages.Predictions, place: tuple, produced: float) -> None:
+        """Store a peer's predictions where its plan put them (``Plan.store``: the slot, its
+        samples and which of their entries are newer than what the slot holds; None: all)."""
+        k, ids, newer = place
         cache = self.cache
         cache.grow(k + 1)
         ids_t = self._device(ids)

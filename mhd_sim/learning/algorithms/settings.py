@@ -11,23 +11,24 @@ import pydantic
 from pydantic import Field
 
 from ...registry import Settings
+from ..distillation.names import AGGREGATIONS, CONFIDENCES, ENCODINGS, GATES
 from ..seam import ENGINES, Capabilities
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 Count = Annotated[int, Field(ge=1)]
-AGGREGATIONS = ("max_confidence", "mean", "confidence_weighted", "entropy_reduction")
-ENCODINGS = ("float32", "float16", "bfloat16", "topk")  # how values travel (messages.py)
-CONFIDENCES = (
-    "max_logit", "max_probability", "margin", "entropy", "normalized_logit", "class_prior"
-)  # fmt: skip
-GATES = ("in_distribution", "energy")  # the registered scores (distillation/abstain.py)
 
 
 class AlgorithmSettings(Settings):
     name: str
     """The learning algorithm; each has the settings listed under it."""
-    capabilities: ClassVar[Capabilities] = Capabilities(("per_agent", "batched", "timing_only"))
+    declared: ClassVar[Capabilities] = Capabilities(("per_agent", "batched", "timing_only"))
+    """What the algorithm can do (the engines, what its messages carry)."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the algorithm can do with these settings."""
+        return self.declared
 
     def model_heads(self) -> int:
         """Heads of each agent's model."""
@@ -52,7 +53,7 @@ class AlgorithmSettings(Settings):
 
 
 class WeightEncoding(AlgorithmSettings):
-    capabilities: ClassVar[Capabilities] = Capabilities(messages="weights")
+    declared: ClassVar[Capabilities] = Capabilities(messages="weights")
     encoding: Literal["float32", "float16", "bfloat16"] = "float16"
     """How the weights are encoded on the wire."""
 
@@ -107,7 +108,16 @@ class Distillation(Sharing):
     """gate, calibrate: the share of each agent's private samples held back (never trained
     on) to calibrate on, at most 256 samples."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(ENGINES, "predictions")
+    declared: ClassVar[Capabilities] = Capabilities(ENGINES, "predictions")
+
+    @property
+    def capabilities(self) -> Capabilities:
+        caps, rules = self.declared, self.rules()
+        if self.embeds():
+            caps = caps.without("batched", "algorithm.embedding_weight > 0")
+        if rules:
+            caps = caps.without("batched", f"algorithm {' and '.join(rules)} (per_agent only)")
+        return caps
 
     def rules(self) -> list[str]:
         return [name for name, on in (
@@ -157,7 +167,7 @@ class CentralizedSettings(AlgorithmSettings):
     network (the upper reference line)."""
 
     name: Literal["centralized"] = "centralized"
-    capabilities: ClassVar[Capabilities] = Capabilities(shares_model=True)
+    declared: ClassVar[Capabilities] = Capabilities(shares_model=True)
 
 
 class GossipSettings(WeightEncoding, Sharing):
@@ -236,21 +246,16 @@ class MHDSettings(Distillation):
         return self
 
 
-def batched_unsupported(algo: AlgorithmSettings, training: pydantic.BaseModel) -> list[str]:
-    """Why a scenario cannot use the batched engine (empty: it can). Checked when the scenario
-    is, so that ``validate`` refuses what ``run`` would."""
-    out = []
-    if "batched" not in algo.capabilities.engines:
-        out.append(
-            f"algorithm {algo.name} (its capabilities: {', '.join(algo.capabilities.engines)})"
-        )
-    if training.optimizer != "sgd":
+def unsupported(engine: str, algo: AlgorithmSettings, training: pydantic.BaseModel) -> list[str]:
+    """Why a scenario cannot use ``engine`` (empty: it can): what the algorithm's capabilities
+    rule out, and the batched engine's own limit (its SGD). Checked when the scenario is, so
+    that ``validate`` refuses what ``run`` would."""
+    caps, out = algo.capabilities, []
+    if engine in ENGINES and engine not in caps.engines:
+        out.append(caps.why_not.get(engine) or f"algorithm {algo.name} (its capabilities: "
+                   f"{', '.join(caps.engines)})")  # fmt: skip
+    if engine == "batched" and training.optimizer != "sgd":
         out.append(f"optimizer {training.optimizer} (batched: sgd)")
-    if algo.embeds():
-        out.append("algorithm.embedding_weight > 0")
-    rules = algo.rules()
-    if rules:
-        out.append(f"algorithm {' and '.join(rules)} (per_agent only so far)")
     return out
 
 

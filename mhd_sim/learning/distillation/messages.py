@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..algorithms.settings import ENCODINGS as ENCODING_NAMES
+from .names import ENCODINGS as ENCODING_NAMES
 
 # magic, version, encoding, k, heads, sender, samples, classes, embedding dim, confidences, time
 HEADER = struct.Struct("<4sBBBHIIHHBd")
@@ -48,14 +49,17 @@ class Predictions:
 
 @dataclass(eq=False)
 class Parcel:
-    """A prediction message that is never serialised: the batched engine's (its size known
-    now, its predictions filled in later, through the real encoding) and a timing-only run's
-    (size and public samples only). ``len`` is its size on the wire."""
+    """A prediction message that is never serialised: a deferring engine's (its size known
+    now, its values made later, through the real encoding) and a timing-only run's (size and
+    public samples only). ``len`` is its size on the wire."""
 
     ids: np.ndarray | None
     size: int
-    probs: torch.Tensor | None = None  # [samples, heads sent, classes], as stored in caches
-    conf: torch.Tensor | None = None  # [samples, heads sent]: the confidences it carries
+    heads: np.ndarray | None = None  # uint8: the heads it carries
+    made: float = 0.0  # when it was made (simulated seconds)
+    values: Any = None  # its decoded predictions, once made
+    probs: torch.Tensor | None = None  # batched: [samples, heads sent, classes], as cached
+    conf: torch.Tensor | None = None  # batched: [samples, heads sent], the confidences
 
     def __len__(self) -> int:
         return self.size

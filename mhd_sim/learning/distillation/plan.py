@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pydantic
 
-from ..seam import Step
+from ..contract import DistillStep
 
 add, biggest = np.add.reduce, np.maximum.reduce
 
@@ -145,21 +145,21 @@ class Plan:
             self._pool = np.flatnonzero(self.have)
         return self._pool
 
-    def step(self, now: float, ties: bool = True) -> Step:
+    def step(self, now: float, ties: bool = True) -> DistillStep:
         """A step starting ``now``: the batches drawn, which cached predictions are fresh
         enough and how old they are, its FLOPs, and (``ties``) the draws that decide between
         equally confident teachers."""
         pool = self.pool
         if not self.learns or (pool is None and not self.wiring.own_candidates):
             batch = self.rng.integers(self.private, size=self.batch_size)
-            return Step(batch, self.plain_flops, now)
+            return DistillStep(self.plain_flops, now, batch=batch)
         if pool is None:
             pool = self.order
         # both batches in one call: the same numbers as two calls, one call's overhead
         bounds, b = self._bounds, self.batch_size
         bounds[b:] = len(pool)
         drawn = self.rng.integers(0, bounds)
-        step = Step(drawn[:b], self.plain_flops, now)
+        step = DistillStep(self.plain_flops, now, batch=drawn[:b])
         u = pool[drawn[b:]]
         K, algo = len(self.slots), self.algo
         # [K, B]: every message carries the same heads, so one age stands for all of them
@@ -205,8 +205,11 @@ class Plan:
 
     # --- messages -----------------------------------------------------------------------
 
-    def next_chunk(self) -> np.ndarray:
-        """The public samples of the agent's next message: the next ``share_size`` of its walk."""
+    def next_chunk(self) -> np.ndarray | None:
+        """The public samples of the agent's next message: the next ``share_size`` of its walk
+        (None: its messages would carry nothing, no head nor embedding that peers use)."""
+        if not self.heads and not self.embeds:
+            return None
         n, P = self.algo.share_size, len(self.order)
         ids = self.order[(self.cursor + np.arange(min(n, P))) % P]
         self.cursor = (self.cursor + len(ids)) % P

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..algorithms.settings import AGGREGATIONS
+from .names import AGGREGATIONS
 
 
 @dataclass(slots=True)

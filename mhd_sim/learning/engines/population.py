@@ -13,6 +13,7 @@ import torch
 from ...seeds import stream, torch_generator
 from ..algorithms import ALGORITHMS
 from ..algorithms.learner import Learner, Shared
+from ..contract import refusal
 from ..data.datasets import Dataset
 from ..data.partitions import Split, load
 from ..distillation.diagnostics import TeacherLog, main_classes
@@ -32,6 +33,21 @@ def check_population(algo: pydantic.BaseModel, built: list[HeadedModel]) -> None
                 f"algorithm.embedding_weight > 0 needs one embedding size, but the agents' "
                 f"models have embedding sizes {', '.join(map(str, dims))}"
             )
+
+
+def engine_refusal(algo: pydantic.BaseModel, engine: str) -> str | None:
+    """Why ``engine`` (auto, batched, timing_only) cannot honour what the algorithm's learner
+    overrides of the engine-learner contract (``contract.py``), in one line; None: it can.
+    Algorithms whose messages are weights are outside that contract: their stand-ins measure
+    the real messages."""
+    caps = algo.capabilities
+    if caps.messages == "weights":
+        return None
+    from ..algorithms.learner import Learner
+    from ..algorithms.mhd import MHD
+
+    cls = ALGORITHMS.get(algo.name)
+    return refusal(cls, MHD if caps.distills else Learner, engine, algo.name)
 
 
 Progress = Callable[[str, int, int], None]  # (what is being built, how many done, of how many)
@@ -100,7 +116,7 @@ def build_learners(
         tick(i + 1)
     if algo.capabilities.shares_model:
         for learner in learners[1:]:
-            learner.opt = learners[0].opt
+            learner.join(learners[0])
     public_y = dataset.y_train[parts.public]  # for the teacher diagnostics, never for learning
     label_dist = parts.label_distribution(dataset.y_train, dataset.classes)
     for i, learner in enumerate(learners if algo.capabilities.distills else []):
@@ -142,9 +158,7 @@ def build_timing_only(
             rng = stream(seed, "template", i)
             templates[key] = cls(i, model, x, y, dist, shared, algo, training, rng)
         template = templates[key]
-        plan = None
-        if algo.capabilities.distills:
-            plan = template.new_plan(max(1, len(parts.private[i])), stream(seed, "agent", i))
+        plan = template.new_plan(max(1, len(parts.private[i])), stream(seed, "agent", i))
         out.append(TimingOnly(i, template, plan))
         tick(i + 1)
     check_population(algo, [t.model for t in templates.values()])
@@ -163,6 +177,10 @@ def population(
     goes."""
     sc = scenario
     models = [a.model for a in sc.agents.per_agent(sc.seed)]
+    engine_name = "timing_only" if timing_only else sc.engine
+    refused = engine_refusal(sc.algorithm, engine_name) if engine_name != "per_agent" else None
+    if refused and engine_name != "auto":
+        raise ValueError(refused)
     if timing_only:
         learners, parts = build_timing_only(
             sc.data, models, sc.algorithm, sc.training, sc.seed, progress
@@ -183,6 +201,9 @@ def population(
             engine.ensure_slots,
             "batched",
         )
+    elif sc.engine == "auto" and refused:  # the threads cannot honour it: one core, and why
+        member = refused.split("it overrides ", 1)[1].split(",", 1)[0]
+        pop.engine = f"per_agent; its threads cannot defer {sc.algorithm.name}'s own {member}"
     elif sc.engine == "auto" and sc.device == "cpu" and threaded.supported(sc.algorithm):
         engine = threaded.Engine(learners, workers)
         if engine.workers > 1:

@@ -16,41 +16,14 @@ Python's lock inside its kernels, which is where the second core helps.
 from __future__ import annotations
 
 import os
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..algorithms.learner import Learner
-from ..seam import Evaluation, Step
-from .deferred import Deferred
-
-
-@dataclass(eq=False)
-class Pending:
-    """A message whose values are made when its sender's queue reaches it; ``len``: its size
-    on the wire, known now."""
-
-    ids: np.ndarray
-    size: int
-    made: float
-    values: Any = None  # the decoded predictions, once made
-
-    def __len__(self) -> int:
-        return self.size
-
-
-@dataclass(eq=False)
-class Op:
-    kind: str  # train | message | absorb
-    step: Step | None = None
-    message: Pending | None = None
-    store: tuple | None = None  # absorb: where the plan put it (slot, ids, newer), and when made
-    ended: bool = False
-    cancelled: bool = False
+from ..seam import Evaluation
+from .deferred import Op, Queues
 
 
 def supported(algo: Any) -> bool:
@@ -61,31 +34,18 @@ def supported(algo: Any) -> bool:
     return caps.distills or (caps.messages == "nothing" and not caps.shares_model)
 
 
-class Engine:
+class Engine(Queues):
     """Every agent's queue of tensor work, and the threads that run them (see the module doc)."""
 
     def __init__(self, learners: list[Learner], workers: int | None = None) -> None:
-        self.learners = learners
-        self.queues: list[deque[Op]] = [deque() for _ in learners]
+        super().__init__(learners)
         self.workers = workers or os.cpu_count() or 1
         # a kernel per thread: the arithmetic of a one-thread per-agent run
         self.pool = ThreadPoolExecutor(self.workers, initializer=torch.set_num_threads,
                                        initargs=(1,))  # fmt: skip
-        self.queued, self.limit = 0, 64 * len(learners)
-        self.results: dict[int, Evaluation] | None = None
-
-    def proxies(self) -> list[Proxy]:
-        return [Proxy(self, lr) for lr in self.learners]
-
-    def queue(self, agent: int, op: Op) -> Op:
-        self.queues[agent].append(op)
-        self.queued += 1
-        self.results = None
-        return op
 
     def flush(self) -> None:
-        """Run every queued op that can run: all but those behind a step still in progress or
-        an absorb whose message is not made yet."""
+        """Run every queued op that can run: all but those behind one that waits."""
         while True:
             ready = [(i, ops) for i in range(len(self.queues)) if (ops := self._ready(i))]
             if not ready:
@@ -96,30 +56,26 @@ class Engine:
 
     def _ready(self, i: int) -> list[Op]:
         q, out = self.queues[i], []
-        while q:
-            op = q[0]
-            if (op.kind == "train" and not op.ended and not op.cancelled) or (
-                op.kind == "absorb" and op.message.values is None
-            ):
-                break
+        while q and not q[0].waits:
             out.append(q.popleft())
         return out
 
     def _run(self, work: tuple[int, list[Op]]) -> None:
+        """An agent's ready ops, each the tensor half of a seam call, through the learner's
+        own points as its per-agent composition calls them (``Learner.begin_step`` …)."""
         i, ops = work
         learner = self.learners[i]
         for op in ops:
             if op.cancelled:
                 continue
             if op.kind == "train":
-                if op.step.public is not None:
-                    learner.teach(op.step)
-                learner.end_step(op.step)
+                learner.prepare(op.step)
+                learner.train(op.step)
             elif op.kind == "message":
                 msg = op.message
                 msg.values = learner.decode(learner.payload(msg.ids, msg.made))
             else:
-                learner.write(op.message.values, *op.store)
+                learner.write(op.message.values, op.place, op.produced)
 
     def evaluation(self, i: int) -> Evaluation:
         """Agent i's evaluation; every agent's is made at once, on the pool."""
@@ -129,44 +85,3 @@ class Engine:
             self.results = dict(zip(agents, self.pool.map(lambda a: self.learners[a].evaluate(),
                                                           agents)))  # fmt: skip
         return self.results[i]
-
-
-class Proxy(Deferred):
-    """What the world calls (a :class:`~..seam.AgentLearner`): the schedule side now, the
-    tensor work queued in the engine."""
-
-    def __init__(self, engine: Engine, learner: Learner) -> None:
-        super().__init__(learner)
-        self.engine = engine
-
-    def __getattr__(self, name: str) -> Any:
-        """Anything else is the learner's (its model, wiring, plan, teacher diagnostics), to
-        read: what the queues have not run yet is not in it."""
-        if name == "learner":  # not set yet (a copy in the making): no recursion
-            raise AttributeError(name)
-        return getattr(self.learner, name)
-
-    def begin_step(self, now: float) -> Step:
-        step = self.schedule(now)
-        self.open = self.engine.queue(self.i, Op("train", step=step))
-        return step
-
-    def end_step(self, step: Step) -> None:
-        self.open.ended, self.open = True, None
-        if self.engine.queued > self.engine.limit:
-            self.engine.flush()
-
-    def make_message(self, now: float) -> Pending | None:
-        learner = self.learner
-        if not learner.sends or (len(learner.wiring.heads_sent) == 0 and not self.plan.embeds):
-            return None
-        msg = Pending(self.plan.next_chunk(), learner.message_bytes, now)
-        self.engine.queue(self.i, Op("message", message=msg))
-        return msg
-
-    def absorb(self, msg: Pending, sender: int, produced: float) -> None:
-        store = self.plan.store(sender, msg.ids, produced, self.learner.wiring.heads_sent)
-        self.engine.queue(self.i, Op("absorb", message=msg, store=(*store, produced)))
-
-    def evaluate(self) -> Evaluation:
-        return self.engine.evaluation(self.i)

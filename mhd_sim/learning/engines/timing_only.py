@@ -1,9 +1,10 @@
 """Timing-only stand-ins for learners (``--timing-only``): the schedule without the training.
 
 A stand-in has the FLOPs per step and per message and the message sizes of a real learner
-of the same architecture, measured once, and trains nothing. A distilling agent keeps its
-real :class:`~.plan.Plan`: the same draws, the same cache of production times, so the ages
-of the predictions its steps read (the ``distill`` events) are exactly a full run's.
+of the same architecture, measured once, and trains nothing. Every agent keeps its real plan
+(the contract's schedule points, ``contract.py``): the same draws and, for a distilling
+agent, the same cache of production times, so the ages of the predictions its steps read
+(the ``distill`` events) are exactly a full run's.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..algorithms.learner import Learner
+from ..contract import LocalPlan
 from ..distillation.messages import Parcel
-from ..distillation.plan import Plan
 from ..seam import Evaluation, Rounds, Step
 
 
@@ -29,24 +30,22 @@ class TimingOnly:
     """Stands in for the learner ``template`` (a real one of the same architecture) when only
     the schedule matters."""
 
-    def __init__(self, agent: int, template: Learner, plan: Plan | None) -> None:
+    def __init__(self, agent: int, template: Learner, plan: LocalPlan) -> None:
         self.agent, self.plan = agent, plan
         self.sends, self.share_every = template.sends, template.share_every
-        self.plain_flops = template.flops("train", template.training.batch_size)
-        # the agent's own plan knows its message's cost (a calibration pass on its held-back
-        # samples, abstain.py, depends on how many private samples it has)
-        self._message_flops = plan.message_flops if plan is not None else template.message_flops()
+        self.distills = template.algo.capabilities.distills
+        # a distilling agent's own plan knows its message's cost (a calibration pass on its
+        # held-back samples, abstain.py, depends on how many private samples it has)
+        self._message_flops = plan.message_flops if self.distills else template.message_flops()
         self.size = _message_size(template)
         rounds = template.rounds
         self.rounds: Rounds | None = (
             None if rounds is None else dataclasses.replace(rounds, combine=stub_combine)
         )
-        self.heads_sent = template.wiring.heads_sent if plan is not None else None
+        self.heads_sent = template.wiring.heads_sent if self.distills else None
         self.neighbour_count: Callable[[], int] = lambda: 0
 
     def begin_step(self, now: float) -> Step:
-        if self.plan is None:
-            return Step(None, self.plain_flops, now)
         return self.plan.step(now, ties=False)
 
     def end_step(self, step: Step) -> None:
@@ -59,14 +58,17 @@ class TimingOnly:
         """The message's size and, for a distilling agent, the public samples it covers."""
         if not self.size:
             return None
-        return Parcel(self.plan.next_chunk() if self.plan is not None else None, self.size)
+        if not self.distills:
+            return Parcel(None, self.size)
+        ids = self.plan.next_chunk()
+        return None if ids is None else Parcel(ids, self.size, heads=self.heads_sent)
 
     def absorb(self, payload: Parcel, sender: int, produced: float) -> None:
-        if self.plan is not None:
+        if self.distills:
             self.plan.store(sender, payload.ids, produced, self.heads_sent)
 
     def teacher_ages(self) -> dict[int, tuple[float, int]]:
-        return self.plan.teacher_ages() if self.plan is not None else {}
+        return self.plan.teacher_ages() if self.distills else {}
 
     def teacher_rows(self, now: float) -> list[tuple]:
         return []  # no predictions, so no teacher to judge

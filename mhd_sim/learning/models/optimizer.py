@@ -39,19 +39,33 @@ class SGD:
     @torch.no_grad()
     def step(self) -> None:
         for i, p in enumerate(self.params):
-            g = p.grad
-            if g is None:
+            if p.grad is None:
                 continue
-            if self.weight_decay:
-                g = g.add(p, alpha=self.weight_decay)
-            if self.momentum:
-                buf = self.buffers[i]
-                if buf is None:
-                    buf = self.buffers[i] = g.detach().clone()
-                else:
-                    buf.mul_(self.momentum).add_(g)
-                g = buf
+            g, self.buffers[i] = direction(p.grad, p, self.buffers[i], self.momentum,
+                                           self.weight_decay)  # fmt: skip
             p.add_(g, alpha=-self.lr)
+
+
+def direction(
+    g: torch.Tensor,
+    p: torch.Tensor,
+    buf: torch.Tensor | None,
+    momentum: float,
+    weight_decay: float,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """SGD's step direction from gradient ``g`` of parameter ``p`` and the momentum buffer
+    ``buf`` (updated in place; None: the first step), with the buffer to keep: the one
+    arithmetic of both engines, elementwise, so ``p`` and ``g`` may be one agent's or stacked
+    agents'. The step is ``p − lr · direction``."""
+    if weight_decay:
+        g = g.add(p, alpha=weight_decay)
+    if momentum:
+        if buf is None:
+            buf = g.detach().clone()
+        else:
+            buf.mul_(momentum).add_(g)
+        g = buf
+    return g, buf
 
 
 def optimizer(

@@ -19,6 +19,6 @@ the weights of the steps ended by t, as in per-agent execution. A step abandoned
 agent went offline is dropped when that agent starts its next one.
 """
 
-from .engine import Engine, Proxy
+from .engine import Engine
 
-__all__ = ["Engine", "Proxy"]
+__all__ = ["Engine"]

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import copy
-from collections import deque
 
 import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from ...algorithms.learner import Learner, accuracy
-from ...distillation.messages import Parcel
-from ...seam import Step
-from ..deferred import Deferred
+from ..deferred import Op, Queues
 from . import waves
-from .ops import Group, Op
+from .ops import Group
 
 # Agents per vmapped computation: bounds the activations a wave holds at once (a wave can
 # be ~700 agents). At 1,000 agents, chunks of 128 to all of a wave ran equally fast
@@ -27,23 +24,15 @@ def _forward(group: Group, params: dict, buffers: dict, x: torch.Tensor) -> tupl
     return vmap(lambda p, b: functional_call(group.base, (p, b), (x,)))(params, buffers)
 
 
-class Engine:
+class Engine(Queues):
     """The deferred, batched execution of a population's learning (see the module docstring)."""
 
     def __init__(self, learners: list[Learner], flush_every: int = 64, chunk: int = CHUNK) -> None:
+        super().__init__(learners, flush_every)
         self.chunk = chunk
         first = learners[0]
-        self.learners, self.shared, self.algo, self.training = (
-            learners,
-            first.shared,
-            first.algo,
-            first.training,
-        )
+        self.shared, self.algo, self.training = first.shared, first.algo, first.training
         self.device = first.shared.public_x.device
-        self.flush_limit = flush_every * len(learners)  # queued ops before a flush: bounds memory
-        self.queued = 0
-        self.queues: list[deque[Op]] = [deque() for _ in learners]
-        self.results: list[tuple[np.ndarray, np.ndarray]] | None = None
         sizes = [len(lr.y) for lr in learners]
         self.offset = torch.tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]]), device=self.device)
         self.x = torch.cat([lr.x for lr in learners])
@@ -78,16 +67,14 @@ class Engine:
                 self.groups[a] = group
         self._grad = {}  # per (group, has public batch): the vmapped gradient function
 
-    def proxies(self) -> list[Proxy]:
-        return [Proxy(self, lr) for lr in self.learners]
-
-    # --- queueing -------------------------------------------------------------------------
-
     def queue(self, op: Op) -> Op:
-        self.queues[op.agent].append(op)
-        self.queued += 1
-        self.results = None
-        return op
+        """Queue ``op``; an absorb's place in the shared cache, on the engine's device."""
+        if op.kind == "absorb":
+            k, ids, newer = op.place
+            self.ensure_slots(k + 1)
+            newer_t = None if newer is None else torch.from_numpy(newer).to(self.device)
+            op.place = (k, torch.from_numpy(ids).to(self.device), newer_t)
+        return super().queue(op)
 
     def ensure_slots(self, k: int) -> None:
         if self.mhd and k > self.cache.shape[1]:
@@ -98,10 +85,6 @@ class Engine:
 
             self.cache, self.conf = grown(self.cache), grown(self.conf)
 
-    def maybe_flush(self) -> None:
-        if self.queued > self.flush_limit:
-            self.flush()
-
     # --- running the queues ---------------------------------------------------------------
 
     def flush(self) -> None:
@@ -111,9 +94,7 @@ class Engine:
             absorbs, trains, sends, dropped = [], {}, {}, 0
             for i in active:
                 q = self.queues[i]
-                while q and (
-                    q[0].cancelled or (q[0].kind == "absorb" and q[0].message.probs is not None)
-                ):
+                while q and (q[0].cancelled or (q[0].kind == "absorb" and not q[0].waits)):
                     op = q.popleft()
                     if op.cancelled:
                         dropped += 1
@@ -121,9 +102,8 @@ class Engine:
                         absorbs.append(op)
                 if q and q[0].kind == "train" and q[0].ended:
                     op = q.popleft()
-                    trains.setdefault((id(self.groups[i]), op.step.public is not None), []).append(
-                        op
-                    )
+                    public = getattr(op.step, "public", None) is not None
+                    trains.setdefault((id(self.groups[i]), public), []).append(op)
             waves.absorb(self, absorbs)
             for ops in trains.values():
                 for start in range(0, len(ops), self.chunk):
@@ -188,40 +168,3 @@ class Engine:
         """Agent i's current parameters (for tests and inspection)."""
         group = self.groups[i]
         return {k: v[group.row[i]] for k, v in group.params.items()}
-
-
-class Proxy(Deferred):
-    """What the world calls (a :class:`~...seam.AgentLearner`): the schedule part now, the
-    tensor part queued in the engine."""
-
-    def __init__(self, engine: Engine, learner: Learner) -> None:
-        super().__init__(learner)
-        self.engine = engine
-
-    def begin_step(self, now: float) -> Step:
-        step = self.schedule(now)
-        self.open = self.engine.queue(Op("train", self.i, step=step))
-        return step
-
-    def end_step(self, step: Step) -> None:
-        self.open.ended, self.open = True, None
-        self.engine.maybe_flush()
-
-    def make_message(self, now: float) -> Parcel | None:
-        learner = self.learner
-        if len(learner.wiring.heads_sent) == 0:
-            return None
-        msg = Parcel(learner.plan.next_chunk(), learner.message_bytes)
-        self.engine.queue(Op("message", self.i, message=msg))
-        return msg
-
-    def absorb(self, msg: Parcel, sender: int, produced: float) -> None:
-        learner, device = self.learner, self.engine.device
-        k, ids, newer = learner.plan.store(sender, msg.ids, produced, learner.wiring.heads_sent)
-        self.engine.ensure_slots(k + 1)
-        ids_t = torch.from_numpy(ids).to(device)
-        newer_t = None if newer is None else torch.from_numpy(newer).to(device)
-        self.engine.queue(Op("absorb", self.i, message=msg, slot=k, ids=ids_t, newer=newer_t))
-
-    def evaluate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.engine.evaluation(self.i)

@@ -1,5 +1,5 @@
-"""The batched engine's records: a queued op, a group of stacked agents,
-and what a wave reads of the engine (:class:`EngineState`)."""
+"""The batched engine's records: a group of stacked agents, and what a wave reads of the
+engine (:class:`EngineState`); its queued ops are the deferring engines' (``deferred.py``)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
-
-from ...distillation.messages import Parcel
-from ...seam import Step
-
-
-@dataclass(eq=False)
-class Op:
-    kind: str  # train | message | absorb
-    agent: int
-    step: Step | None = None
-    message: Parcel | None = None
-    slot: int = 0
-    ids: torch.Tensor | None = None
-    newer: torch.Tensor | None = None  # absorb: [n, heads sent] entries it writes (None: all)
-    ended: bool = False
-    cancelled: bool = False
 
 
 @dataclass

@@ -14,10 +14,12 @@ from torch.func import functional_call, grad, vmap
 from ...algorithms.mhd import MHD
 from ...distillation import messages
 from ...distillation.diagnostics import chosen_arrays
-from ...distillation.teachers import Choice, confidence, message_values, reference_teachers
+from ...distillation.teachers import Choice, confidence, reference_teachers
+from ...models.optimizer import direction
 from ...seam import NonFiniteLoss
+from ..deferred import Op
 from .ops import EngineState as Engine
-from .ops import Group, Op
+from .ops import Group
 
 
 def absorb(engine: Engine, ops: list[Op]) -> None:
@@ -27,16 +29,17 @@ def absorb(engine: Engine, ops: list[Op]) -> None:
     A, K, P, S, C = engine.cache.shape
     flat = engine.cache.view(A * K * P, S, C)
     ranked = engine.learners[ops[0].agent].plan.ranked
-    pairs = {(op.agent, op.slot) for op in ops}
-    if len(pairs) == len(ops) and all(op.newer is None for op in ops):
+    pairs = {(op.agent, op.place[0]) for op in ops}
+    if len(pairs) == len(ops) and all(op.place[2] is None for op in ops):
         # the usual wave: whole messages, at most one per (agent, sender): no entry written twice
         index: dict[int, int] = {}
         for op in ops:
             index.setdefault(id(op.message), len(index))
         probs = torch.stack([op.message.probs for op in {id(o.message): o for o in ops}.values()])
         which = torch.tensor([index[id(op.message)] for op in ops], device=engine.device)
-        base = torch.tensor([(op.agent * K + op.slot) * P for op in ops], device=engine.device)
-        at = (base[:, None] + torch.stack([op.ids for op in ops])).reshape(-1)
+        base = torch.tensor([(op.agent * K + op.place[0]) * P for op in ops],
+                            device=engine.device)  # fmt: skip
+        at = (base[:, None] + torch.stack([op.place[1] for op in ops])).reshape(-1)
         flat[at] = probs[which].reshape(-1, S, C)
         if ranked:
             conf = torch.stack([o.message.conf for o in {id(o.message): o for o in ops}.values()])
@@ -44,13 +47,14 @@ def absorb(engine: Engine, ops: list[Op]) -> None:
         return
     rows, cols, vals, confs = [], [], [], []
     for op in ops:
+        slot, ids, newer = op.place
         keep = (
-            torch.ones(len(op.ids), S, dtype=torch.bool, device=engine.device)
-            if op.newer is None
-            else op.newer
+            torch.ones(len(ids), S, dtype=torch.bool, device=engine.device)
+            if newer is None
+            else newer
         )
         r, c = keep.nonzero(as_tuple=True)
-        rows.append((op.agent * K + op.slot) * P + op.ids[r])
+        rows.append((op.agent * K + slot) * P + ids[r])
         cols.append(c)
         vals.append(op.message.probs[r, c])
         if ranked:
@@ -163,7 +167,7 @@ def train(engine: Engine, ops: list[Op]) -> None:
     batch = torch.from_numpy(np.stack([op.step.batch for op in ops])).to(engine.device)
     x = engine.x[engine.offset[agents][:, None] + batch]
     y = engine.y[engine.offset[agents][:, None] + batch]
-    public = ops[0].step.public is not None
+    public = getattr(ops[0].step, "public", None) is not None
     params = {k: v[rows] for k, v in group.params.items()}
     buffers = {k: v[rows] for k, v in group.buffers.items()}
     if public:
@@ -196,12 +200,10 @@ def train(engine: Engine, ops: list[Op]) -> None:
         grads = {k: g * scale.view(-1, *[1] * (g.dim() - 1)) for k, g in grads.items()}
     for k, g in grads.items():
         p = params[k]
-        if t.weight_decay:
-            g = g.add(p, alpha=t.weight_decay)
+        buf = group.momentum[k][rows] if t.momentum else None  # a copy of the agents' rows
+        g, buf = direction(g, p, buf, t.momentum, t.weight_decay)
         if t.momentum:
-            buf = group.momentum[k][rows].mul_(t.momentum).add_(g)
             group.momentum[k][rows] = buf
-            g = buf
         group.params[k][rows] = p.add(g, alpha=-t.lr)
     if public:
         record(engine, ops, chosen)
@@ -220,7 +222,7 @@ def predict(engine: Engine, ops: list[Op]) -> None:
     first, algo = engine.learners[ops[0].agent], engine.algo
     sent = first.wiring.heads_sent
     logits = logits[:, torch.from_numpy(sent).long().to(engine.device)]  # [G, S, n, C]
-    probs, confs = message_values(logits, algo.confidence, first.plan.ranked)
+    probs, confs = first.message_values(logits)  # the learner's, over the stacked agents
     confs = [None] * len(ops) if confs is None else confs
     for op, p, c in zip(ops, probs, confs):
         msg = op.message  # encoded for the values a receiver decodes (the header's time is not)
@@ -229,6 +231,6 @@ def predict(engine: Engine, ops: list[Op]) -> None:
         )
         assert len(payload) == msg.size, "message size known in advance must match its encoding"
         decoded = messages.decode(payload, half=engine.cache.dtype == torch.float16)
-        msg.probs = decoded.probs.to(engine.device, engine.cache.dtype)
+        msg.values, msg.probs = decoded, decoded.probs.to(engine.device, engine.cache.dtype)
         if decoded.confidence is not None:
             msg.conf = torch.from_numpy(decoded.confidence).to(engine.device)
