@@ -201,31 +201,10 @@ class RunDirectory:
             f"{error[-1] if error else 'writer process died'}"
         )
 
-    def metric(
-        self,
-        time: float,
-        agent: int,
-        head: int,
-        step: int,
-        private_acc: float,
-        shared_acc: float,
-        bytes_sent: int,
-        bytes_received: int,
-        bytes_offered: int,
-    ) -> None:
-        self._metrics.writerow(
-            (
-                time,
-                agent,
-                head,
-                step,
-                private_acc,
-                shared_acc,
-                bytes_sent,
-                bytes_received,
-                bytes_offered,
-            )
-        )
+    def metrics(self, rows: Iterable[tuple]) -> None:
+        """Rows of ``metrics.csv``, one per agent and head of an evaluation, in its columns'
+        order (its header)."""
+        self._metrics.writerows(rows)
 
     def reach(self, rows: Iterable[tuple]) -> None:
         """Rows of ``reach.csv``: one evaluation's accuracies by hop distance."""

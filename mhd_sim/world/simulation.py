@@ -233,19 +233,12 @@ class Simulation:
         now, traffic = self.env.now, self.network.traffic
         self.network.settle()
         self.last_eval = [learner.evaluate() for learner in self.learners]
-        for i, (shared, private, _) in enumerate(self.last_eval):
-            for h in range(len(shared)):
-                self.record.metric(
-                    now,
-                    i,
-                    h,
-                    int(self.steps[i]),
-                    float(private[h]),
-                    float(shared[h]),
-                    traffic.bytes_sent[i],
-                    traffic.bytes_received[i],
-                    traffic.bytes_offered[i],
-                )
+        self.record.metrics(
+            (now, i, h, int(self.steps[i]), float(private[h]), float(shared[h]),
+             traffic.bytes_sent[i], traffic.bytes_received[i], traffic.bytes_offered[i])
+            for i, (shared, private, _) in enumerate(self.last_eval)
+            for h in range(len(shared))
+        )  # fmt: skip
         self._record_reach(now)
         for learner in self.learners:
             self.record.teachers(learner.teacher_rows(now))
