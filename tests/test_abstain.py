@@ -135,7 +135,7 @@ def test_gate_and_calibration_hold_back_samples_and_keep_the_schedule(tmp_path, 
     t = {k: pd.read_csv(runs[k] / "teachers.csv") for k in ("plain", "gated")}
     assert t["gated"].samples.sum() < 0.95 * t["plain"].samples.sum()
     gated = {**tiny["algorithm"], "gate": "in_distribution", "calibrate": True}
-    sim, _ = simulation(tmp_path / "again", {**tiny, "algorithm": gated})
+    sim, _ = simulation(tmp_path / "again", {**tiny, "algorithm": gated, "engine": "per_agent"})
     for learner in sim.learners:
         n = learner.plan.private + len(learner.y_cal)
         assert len(learner.y_cal) == max(1, round(0.1 * n)) and learner.private < n

@@ -116,7 +116,8 @@ class Distillation(Sharing):
         if self.embeds():
             caps = caps.without("batched", "algorithm.embedding_weight > 0")
         if rules:
-            caps = caps.without("batched", f"algorithm {' and '.join(rules)} (per_agent only)")
+            rules_on = " and ".join(rules)
+            caps = caps.without("batched", f"algorithm {rules_on} (per_agent only so far)")
         return caps
 
     def rules(self) -> list[str]:
