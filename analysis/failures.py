@@ -212,7 +212,8 @@ def families(extra: list[str]) -> pd.DataFrame:
     samples, each family's max logit and how often the max-logit choice among each agent's
     peers falls on each family, and is right."""
     sets, heads = SETUPS[MIXED]
-    sc = load(BASE, [*sets, f"algorithm.heads={heads}", *extra])
+    # per agent: the models are read after the run (a deferring engine's proxies hold none)
+    sc = load(BASE, [*sets, f"algorithm.heads={heads}", *extra, "engine=per_agent"])
     with tempfile.TemporaryDirectory() as tmp:
         record = RunDirectory(tmp)
         sim = build_simulation(sc, record)
