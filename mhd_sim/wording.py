@@ -26,3 +26,12 @@ def id_ranges(ids: Iterable[int], limit: int = 6) -> str:
     shown = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:limit]]
     more = f", … ({len(values):,} in all)" if len(runs) > limit else ""
     return ", ".join(shown) + more
+
+
+def either(names: list[str]) -> str:
+    """Names as alternatives: ``a``, ``a or b``, ``a, b or c``.
+
+    >>> either(["mhd"]), either(["mhd", "hybrid"]), either(["mhd", "distill", "fedmd"])
+    ('mhd', 'mhd or hybrid', 'mhd, distill or fedmd')
+    """
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]

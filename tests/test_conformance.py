@@ -401,3 +401,65 @@ def test_a_run_through_the_api_reads_back(tiny, simulate):
     with simulate(tiny, plots=False) as result:
         assert result.status.state == "done"
         assert set(result.metrics["head"]) == {0, 1, 2}
+
+
+# --- simulated time counts the passes a step runs, no more -----------------------------------
+
+FLOP_CASES = {
+    **{name: {} for name in NAMES if name != "decay"},
+    "mhd+gate": {"gate": "in_distribution"},
+    "mhd+head embeddings": {"embedding_weight": 1.0, "head_hidden": 8},
+    "mhd+backbone embedding": {"embedding_weight": 1.0},
+    "hybrid+per-sample teachers": {"teachers": 1, "teachers_drawn": "per_sample"},
+}
+
+
+@pytest.mark.parametrize("case", FLOP_CASES)
+def test_a_steps_flops_are_the_passes_it_runs(tmp_path, tiny, case):
+    """Every step's FLOPs (what its simulated time is made of) equal those of the passes the
+    learner really ran in it, counted by torch's FLOP counter around the step (forward and
+    backward); every message's equal those of the passes that made it."""
+    from conftest import simulation
+    from torch.utils.flop_counter import FlopCounterMode
+
+    name = case.split("+")[0]
+    tiny["duration"] = 8.0  # the counter slows every step: a few dozen steps and messages do
+    settings = {"period": 5, "deadline": 3.0} if name == "fedavg" else FLOP_CASES[case]
+    tiny["algorithm"] = algorithm(tiny, "hybrid" if "hybrid" in case else name, **settings)
+    seen = {"steps": 0, "distilling": 0, "messages": 0}
+    before: dict[int, int] = {}  # id of a step -> FLOPs counted when it began
+
+    def spy(sim):
+        for lr in sim.learners:
+            begin, end, make = lr.begin_step, lr.end_step, lr.make_message
+
+            def begin_step(now, begin=begin):
+                with FlopCounterMode(display=False) as count:
+                    step = begin(now)
+                before[id(step)] = count.get_total_flops()
+                return step
+
+            def end_step(step, end=end):
+                with FlopCounterMode(display=False) as count:
+                    end(step)
+                assert before.pop(id(step)) + count.get_total_flops() == step.flops, case
+                seen["steps"] += 1
+                seen["distilling"] += getattr(step, "public", None) is not None
+
+            def make_message(now, make=make, lr=lr):
+                flops = lr.message_flops()
+                with FlopCounterMode(display=False) as count:
+                    payload = make(now)
+                if payload is not None and lr.algo.capabilities.distills:
+                    assert count.get_total_flops() == flops, case
+                    seen["messages"] += 1
+                return payload
+
+            lr.begin_step, lr.end_step, lr.make_message = begin_step, end_step, make_message
+
+    sc = validate({**tiny, "engine": "per_agent"})
+    caps = sc.algorithm.capabilities
+    simulation(tmp_path, sc, spy=spy)
+    assert seen["steps"] > 20
+    assert (seen["distilling"] > 0) == caps.distills
+    assert (seen["messages"] > 0) == caps.distills

@@ -111,7 +111,7 @@ def test_load_reports_bad_yaml_with_line(tmp_path):
         ),
         (
             ["--set", "algorithm.name=fedavg", "--set", "algorithm.heads=4"],
-            "algorithm.heads is an mhd setting; this run's algorithm is fedavg",
+            "algorithm.heads is an mhd or hybrid setting; this run's algorithm is fedavg",
         ),
     ],
 )
@@ -136,7 +136,9 @@ def test_each_algorithm_has_its_own_settings():
     assert load("scenarios/straggler.yaml", ["algorithm.name=isolated"]).algorithm.name == (
         "isolated"
     )
-    with pytest.raises(ScenarioError, match="^algorithm.heads is an mhd setting; this run's "):
+    with pytest.raises(
+        ScenarioError, match="^algorithm.heads is an mhd or hybrid setting; this run's "
+    ):
         validate({"algorithm": {"name": "gossip", "heads": 3}})
     with pytest.raises(
         ScenarioError, match="^algorithm.hedas: unknown key; did you mean heads\\?$"

@@ -145,7 +145,7 @@ def test_image_models(kind, shape):
     spec = BACKBONES.params_model(kind)(kind=kind)
     model = build(spec, shape, heads=2, classes=10, generator=torch.Generator().manual_seed(0))
     logits, emb = model(torch.randn(4, *shape))
-    assert logits.shape == (2, 4, 10) and emb.shape == (4, model.head.in_features)
+    assert logits.shape == (2, 4, 10) and emb.shape == (1, 4, model.head.in_features)
     other = build(spec, shape, heads=2, classes=10, generator=torch.Generator().manual_seed(0))
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters()))
 

@@ -96,15 +96,20 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
         (f"agents.groups.{k}.model", g.model) for k, g in enumerate(sc.agents.groups) if g.model
     ]
     models = [spec for _, spec in named]
-    params, acts = 0, 0
+    params, acts, emb_width, hidden = 0, 0, 0, algo.model_head_hidden()
     if shape is not None:
         for at, spec in named:
             try:
                 p, a, embedding = footprint(spec, shape)
             except ValueError as e:  # a model that cannot read this dataset's inputs
                 raise ValueError(f"{at}.kind: {spec.kind}: {e}") from None
-            params = max(params, p + (embedding + 1) * heads * classes)  # and the heads
+            # and the heads: linear on the embedding, or each with a hidden layer of its own
+            per_head = (embedding + 1) * hidden + (hidden + 1) * classes if hidden else (
+                (embedding + 1) * classes)  # fmt: skip
+            params = max(params, p + per_head * heads)
             acts = max(acts, a)
+            if algo.embeds():  # the embeddings a message carries per sample
+                emb_width = max(emb_width, (heads - 1) * hidden if hidden else embedding)
     batch = sc.training.batch_size + sc.training.public_batch_size
     speeds = [sc.agents.speed, *(g.speed for g in sc.agents.groups if g.speed is not None)]
     flops = 6.0 * batch * max(params, 1)  # a step's FLOPs, from below
@@ -113,6 +118,8 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
         degree = max(1, round(2 * links / max(n, 1)))
         which = 4 * room(degree) / degree  # the table grows ahead of the slots
         per_entry = which if timing_only else which + sent * (classes * algo.value_bytes() + 4)
+        if algo.embeds():  # a time per entry, and (full) the embeddings in float32
+            per_entry += 8 + (0 if timing_only else 4 * emb_width)
         # and a time per message received, each a step's message reaching every neighbour
         # (of at most MAX_STEPS steps: a run with more is refused for its steps, not this)
         every = getattr(algo, "share_every", 1) or 1

@@ -13,6 +13,7 @@ import pydantic
 import pydantic_core
 from pydantic import Field
 
+from .. import wording
 from ..learning.algorithms import ALGORITHMS
 from ..learning.algorithms.settings import mixed_models, unsupported
 from ..learning.data.datasets import DATASETS, known_classes
@@ -46,8 +47,9 @@ class DataSpec(Strict):
 
 
 def owners(key: str) -> list[str]:
-    """The algorithms that have setting ``key``."""
-    return [n for n in ALGORITHMS.names() if key in ALGORITHMS.params_model(n).model_fields]
+    """The algorithms that have setting ``key``, the paper's method first."""
+    names = sorted(ALGORITHMS.names(), key=lambda n: (n != "mhd", n))
+    return [n for n in names if key in ALGORITHMS.params_model(n).model_fields]
 
 
 def _own_settings(v: Any) -> Any:
@@ -66,7 +68,7 @@ def _own_settings(v: Any) -> Any:
             raise pydantic_core.PydanticCustomError(
                 "foreign_setting",
                 "algorithm.{key} is {article} {owner} setting; this run's algorithm is {name}",
-                {"key": key, "owner": " / ".join(others), "name": name,
+                {"key": key, "owner": wording.either(others), "name": name,
                  "article": "an" if others[0][0] in "aeiou" or others[0] == "mhd" else "a"},
             )  # fmt: skip
     return v

@@ -14,6 +14,7 @@ from . import settings as S
 
 ALGORITHMS = Registry("algorithm", tag="name")
 ALGORITHMS.lazy("mhd", "mhd_sim.learning.algorithms.mhd:MHD", S.MHDSettings)
+ALGORITHMS.lazy("hybrid", "mhd_sim.learning.algorithms.hybrid:Hybrid", S.HybridSettings)
 ALGORITHMS.lazy("distill", "mhd_sim.learning.algorithms.distill:Distill", S.DistillSettings)
 ALGORITHMS.lazy("fedmd", "mhd_sim.learning.algorithms.fedmd:FedMD", S.FedMDSettings)
 ALGORITHMS.lazy("ds_fl", "mhd_sim.learning.algorithms.ds_fl:DSFL", S.DSFLSettings)

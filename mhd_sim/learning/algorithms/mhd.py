@@ -85,7 +85,11 @@ class MHD(Learner):
             else None
         )
         device = self.shared.public_x.device
-        embedding = self.model.head.in_features if embeds else 0
+        # the embeddings messages carry and steps distil: each distilling auxiliary head's own
+        # (a model with head_hidden), else the backbone's (row 0 of the model's embeddings)
+        hidden = self.model.head_hidden
+        self.emb_rows = [m for m in self.wiring.sources if m >= 1] if hidden else [0]
+        embedding = len(self.emb_rows) * self.model.embedding if embeds else 0
         # None when the batched engine keeps every agent's predictions in one tensor
         self.cache: PeerCache | None = PeerCache(
             public, len(self.wiring.heads_sent), self.shared.classes, embedding, algo.encoding,
@@ -105,7 +109,7 @@ class MHD(Learner):
         own, or a timing-only stand-in's (this learner then a template of the architecture)."""
         public, cal = len(self.shared.public_x), held_back(self.algo, private)
         plan = self.Plan(self.wiring, self.algo, self.training, public, private - cal, rng,
-                    self.flops, self.algo.embeds())  # fmt: skip
+                         self.flops, self.algo.embeds(), own_pass=self.modal)  # fmt: skip
         if cal:  # each message first calibrates on the held-back samples
             plan.message_flops += self.flops("forward", cal)
         return plan
@@ -213,8 +217,17 @@ class MHD(Learner):
         )
         if step.embedding is not None and step.embedding[1].any():
             target, valid = step.embedding
-            loss = loss + self.algo.embedding_weight * F.mse_loss(emb[n:][valid], target[valid])
+            mine = self.embedded(emb)[n:]
+            loss = loss + self.algo.embedding_weight * F.mse_loss(mine[valid], target[valid])
         return loss
+
+    def embedded(self, emb: torch.Tensor) -> torch.Tensor:
+        """The embeddings peers learn from, side by side [B, rows · size], of the model's
+        embeddings ``emb`` [E, B, size]: the backbone's, or each distilling auxiliary head's
+        own (so that a mean squared error over them is the mean of the heads' errors)."""
+        if len(self.emb_rows) == 1:
+            return emb[self.emb_rows[0]]
+        return emb[self.emb_rows].transpose(0, 1).reshape(emb.shape[1], -1)
 
     # --- messages -----------------------------------------------------------------------
 
@@ -231,7 +244,7 @@ class MHD(Learner):
         probs, conf = self.message_values(logits[torch.from_numpy(sent).long()])
         return messages.encode(
             self.agent, now, sent, ids, probs, self.algo.encoding, self.algo.topk,
-            emb if self.plan.embeds else None, conf,
+            self.embedded(emb) if self.plan.embeds else None, conf,
         )  # fmt: skip
 
     def message_values(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -34,6 +34,10 @@ class AlgorithmSettings(Settings):
         """Heads of each agent's model."""
         return 1
 
+    def model_head_hidden(self) -> int:
+        """The width of each head's own hidden layer (0: linear heads on the backbone)."""
+        return 0
+
     def cached_heads(self) -> int:
         """Heads of each peer whose predictions an agent caches per public sample (the
         memory estimate's caches; 0: it caches none)."""
@@ -84,6 +88,10 @@ class Distillation(Sharing):
     teachers: Count | None = None
     """Per step, this many peers drawn at random among those whose predictions are cached
     are the candidates (the paper's random neighbours). Null: all of them."""
+    teachers_drawn: Literal["per_step", "per_sample"] = "per_step"
+    """teachers: the peers are drawn once per step for all its public samples, or per public
+    sample among the peers with a prediction for it (the poster's "the most confident among
+    randomly sampled neighbours")."""
     share_size: Count = 256
     """Public samples per message."""
     encoding: Literal[tuple(ENCODINGS)] = "float16"
@@ -91,7 +99,12 @@ class Distillation(Sharing):
     topk: Annotated[int, Field(ge=1, le=255)] = 3
     """Probabilities kept per sample and head with encoding topk (at most the classes)."""
     embedding_weight: NonNegative = 0.0
-    """Weight of the MSE to the peers' mean embedding on public samples."""
+    """Embedding distillation: the weight of the mean squared error between an embedding and
+    the mean of the peers' corresponding embeddings on the public batch: each auxiliary
+    head's own (with head_hidden), else the backbone's. Messages carry them."""
+    head_hidden: Annotated[int, Field(ge=0, le=1024)] = 0
+    """A hidden ReLU layer of this width in every head, whose output is the head's own
+    embedding (0: linear heads on the backbone's embedding)."""
     max_staleness: Positive | None = None
     """Cached predictions older than this many seconds are not used."""
     gate: Literal[GATES] | None = None
@@ -125,6 +138,19 @@ class Distillation(Sharing):
             ("gate", self.gate is not None), ("calibrate", self.calibrate),
             ("confidence class_prior", self.confidence == "class_prior"),
         ) if on]  # fmt: skip
+
+    def model_head_hidden(self) -> int:
+        return self.head_hidden
+
+    @pydantic.model_validator(mode="after")
+    def _head_embeddings(self) -> Distillation:
+        if self.embeds() and self.head_hidden and self.model_heads() < 2:
+            raise ValueError(
+                "embedding_weight > 0 with head_hidden distils the auxiliary heads' own "
+                f"embeddings, and {self.name} has none (heads: 1); set head_hidden: 0 to "
+                "distil the backbone's embedding"
+            )
+        return self
 
     def holds_back(self) -> bool:
         """Private samples are held back to calibrate on (the gate and calibration)."""
@@ -244,6 +270,27 @@ class MHDSettings(Distillation):
         w = self.distill_weight
         if isinstance(w, list) and len(w) != self.heads:
             raise ValueError(f"distill_weight lists {len(w)} weights for {self.heads} heads")
+        return self
+
+
+class HybridSettings(MHDSettings):
+    """MHD whose main head also distils from the peers' main heads, as one-head distill's does
+    (beyond the paper): the auxiliary heads chain as in MHD, and the main head, no longer a
+    specialist, makes them better teachers."""
+
+    name: Literal["hybrid"] = "hybrid"
+    main_weight: Positive = 1.0
+    """ν₀: the main head's distillation weight toward the peers' main heads (with a list of
+    distill_weight, its first entry instead)."""
+
+    @pydantic.model_validator(mode="after")
+    def _main_head_distils(self) -> HybridSettings:
+        w = self.distill_weight
+        if isinstance(w, list) and w and w[0] <= 0:
+            raise ValueError(
+                "distill_weight[0] is 0: hybrid's main head distils (its first entry is ν₀); "
+                "for MHD without it use name: mhd"
+            )
         return self
 
 

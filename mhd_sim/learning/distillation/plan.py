@@ -102,9 +102,13 @@ class Plan:
         rng: np.random.Generator,
         flops: Callable[[str, int], float],
         embeds: bool = False,
+        own_pass: bool = False,
     ) -> None:
         """``rng`` is the agent's own stream; ``flops(kind, batch)`` counts a ``train`` step
-        or a ``forward`` pass of the agent's model."""
+        or a ``forward`` pass of the agent's model; ``own_pass``: its own heads, when they are
+        candidates, need a forward pass of their own (a model whose train mode changes what it
+        computes); otherwise they are read from the step's training pass, which costs nothing
+        more."""
         self.wiring, self.algo, self.rng = wiring, algo, rng
         self.private, self.batch_size = private, training.batch_size
         self.public_batch_size = training.public_batch_size
@@ -132,7 +136,7 @@ class Plan:
         batch, pub = training.batch_size, training.public_batch_size
         self.plain_flops = flops("train", batch)
         self.distill_flops = flops("train", batch + pub)
-        if wiring.own_candidates:  # the forward pass that gives its own heads' predictions
+        if wiring.own_candidates and own_pass:  # a pass in eval mode for its own heads
             self.distill_flops += flops("forward", pub)
         self.message_flops = flops("forward", min(algo.share_size, public))
 
@@ -168,7 +172,7 @@ class Plan:
         if algo.max_staleness is not None:
             age[age > algo.max_staleness] = np.nan
         if algo.teachers is not None and K > algo.teachers:
-            age[self._left_out()] = np.nan
+            age[self._left_out(age)] = np.nan
         valid = age == age
         age = np.where(valid, age, 0.0)
         # ufunc reductions: ndarray.sum's Python wrapper costs more than these small sums
@@ -195,12 +199,21 @@ class Plan:
             return born
         return np.where(now - born > self.algo.max_staleness, np.nan, born)
 
-    def _left_out(self) -> np.ndarray:
-        """The slots this step does not read: ``teachers`` peers are drawn at random among
-        those with cached predictions (every slot has some: a slot is made by a peer's first
-        message), the paper's random neighbours."""
-        out = np.ones(len(self.slots), dtype=bool)
-        out[self.rng.choice(np.arange(len(self.slots)), self.algo.teachers, replace=False)] = False
+    def _left_out(self, age: np.ndarray) -> np.ndarray:
+        """What this step does not read, the paper's random neighbours: ``teachers`` peers
+        drawn at random among those with cached predictions (every slot has some: a slot is
+        made by a peer's first message), for the whole step (a [K] mask of slots), or
+        ``per_sample`` among those with a usable prediction of each sample (a [K, B] mask;
+        ``age`` [K, B], NaN: none)."""
+        K, T = len(self.slots), self.algo.teachers
+        if self.algo.teachers_drawn == "per_step":
+            out = np.ones(K, dtype=bool)
+            out[self.rng.choice(np.arange(K), T, replace=False)] = False
+            return out
+        keys = self.rng.random(age.shape)  # a uniform order of the usable peers per sample
+        keys[age != age] = np.inf
+        out = np.ones(age.shape, dtype=bool)
+        np.put_along_axis(out, np.argpartition(keys, T - 1, axis=0)[:T], False, axis=0)
         return out
 
     # --- messages -----------------------------------------------------------------------

@@ -192,6 +192,9 @@ def reference_teachers(
                 confs.append(own_conf[..., m - 1, :].unsqueeze(-2))
         with_own = len(cands) > len(src)
         rows = len(src) * K + with_own
+        if not rows:  # no candidate at all (no peer's message yet, own head not one): no term
+            out.append(_none(m, probs.shape[:-4], probs.shape[-3], probs.shape[-1], probs))
+            continue
         draw = ties[..., j, :rows, :] if ties is not None else None
         teacher, ok, best, chosen = aggregate(
             _cat(cands, -3), _cat(masks, -2), how, _cat(confs, -2) if confs else None, draw, era
@@ -199,6 +202,15 @@ def reference_teachers(
         own_chosen = best == rows - 1 if with_own and best is not None else None
         out.append(Choice(m, sharpen(teacher, temperature), ok, own_chosen, chosen))
     return out
+
+
+def _none(m: int, lead: tuple, B: int, C: int, like: torch.Tensor) -> Choice:
+    """Head ``m``'s choice on ``B`` samples when it has no candidate: no sample has a teacher,
+    so the step's loss has no term for it (the main head of the hybrid, before any peer's
+    message)."""
+    target = like.new_zeros(*lead, B, C, dtype=torch.float32)
+    ok = torch.zeros(*lead, B, dtype=torch.bool, device=like.device)
+    return Choice(m, target, ok, None, target.new_full((*lead, B), -torch.inf))
 
 
 def _cat(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
@@ -229,6 +241,11 @@ def confident_teachers(
     for j, (m, col) in enumerate(columns.items()):
         conf, mask = peers[:, :, col], valid  # [K, B]
         with_own = own is not None and m > 0
+        if not K and not with_own:  # no candidate at all: no term (see reference_teachers)
+            choice = _none(m, (), B, C, cache_p)
+            choice.confidence = choice.confidence.numpy()
+            out.append(choice)
+            continue
         if with_own:
             conf = np.concatenate([conf, own_conf[m - 1][None]])
             mask = np.concatenate([mask, np.ones((1, B), dtype=bool)])

@@ -20,18 +20,37 @@ from .blocks import BasicBlock
 
 
 class HeadedModel(nn.Module):
-    """Backbone plus H heads stored as one linear layer, so all heads cost one matmul."""
+    """Backbone plus H heads stored as one layer, so all heads cost one matmul.
 
-    def __init__(self, backbone: nn.Module, embedding: int, heads: int, classes: int) -> None:
+    With ``head_hidden`` > 0 every head has a hidden ReLU layer of that width of its own, and
+    its output is the head's own embedding (embedding distillation, docs/method.md); the
+    heads' hidden layers are one linear layer and their outputs one grouped 1×1 convolution,
+    again one call each for all heads. Without, every head reads the backbone's embedding.
+    """
+
+    def __init__(
+        self, backbone: nn.Module, embedding: int, heads: int, classes: int, head_hidden: int = 0
+    ) -> None:
         super().__init__()
         self.backbone, self.heads, self.classes = backbone, heads, classes
-        self.head = nn.Linear(embedding, heads * classes)
+        self.head_hidden = head_hidden
+        if head_hidden:
+            self.hidden = nn.Linear(embedding, heads * head_hidden)
+            self.head = nn.Conv1d(heads * head_hidden, heads * classes, 1, groups=heads)
+        else:
+            self.head = nn.Linear(embedding, heads * classes)
+        self.embedding = head_hidden or embedding  # the size of one embedding
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits of shape [heads, batch, classes] and the embedding [batch, embedding]."""
+        """Logits [heads, batch, classes] and the embeddings [E, batch, embedding]: the
+        backbone's (E = 1), or each head's own (E = heads, with ``head_hidden``)."""
         emb = self.backbone(x)
-        logits = self.head(emb).view(len(x), self.heads, self.classes).transpose(0, 1)
-        return logits, emb
+        if not self.head_hidden:
+            logits = self.head(emb).view(len(x), self.heads, self.classes).transpose(0, 1)
+            return logits, emb[None]
+        hid = torch.relu(self.hidden(emb))
+        logits = self.head(hid[..., None]).view(len(x), self.heads, self.classes).transpose(0, 1)
+        return logits, hid.view(len(x), self.heads, self.head_hidden).transpose(0, 1)
 
 
 # Layers whose output is the same in train and eval mode (no dropout, no batch statistics).
@@ -58,10 +77,12 @@ def build(
     heads: int,
     classes: int,
     generator: torch.Generator,
+    head_hidden: int = 0,
 ) -> HeadedModel:
-    """A model from its scenario spec, initialised from ``generator`` like torch's defaults."""
+    """A model from its scenario spec, initialised from ``generator`` like torch's defaults;
+    ``head_hidden``: each head's own hidden layer (0: none)."""
     backbone, embedding = BACKBONES.get(spec.kind)(input_shape, **settings(spec))
-    model = HeadedModel(backbone, embedding, heads, classes)
+    model = HeadedModel(backbone, embedding, heads, classes, head_hidden)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
