@@ -15,9 +15,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .learning import kernels as _kernels
+
 if TYPE_CHECKING:
     from .api import MhdSimError, Run, load, open_run, simulate, sweep
     from .scenario import Scenario
+
+# every machine runs the same CPU kernels (learning/kernels.py): set before torch runs one
+_kernels.pin()
 
 __version__ = "0.1.0"
 __all__ = ["MhdSimError", "Run", "Scenario", "load", "open_run", "simulate", "sweep"]

@@ -247,8 +247,6 @@ def simulate(
     messages) as the run goes. ``warn`` receives each warning line (default: printed).
     ``force``: run it even if it looks too large for this machine. ``threads``: as
     ``--threads`` (``engine: auto``: the agents' threads, default every core)."""
-    from .learning.seam import NonFiniteLoss
-    from .record.plots import plot_run
     from .record.run_directory import RunDirectory
     from .record.status import read as read_status
     from .scenario import budget
@@ -272,58 +270,60 @@ def simulate(
         raise MhdSimError(
             [f"--out {out}: cannot create the run directory ({e.strerror})"]
         ) from None
-    import torch
+    from .learning import kernels
+    from .learning.seam import NonFiniteLoss
+    from .record.plots import plot_run
 
-    # per-agent arithmetic is one torch thread's; auto spreads the agents over ``threads``
+    # per-agent arithmetic is one torch thread's; auto spreads the agents over ``threads``;
+    # the caller's setting is given back when the run ends
     cores = os.cpu_count() or 1
-    torch.set_num_threads(
-        {"batched": threads or cores, "per_agent": threads or 1}.get(sc.engine, 1)
-    )
-    try:
-        with setup_bar(bool(progress) and not callable(progress), sc.agents.count) as step:
-            sim = build_simulation(sc, record, timing_only, step, threads)
-    except (ValueError, KeyError) as e:  # inputs the schema cannot check alone (an empty shard)
-        record.discard()  # a refused run leaves its --out as it found it
-        raise MhdSimError([_line(str(e).strip("'\""))]) from None
-    except Exception as e:
-        record.discard()
-        raise MhdSimError(
-            [f"setting up the run failed: {type(e).__name__}: {_line(e)}"], 1
-        ) from None
-    for line in sim.warnings:
-        warn(line)
-    shown, start = len(sim.warnings), time.perf_counter()
-    try:
-        if callable(progress):
-            summary = sim.run(progress)
-        else:
-            with run_bar(bool(progress), sc.name, sc.duration) as bar:
-                summary = sim.run(bar)
-    except KeyboardInterrupt:
-        record.write_summary(sim.summary(time.perf_counter() - start, interrupted=True))
+    threads_here = {"batched": threads or cores, "per_agent": threads or 1}.get(sc.engine, 1)
+    with kernels.threads(threads_here):
+        try:
+            with setup_bar(bool(progress) and not callable(progress), sc.agents.count) as step:
+                sim = build_simulation(sc, record, timing_only, step, threads)
+        except (ValueError, KeyError) as e:  # what the schema cannot check alone (an empty shard)
+            record.discard()  # a refused run leaves its --out as it found it
+            raise MhdSimError([_line(str(e).strip("'\""))]) from None
+        except Exception as e:
+            record.discard()
+            raise MhdSimError(
+                [f"setting up the run failed: {type(e).__name__}: {_line(e)}"], 1
+            ) from None
+        for line in sim.warnings:
+            warn(line)
+        shown, start = len(sim.warnings), time.perf_counter()
+        try:
+            if callable(progress):
+                summary = sim.run(progress)
+            else:
+                with run_bar(bool(progress), sc.name, sc.duration) as bar:
+                    summary = sim.run(bar)
+        except KeyboardInterrupt:
+            record.write_summary(sim.summary(time.perf_counter() - start, interrupted=True))
+            record.close()
+            record.finish("interrupted", sim_time=sim.env.now)
+            problem = f"interrupted at t={sim.env.now:.1f} s; what was recorded is in {out}"
+            raise MhdSimError([problem], 1) from None
+        except Exception as e:
+            record.close()
+            if isinstance(e, NonFiniteLoss):  # its message says it all
+                problem = str(e)
+            else:
+                problem = f"run failed at t={sim.env.now:.1f} s: {type(e).__name__}: {_line(e)}"
+            record.finish("failed", sim_time=sim.env.now, error=problem)
+            raise MhdSimError([problem], 1) from None
         record.close()
-        record.finish("interrupted", sim_time=sim.env.now)
-        problem = f"interrupted at t={sim.env.now:.1f} s; what was recorded is in {out}"
-        raise MhdSimError([problem], 1) from None
-    except Exception as e:
-        record.close()
-        if isinstance(e, NonFiniteLoss):  # its message says it all
-            problem = str(e)
-        else:
-            problem = f"run failed at t={sim.env.now:.1f} s: {type(e).__name__}: {_line(e)}"
-        record.finish("failed", sim_time=sim.env.now, error=problem)
-        raise MhdSimError([problem], 1) from None
-    record.close()
-    for line in summary["warnings"][shown:]:  # what the run found: overloaded uplinks
-        warn(line)
-    if plots:
-        plot_run(out)
-    record.finish("done", sim_time=sim.env.now)
-    run = Run(out)
-    if temporary and not keep:
-        run.temporary = True
-        _TEMPORARY.add(out)
-    return run
+        for line in summary["warnings"][shown:]:  # what the run found: overloaded uplinks
+            warn(line)
+        if plots:
+            plot_run(out)
+        record.finish("done", sim_time=sim.env.now)
+        run = Run(out)
+        if temporary and not keep:
+            run.temporary = True
+            _TEMPORARY.add(out)
+        return run
 
 
 def _line(error: object) -> str:

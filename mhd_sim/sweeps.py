@@ -94,6 +94,7 @@ class Point:
     seed: int
     name: str = field(compare=False)  # the run directory's name: its settings
     scenario: str = field(compare=False, repr=False)  # the resolved scenario, YAML text
+    duration: float = field(default=0.0, compare=False)  # its simulated seconds
 
 
 def points(
@@ -124,7 +125,7 @@ def points(
                 problems += [f"{name}: {p}" for p in e.problems if f"{name}: {p}" not in problems]
                 continue
             text = yaml.safe_dump(sc.resolved(), sort_keys=False, default_flow_style=None)
-            out.append(Point(settings, seed, name, text))
+            out.append(Point(settings, seed, name, text, sc.duration))
     if problems:  # the first few, then how many more: a broken grid is not a page per point
         more = [f"… and {len(problems) - 20:,} more problems"] if len(problems) > 20 else []
         raise ScenarioError(problems[:20] + more)
@@ -189,6 +190,23 @@ def finished(run: Path) -> bool:
     from .record.status import read
 
     return read(run).state == "done"
+
+
+def running(runs: Path, pts: Iterable[Point]) -> list[tuple[Point, float, float]]:
+    """Of ``pts``, those running now (their run directories say so, their process alive),
+    each with how far it got and its duration, in simulated seconds (one that has just ended,
+    its process not yet reaped: all of it). The local backend's points run in ``runs``; a Ray
+    point runs elsewhere and shows nothing here."""
+    from .record.status import read
+
+    out = []
+    for p in pts:
+        if (runs / p.name).is_dir():
+            st = read(runs / p.name)
+            if st.state in ("running", "done") and st.duration:
+                t = st.duration if st.state == "done" else min(st.sim_time or 0.0, st.duration)
+                out.append((p, t, st.duration))
+    return out
 
 
 def _pack(run: Path) -> dict[str, bytes]:

@@ -213,7 +213,11 @@ def load_arrays_pickle(path: str | Path, what: str) -> Any:
     and any file that is not such a pickle, is a ValueError naming ``what`` and the file."""
     source = f"{what}: '{path}'"
     try:
-        with open(path, "rb") as f:
+        f = open(path, "rb")  # noqa: SIM115 (closed below; its errors are worded apart)
+    except OSError as e:
+        raise ValueError(f"{source} cannot be read ({e.strerror or type(e).__name__})") from None
+    try:
+        with f:
             return _ArraysOnly(f, source).load()
     except ValueError as e:
         if str(e).startswith(source):

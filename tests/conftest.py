@@ -104,3 +104,12 @@ def simulate():
         return ms.simulate(validate(scenario), out, **options)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test starts, and ends, with torch on one thread: what a test runs in-process is
+    per-agent arithmetic, whatever the tests before it set."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)

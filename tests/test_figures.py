@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -213,3 +214,32 @@ def test_report_is_self_contained_and_renders_its_images(eventful, tmp_path):
         timeout=120,
     ).stdout
     assert 'data-rendered="6/6"' in dom, dom[:500]
+
+
+def test_runs_of_several_scenarios_get_short_labels_and_a_title_naming_them(
+    swept, eventful, tmp_path
+):
+    """Runs of two scenarios (a sweep's and another): one legend entry per scenario (settings
+    that differ within one scenario beside its name, never every key the two differ in), the
+    legend inside the figure, a title naming both, and no warning from matplotlib."""
+    other = tmp_path / "other"
+    shutil.copytree(eventful, other)
+    scenario = yaml.safe_load((other / "scenario.yaml").read_text())
+    scenario["name"] = "eventful"
+    (other / "scenario.yaml").write_text(yaml.safe_dump(scenario))
+    summary = json.loads((other / "summary.json").read_text())
+    (other / "summary.json").write_text(json.dumps({**summary, "name": "eventful"}))
+    out = tmp_path / "mixed.png"
+    done = subprocess.run([sys.executable, "-m", "mhd_sim", "plot", str(swept), str(other), "-o",
+                           str(out)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+    fig, data = figures.figure([swept, other])
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert sorted(set(data.group)) == ["eventful, kind=ring", "tiny, kind=complete",
+                                       "tiny, kind=ring"]  # fmt: skip
+    assert all(len(line) <= 48 for lab in labels for line in lab.splitlines())
+    assert fig.axes[0].get_title().startswith("tiny and eventful: ")
+    fig.canvas.draw()
+    box, legend = fig.bbox, fig.axes[0].get_legend().get_window_extent()
+    assert box.x0 <= legend.x0 and legend.x1 <= box.x1 and box.y0 <= legend.y0 <= box.y1

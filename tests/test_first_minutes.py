@@ -147,3 +147,29 @@ def test_figures_are_scaled_to_what_happened(tmp_path, tiny):
     curves = run.plot("curves")
     labels = [t.get_text() for t in curves.axes[0].get_legend().get_texts()]
     assert sum("best" in label for label in labels) == 1
+
+
+def test_a_yaml_boolean_where_a_word_was_meant_is_explained():
+    """`--set agents.churn=yes`: YAML reads the bare word as true; the one line says so."""
+    args = [sys.executable, "-m", "mhd_sim", "validate", "straggler", "--set", "agents.churn=yes"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert out.returncode == 2 and len(errors) == 1, out.stderr
+    why = "got True (YAML reads a bare yes, on or true as True; for the word, quote it: 'yes')"
+    assert why in errors[0]
+
+
+def test_help_lines_break_at_words_and_the_list_is_whole_when_piped():
+    """`mhd-sim --help` gives each command's first sentence, broken only where the terminal
+    ends; `mhd-sim scenarios` piped prints every description whole (a terminal cuts them)."""
+    env = {**os.environ, "COLUMNS": "200"}
+    out = subprocess.run([sys.executable, "-m", "mhd_sim", "--help"], capture_output=True,
+                         text=True, timeout=60, env=env).stdout  # fmt: skip
+    line = next(ln for ln in out.splitlines() if " validate " in ln)
+    assert "label counts." in line  # one line at 200 columns: no break written into the text
+    listed = subprocess.run([sys.executable, "-m", "mhd_sim", "scenarios"], capture_output=True,
+                            text=True, timeout=60).stdout  # fmt: skip
+    from mhd_sim.scenario import bundled
+
+    for name in bundled.names():
+        assert f"{name}  " in listed and bundled.about(name) in listed

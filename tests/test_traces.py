@@ -344,3 +344,35 @@ def test_a_sweep_over_a_trace_reads_it_beside_the_scenario(tmp_path, tiny):
     assert pd.read_csv(traced / "uplinks.csv").bandwidth.tolist()[:2] == [5e4, 5e5]
     assert (traced / "plots" / "traces.png").is_file()
     assert not (out / "runs" / "bandwidth_trace=null_seed=0" / "uplinks.csv").exists()
+
+
+def test_the_fedscale_converter_on_its_bundled_sample(tmp_path, tiny):
+    """As its docs show it: the bundled FedScale-format sample converts to an availability
+    CSV that a run follows; its two lines say what it wrote and how to use it; a missing file
+    is one line naming it, exit 2."""
+    sample = bundled.directory() / "traces" / "fedscale_sample.pkl"
+    out = tmp_path / "up.csv"
+
+    def convert(source):
+        return subprocess.run(
+            [sys.executable, "-m", "mhd_sim.world.traces", "fedscale", str(source), str(out),
+             "--agents", "4", "--duration", "3600"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    done = convert(sample)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"wrote {out}: ") and lines[0].endswith(" intervals of 4 agents")
+    assert lines[1] == f"in a scenario: agents.churn: {{kind: trace, path: {out}, period: 3600}}"
+    spans = pd.read_csv(out)
+    assert sorted(spans.agent.unique()) == [0, 1, 2, 3] and (spans.end > spans.start).all()
+    tiny["duration"] = 3600.0
+    tiny["agents"]["churn"] = {"kind": "trace", "path": str(out), "period": 3600}
+    result, run = cli_run(tmp_path, tiny, "run", "--timing-only")
+    assert result.exit_code == 0, result.output
+    online = json.loads((run / "summary.json").read_text())["agents"][0]["online_fraction"]
+    first = spans[spans.agent == 0]
+    assert online == pytest.approx((first.end - first.start).sum() / 3600)
+    missing = convert(tmp_path / "nofile")
+    one_line(missing, 2, f"FedScale trace: '{tmp_path / 'nofile'}' cannot be read (No such file")

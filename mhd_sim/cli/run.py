@@ -160,8 +160,10 @@ def validate(
     timing_only: TimingOnly = False,
     force: ForceOption = False,
 ) -> None:
-    """Check a scenario; print it with every default filled in, what it needs, and each
-    agent's label counts."""
+    """Check a scenario; print it resolved, what it needs, and each agent's label counts.
+
+    Every default is filled in; the figures of what it needs are the memory and time
+    estimate a run is refused by."""
     import numpy as np
     import yaml
     from rich.table import Table
@@ -251,9 +253,9 @@ def scenarios() -> None:
 
     names = bundled.names()
     width = max(map(len, names))
-    for name in names:  # one line each, cut to the terminal's width
+    for name in names:  # one line each, cut to a terminal's width (whole when piped)
         about = bundled.about(name)
         room = out.width - width - 2
-        if len(about) > room:
+        if out.is_terminal and len(about) > room:
             about = about[: max(room - 1, 10)] + "…"
-        out.print(f"[bold]{name:<{width}}[/]  {about}", highlight=False, no_wrap=True)
+        out.print(f"[bold]{name:<{width}}[/]  {about}", highlight=False, soft_wrap=True)

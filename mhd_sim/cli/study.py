@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -50,7 +51,13 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run a grid of settings × seeds, one run directory per point; run again to resume."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.table import Table
 
     from .. import sweeps as sw
@@ -73,23 +80,53 @@ def sweep(
     }
     counts = {sw.DONE: 0, sw.KEPT: 0, sw.FAILED: 0}
     start = time.perf_counter()
+    outstanding = set(points)
+    durations = sorted({p.duration for p in points})
+    if not quiet:
+        each = " to ".join(f"{d:g}" for d in (durations[0], durations[-1])[: len(durations)])
+        err.print(f"{len(points)} points of {each} simulated s each, {min(jobs, len(points))} at "
+                  f"a time ({backend})", highlight=False)  # fmt: skip
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} points"),
+        TextColumn("{task.fields[finished]}/{task.total:.0f} points"),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
         console=err,
         disable=quiet,
     ) as bar:
-        task = bar.add_task(f"sweep ({backend}, {jobs} jobs)", total=len(points), info="")
+        task = bar.add_task("sweep", total=len(points), info="", finished=0)
+
+        def show() -> None:
+            """Points finished, and the running ones' simulated time: the bar moves with them,
+            so the time left is estimated from the first seconds on."""
+            now = sw.running(out_dir / "runs", list(outstanding))
+            done = len(points) - len(outstanding)
+            parts = [", ".join(f"{v} {k}" for k, v in counts.items() if v)] if done else []
+            if now:  # how far each running point got, in simulated seconds
+                shown = ", ".join(f"{t:.0f}/{d:g} s" for _, t, d in now[:3])
+                parts.append(f"{len(now)} running: {shown}{' …' if len(now) > 3 else ''}")
+            bar.update(task, completed=done + sum(t / d for _, t, d in now), finished=done,
+                       info="; ".join(parts))  # fmt: skip
 
         def on_point(p: sw.Point, status: str, error: str) -> None:
             counts[status] += 1
-            bar.update(task, advance=1, info=", ".join(f"{v} {k}" for k, v in counts.items() if v))
+            outstanding.discard(p)
+            show()
             if status == sw.FAILED and quiet:
                 err.print(f"failed: {p.name}: {error}", highlight=False)
 
+        stop = threading.Event()
+
+        def follow() -> None:  # the running points' simulated time, once a second
+            while not stop.wait(1.0):
+                show()
+
+        follower = threading.Thread(target=follow, name="sweep-progress", daemon=True)
+        if not quiet and backend == "local":
+            follower.start()
         try:
             status = sw.sweep(points, out_dir, backend, jobs, address, meta, on_point)
         except ScenarioError as e:
@@ -101,6 +138,8 @@ def sweep(
                 f"run the same command again to resume",
                 1,
             ) from None
+        finally:
+            stop.set()
     failed = [(p, e) for p, (s, e) in status.items() if s == sw.FAILED]
     if failed:
         table = Table(title=f"{len(failed)} of {len(points)} points failed")
@@ -205,7 +244,12 @@ def animate(
     ] = "best",
 ) -> None:
     """Replay a run: topology, nodes coloured by shared accuracy, messages lighting up links."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from ..record.animation import animate as draw
     from ..record.reading import needs_summary

@@ -7,12 +7,14 @@ sweep summary (``python -m mhd_sim.compare.summarize``) draws its standard set w
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.ticker import FuncFormatter
 
 from ..record import reading
 from ..record.population_plots import draw_reach
@@ -31,7 +33,13 @@ def groups(
     """(grouping keys, [(label, runs)]) in the order the runs came."""
     table = R.table(run_dirs)
     differ = R.varying(table)
-    keys = list(by) if by else [k for k in R.sweep_axes(run_dirs) if k in differ] or differ
+    several = "name" in table and table["name"].map(R.text).nunique() > 1
+    if by:
+        keys = list(by)
+    elif several:  # runs of several scenarios: their names, not every setting they differ in
+        keys = R.scenario_keys(table)
+    else:
+        keys = [k for k in R.sweep_axes(run_dirs) if k in differ] or differ
     unknown = [k for k in keys if k not in table.columns]
     if unknown:
         known = ", ".join(k for k in table.columns if "." in k)
@@ -98,6 +106,9 @@ def curves(ax: Axes, grouped: Grouped, x: str, metric: str, head: str | int) -> 
         drawn.append(c.assign(group=lab))
     if x == "bytes":
         ax.set_xscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:g}")  # 4, 5, 6 MB rather than 4×10⁰
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
         ax.set_xlabel("total bytes sent by all agents (MB, log scale)")
     else:
         ax.set_xlabel("simulated time (s)")
@@ -266,7 +277,7 @@ def figure(
     keys, grouped = groups(run_dirs, by)
     partial = len(partial_runs(run_dirs))
     if kind == "reach":
-        return _reach_figure(grouped, reading.summary(run_dirs[0]).get("name", run_dirs[0].name))
+        return _reach_figure(grouped, compared(run_dirs))
     fig, ax = plt.subplots(figsize=(8.5, 4.8), constrained_layout=True)
     if kind == "curves":
         data = curves(ax, grouped, x, metric, head)
@@ -280,7 +291,7 @@ def figure(
     else:
         data = agents(ax, grouped, metric, head)
         what = f"final {METRIC_NAMES[metric]} per agent"
-    name = reading.summary(run_dirs[0]).get("name", run_dirs[0].name)
+    name = compared(run_dirs)
     seeds = max(len(m) for _, m in grouped)
     band = (
         {
@@ -294,17 +305,23 @@ def figure(
     )
     unfinished = f", {partial} of them unfinished: drawn as far as they got" if partial else ""
     ax.set_title(f"{name}: {what}\n{len(run_dirs)} runs{band}{unfinished}", fontsize=11)
-    handles, _ = ax.get_legend_handles_labels()
+    handles, labels = ax.get_legend_handles_labels()
     if handles:
-        title = ", ".join(R.short_keys(keys).values()) if keys else None
-        if len(handles) > 6:
-            ax.legend(
-                title=title,
-                fontsize=8,
-                title_fontsize=8,
-                loc="upper left",
-                bbox_to_anchor=(1.01, 1),
-            )
+        title = ", ".join(k for k in R.short_keys(keys).values() if k != "name") or None
+        labels = [textwrap.fill(lab, 48) for lab in labels]  # a long group wraps, never runs off
+        if len(handles) > 6:  # beside the axes, inside the figure
+            fig.legend(handles, labels, title=title, fontsize=8, title_fontsize=8,
+                       loc="outside right upper")  # fmt: skip
         else:
-            ax.legend(title=title, fontsize=8, title_fontsize=8, loc="best")
+            ax.legend(handles, labels, title=title, fontsize=8, title_fontsize=8, loc="best")
     return fig, data
+
+
+def compared(run_dirs: list[Path]) -> str:
+    """What a figure compares, for its title: the scenario's name, or the names of the
+    scenarios its runs come from."""
+    names = list(dict.fromkeys(reading.summary(r).get("name", r.name) for r in run_dirs))
+    if len(names) == 1:
+        return names[0]
+    shown = names if len(names) <= 4 else [*names[:3], f"{len(names) - 3} more"]
+    return ", ".join(shown[:-1]) + " and " + shown[-1]

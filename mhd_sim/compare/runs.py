@@ -104,8 +104,21 @@ def text(value: Any) -> str:
 
 
 def label(row: pd.Series | dict, keys: list[str]) -> str:
+    """A group's legend entry: its values of ``keys`` (a scenario's name as it is)."""
     short = short_keys(keys)
-    return ", ".join(f"{short[k]}={text(row[k])}" for k in keys) or "all runs"
+    parts = [text(row[k]) if k == "name" else f"{short[k]}={text(row[k])}" for k in keys]
+    return ", ".join(parts) or "all runs"
+
+
+def scenario_keys(runs: pd.DataFrame) -> list[str]:
+    """How to tell runs of several scenarios apart: by name, and by the settings that differ
+    between runs of the same scenario (not every setting in which two scenarios differ)."""
+    names = runs["name"].map(text)
+
+    def differs_within(k: str) -> bool:
+        return any(runs[names == n][k].map(text).nunique() > 1 for n in names.unique())
+
+    return ["name", *(k for k in varying(runs) if differs_within(k))]
 
 
 def head_of(run: Path, head: str | int) -> int:

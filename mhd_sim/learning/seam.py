@@ -151,3 +151,7 @@ class Population:
     # (None: they grow as peers appear)
     reserve_peers: Callable[[int], None] | None = None
     engine: str = "per_agent"  # what runs the tensor work, as the run reports it
+    # the CPU kernels torch runs (learning/kernels.py): what makes the numbers the same on
+    # every machine (empty: not recorded)
+    kernels: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # lines for the user, before the run

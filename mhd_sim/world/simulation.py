@@ -58,7 +58,7 @@ class Simulation:
         self.links = Links(self.coordinator.graph())
         for i, learner in enumerate(self.learners):
             learner.neighbour_count = lambda i=i: len(self.links.neighbors(i))
-        self.warnings: list[str] = []
+        self.warnings: list[str] = list(population.warnings)
         self._warn_if_disconnected(self.links.graph, net.topology.kind)
         empty = [i for i, size in enumerate(population.private_samples or []) if size == 0]
         if empty:  # only a timing-only preview gets here: a full run refuses them at set-up

@@ -47,6 +47,7 @@ def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, 
         "interrupted": interrupted,
         "timing_only": sim.timing_only,
         "engine": sim.population.engine,
+        "kernels": sim.population.kernels,
         "events": sim.record.events,
         "steps": sum(sim.steps),
         "messages": {

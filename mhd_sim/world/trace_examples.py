@@ -15,6 +15,10 @@ writes four files a scenario can name:
   drops to 40% for a minute or so, then recovers.
 - ``latency_matrix.csv`` (``network.latency_matrix``): geography. 10–20 ms within a region,
   60–150 ms between regions.
+- ``fedscale_sample.pkl``: a small availability trace in FedScale's own format (its
+  ``client_behave_trace``: a pickle of client id → ``{'active': [...], 'inactive': [...],
+  'finish_time': ...}``), 20 clients, to try the converter on (``python -m
+  mhd_sim.world.traces fedscale``); the real one is FedScale's download.
 
 The same arguments write the same bytes (every draw comes from the seed's streams), so the
 files in the repository can be checked against this script.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -99,24 +104,44 @@ def latency_matrix(agents: int, seed: int) -> str:
     return "\n".join(",".join(f"{v:.4f}" for v in row) for row in m) + "\n"
 
 
+def fedscale_sample(seed: int, clients: int = 20) -> bytes:
+    """A FedScale-format availability trace (see the module docstring): each client online in
+    sessions of minutes within its own day (``finish_time`` of 2 to 6 hours), as a pickle of
+    containers and numbers only (what the converter reads without running code)."""
+    trace = {}
+    for c in range(clients):
+        rng = stream(seed, "example-fedscale", c)
+        finish = float(rng.integers(7_200, 21_600))
+        active, inactive, t = [], [], float(rng.uniform(0, 600))
+        while t < finish:
+            end = min(finish, t + float(rng.exponential(900)) + 60)
+            active.append(round(t)), inactive.append(round(end))
+            t = end + float(rng.exponential(1_800)) + 60
+        trace[1000 + c] = {"active": active, "inactive": inactive, "finish_time": round(finish)}
+    return pickle.dumps(trace, protocol=4)
+
+
 def write(out: Path, agents: int = 8, duration: float = 400.0, seed: int = 0) -> list[Path]:
-    """Write the four example traces into ``out``; return their paths."""
+    """Write the example traces into ``out``; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     files = {
         "availability.csv": availability(agents, duration, seed),
         "bandwidth.csv": bandwidth(agents, duration, seed),
         "speeds.csv": speeds(agents, duration, seed),
         "latency_matrix.csv": latency_matrix(agents, seed),
+        "fedscale_sample.pkl": fedscale_sample(seed),
     }
-    for name, text in files.items():
-        (out / name).write_text(text)
+    for name, data in files.items():
+        path = out / name
+        path.write_bytes(data) if isinstance(data, bytes) else path.write_text(data)
     return [out / name for name in files]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m mhd_sim.world.trace_examples",
-        description="Write seeded example traces (availability, bandwidth, speed, latency).",
+        description="Write seeded example traces (availability, bandwidth, speed, latency, "
+        "and a FedScale-format sample).",
     )
     ap.add_argument("out", type=Path, help="the folder to write them into")
     ap.add_argument("--agents", type=int, default=8, help="how many agents (default 8)")

@@ -334,8 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {why}", file=sys.stderr)
         return 2
     Path(args.out).write_text(text)
-    print(f"wrote {args.out}: {text.count(chr(10)) - 1} intervals of {args.agents} agents; in a")
-    print(f"scenario: agents.churn: {{kind: trace, path: {args.out}, period: {args.duration:g}}}")
+    print(f"wrote {args.out}: {text.count(chr(10)) - 1} intervals of {args.agents} agents")
+    print(f"in a scenario: agents.churn: {{kind: trace, path: {args.out}, "
+          f"period: {args.duration:g}}}")  # fmt: skip
     return 0
 
 

@@ -11,6 +11,7 @@ import pydantic
 import torch
 
 from ...seeds import stream, torch_generator
+from .. import kernels
 from ..algorithms import ALGORITHMS
 from ..algorithms.learner import Learner, Shared
 from ..contract import refusal
@@ -27,7 +28,7 @@ def check_population(algo: pydantic.BaseModel, built: list[HeadedModel]) -> None
     """Errors a population can only show once its models are built (the scenario's
     validation has refused weight averaging over mixed models already)."""
     if algo.embeds():
-        dims = sorted({m.head.in_features for m in built})
+        dims = sorted({m.embedding for m in built})
         if len(dims) > 1:
             raise ValueError(
                 f"algorithm.embedding_weight > 0 needs one embedding size, but the agents' "
@@ -93,6 +94,7 @@ def build_learners(
             algo.model_heads(),
             dataset.classes,
             torch_generator(seed, "model", 0),
+            algo.model_head_hidden(),
         ).to(device)
         built = [one] * len(models)
         # everyone trains on the union
@@ -102,7 +104,7 @@ def build_learners(
         for i, spec in enumerate(models):
             built.append(
                 build(spec, dataset.input_shape, algo.model_heads(), dataset.classes,
-                      torch_generator(seed, "model", i)).to(device)
+                      torch_generator(seed, "model", i), algo.model_head_hidden()).to(device)
             )  # fmt: skip
             tick(i + 1)
         shards = parts.private
@@ -154,7 +156,7 @@ def build_timing_only(
         key = repr(spec)
         if key not in templates:
             model = build(spec, dataset.input_shape, algo.model_heads(), dataset.classes,
-                          torch_generator(seed, "model", i))  # fmt: skip
+                          torch_generator(seed, "model", i), algo.model_head_hidden())  # fmt: skip
             rng = stream(seed, "template", i)
             templates[key] = cls(i, model, x, y, dist, shared, algo, training, rng)
         template = templates[key]
@@ -175,6 +177,15 @@ def population(
     ``engine: batched``, and with ``auto`` where its threads can run them: ``workers`` of
     them, default one per core), or timing-only stand-ins; ``progress`` hears how building
     goes."""
+    pop = _population(scenario, timing_only, progress, workers)
+    pop.kernels = kernels.in_use()
+    pop.warnings += [w for w in [kernels.warning()] if w]
+    return pop
+
+
+def _population(
+    scenario: Any, timing_only: bool, progress: Progress | None, workers: int | None
+) -> Population:
     sc = scenario
     models = [a.model for a in sc.agents.per_agent(sc.seed)]
     engine_name = "timing_only" if timing_only else sc.engine

@@ -76,8 +76,10 @@ def _handler(watcher: Watcher, run: Path, allowed_hosts: set[str]):
             if self.headers.get("Host", "") not in allowed_hosts:  # DNS rebinding
                 return self._send(HTTPStatus.FORBIDDEN, b"forbidden host\n", "text/plain")
             path = unquote(urlsplit(self.path).path)
-            if path in ("/", "/index.html"):
-                return self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
+            if path in ("/", "/index.html"):  # with the run's state as it is now, inline
+                state = watcher.document.replace(b"</", b"<\\/")  # never ends the script
+                body = page.replace(b"/*INITIAL_STATE*/null", state, 1)
+                return self._send(HTTPStatus.OK, body, "text/html; charset=utf-8")
             if path == "/state.json":
                 return self._send(HTTPStatus.OK, watcher.document, "application/json")
             if path == "/stream":
