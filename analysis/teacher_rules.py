@@ -1,7 +1,7 @@
 """Teachers that know their limits, and the literature's distillation baselines, beside MHD and
 one-head distill (docs/method.md, "Teachers that know their limits").
 
-    python -m analysis.teacher_rules --out runs/rules        # 78 runs, about two hours
+    python -m analysis.teacher_rules --out runs/rules        # 100 runs, about three hours
     python -m analysis.teacher_rules --out runs/r --seeds 1 --set duration=50
 
 Chosen before measuring, and not tuned afterwards: the bundled ``paper_regime`` (100
@@ -9,12 +9,19 @@ classes, a 1-D CNN each, on a ring) and the setups of ``analysis.failures`` (dig
 MLP on a ring of 8; MNIST-1D with half the agents an MLP and half a 1-D CNN on the complete
 graph; the bundled ``paper_claims`` on a ring), seeds 0 and 1, and each rule at its default
 (gate_quantile 0.05, held_back 0.1). Configurations: isolated, one-head distill, MHD as the
-paper has it, MHD with each rule alone (the max-softmax and the energy gate, class-prior
-confidence, calibration), FedMD, DS-FL and FedAvg (every 50 steps, reliable transport;
-not for the mixed population, whose two architectures it cannot average). Tables: the best
-auxiliary head's (the one-head algorithms' only head's) final shared accuracy, head 0's and
-the auxiliary heads' private accuracy, bytes sent, and the teacher diagnostics of the MHD
-runs.
+paper has it (its embedding term on, the default), MHD without it (embedding_weight 0),
+the hybrid (MHD whose main head also distils), MHD with each rule alone (the max-softmax
+and the energy gate, class-prior confidence, calibration), FedMD, DS-FL and FedAvg (every
+50 steps, reliable transport; not for the mixed population, whose two architectures it
+cannot average). Tables: the best auxiliary head's (the one-head algorithms' only head's)
+final shared accuracy, head 0's and the auxiliary heads' private accuracy, bytes sent, and
+the teacher diagnostics of the MHD runs.
+
+The controls that separate reach from teachers (docs/method.md): ``paper_claims`` on the
+complete graph too (every peer one hop away), distill, MHD and the hybrid only. On the ring
+the gap between distill and MHD is reach plus teachers; on the complete graph reach is
+equal for both, so what is left is the teachers' part, and the rest of the ring's gap the
+reach part.
 """
 
 from __future__ import annotations
@@ -36,15 +43,20 @@ from .runner import run_all
 from .tables import best_aux, final, md, publish
 
 REGIME = Path(__file__).resolve().parent.parent / "scenarios" / "paper_regime.yaml"
+RING, COMPLETE = "paper_claims, ring", "paper_claims, complete"
 SETUPS = {  # setup -> (base file, its settings, MHD's heads there); the 100-class one first
     "paper_regime, ring": (REGIME, [], 4),
     **{name: (BASE, sets, heads) for name, (sets, heads) in FAILURE_SETUPS.items()},
 }
-SLUG = {**FAILURE_SLUG, "paper_regime, ring": "paper_regime"}
+SETUPS[COMPLETE] = (BASE, [*SETUPS[RING][1], "network.topology.kind=complete"], 4)
+SLUG = {**FAILURE_SLUG, "paper_regime, ring": "paper_regime", COMPLETE: "paperclaimscomplete"}
+CONTROLS = ("distill", "mhd", "hybrid")  # all that runs on the complete graph
 CONFIGS = {
     "isolated": BASELINES["isolated"],
     "distill": BASELINES["distill"],
     "mhd": BASELINES["mhd"],
+    "no_embedding": ["algorithm.embedding_weight=0"],
+    "hybrid": ["algorithm.name=hybrid"],
     "gate": ["algorithm.gate=in_distribution"],
     "energy": ["algorithm.gate=energy"],
     "class_prior": ["algorithm.confidence=class_prior"],
@@ -53,10 +65,12 @@ CONFIGS = {
     "ds_fl": ["algorithm.name=ds_fl"],
     "fedavg": BASELINES["fedavg"],
 }
-MHD_LIKE = ("mhd", "gate", "energy", "class_prior", "calibrate")
+MHD_LIKE = ("mhd", "no_embedding", "hybrid", "gate", "energy", "class_prior", "calibrate")
 
 
 def configs(setup: str) -> dict[str, list[str]]:
+    if setup == COMPLETE:
+        return {c: CONFIGS[c] for c in CONTROLS}
     return baselines(setup, CONFIGS)
 
 
@@ -117,7 +131,7 @@ def diagnostics(out: Path, seeds: int) -> pd.DataFrame:
     agent's own head, and how often its answer was one of the agent's own main classes."""
     rows = []
     for setup in SETUPS:
-        for config in MHD_LIKE:
+        for config in [c for c in MHD_LIKE if c in configs(setup)]:
             for s in range(seeds):
                 run = out / f"{SLUG[setup]}-{config}-{s}"
                 t = pd.read_csv(run / "teachers.csv")
@@ -138,6 +152,32 @@ def diagnostics(out: Path, seeds: int) -> pd.DataFrame:
     return t.drop(columns="samples")
 
 
+def controls(out: Path, seeds: int) -> pd.DataFrame:
+    """Distill, MHD and the hybrid on the ring and the complete graph: each one's best head
+    (shared accuracy, %, per seed and mean), the gaps to distill, and the ring's gap split into
+    its reach part (what the complete graph closes) and its teachers' part (what it does not)."""
+    best = {}
+    for setup in (RING, COMPLETE):
+        for config in CONTROLS:
+            runs = [out / f"{SLUG[setup]}-{config}-{s}" for s in range(seeds)]
+            best[setup, config] = [100 * best_aux(r) for r in runs]
+    rows = []
+    for config in ("mhd", "hybrid"):
+        gap = {
+            st: np.mean(best[st, "distill"]) - np.mean(best[st, config]) for st in (RING, COMPLETE)
+        }
+        both = {st: [np.mean(best[st, c]) for c in ("distill", config)] for st in (RING, COMPLETE)}
+        rows.append({
+            "variant": config,
+            **{f"{st}: distill / {config}": f"{d:.1f} / {v:.1f}" for st, (d, v) in both.items()},
+            "gap, ring": gap[RING], "gap, complete (teachers' part)": gap[COMPLETE],
+            "reach part (ring − complete)": gap[RING] - gap[COMPLETE],
+            "per seed, ring": " / ".join(f"{v:.1f}" for v in best[RING, config]),
+            "per seed, complete": " / ".join(f"{v:.1f}" for v in best[COMPLETE, config]),
+        })  # fmt: skip
+    return pd.DataFrame(rows).set_index("variant")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/rules"))
@@ -149,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     results = table(args.out, args.seeds)
     diag = diagnostics(args.out, args.seeds)
+    parts = []
+    if RING in SETUPS and COMPLETE in SETUPS:
+        parts = ["## Reach and teachers: distill against MHD and the hybrid, ring and complete",
+                 md(controls(args.out, args.seeds).round(1))]  # fmt: skip
     text = "\n\n".join(
         [
             f"# Teacher rules and baselines ({args.seeds} seeds; "
@@ -158,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             md(per_head(args.out, args.seeds).round(1)),
             "## Teachers of the MHD runs (last evaluation window, mean over seeds)",
             md(diag.round(1)),
+            *parts,
         ]
     )
     publish(text, args.out, None)

@@ -43,6 +43,9 @@ VARIANTS = {
     "peers only, one random teacher, max probability": {
         "algorithm": {"include_self": False, "teachers": 1, "confidence": "max_probability"},
     },
+    "two random teachers per sample, main head distilling too": {
+        "algorithm": {"teachers": 2, "teachers_drawn": "per_sample", "distill_weight": [1, 1, 1]},
+    },
 }  # distill and isolated: tests/test_conformance.py holds every algorithm to the same check
 
 

@@ -367,3 +367,33 @@ def test_teachers_from_the_steps_own_forward_pass_are_those_of_a_pass_of_their_o
             assert np.array_equal(a.own, b.own) and np.array_equal(a.confidence, b.confidence)
             compared += 1
     assert compared == 5 * len(me.wiring.sources)
+
+
+@pytest.mark.parametrize("drawn", ["per_step", "per_sample"])
+def test_random_teachers_are_drawn_per_step_or_per_sample(tiny, drawn):
+    """`teachers: 2` among 4 peers: drawn per step, the same 2 for all of a step's samples
+    (one fewer where one of them has no prediction of a sample); per sample, exactly 2 for
+    every sample, among the peers that hold a prediction of it, different pairs for different
+    samples."""
+    tiny["agents"]["count"] = 6
+    learners, dataset, _ = population(tiny, heads=2, teachers=2, teachers_drawn=drawn)
+    me = learners[0]
+    P, C = len(me.shared.public_x), dataset.classes
+    probs = np.full((P, 1, C), 1.0 / C, dtype=np.float32)
+    for peer in (1, 2, 3):  # three peers know every public sample, a fourth only the first half
+        me.absorb(messages.encode(peer, 1.0, np.array([0]), np.arange(P), probs, "float32"),
+                  peer, 1.0)  # fmt: skip
+    half = np.arange(P // 2)
+    me.absorb(messages.encode(4, 1.0, np.array([0]), half, probs[half], "float32"), 4, 1.0)
+    pairs = set()
+    for t in range(20):
+        step = me.plan.step(2.0 + t)
+        late = step.public >= P // 2
+        assert not step.valid[3, late].any()  # the fourth peer has nothing to say there
+        pairs |= {tuple(np.flatnonzero(col)) for col in step.valid.T}
+        if drawn == "per_sample":
+            assert (step.valid.sum(0) == 2).all()  # [peers, B]: two candidates per sample
+        else:
+            chosen = step.valid[:, ~late].any(1) if (~late).any() else step.valid.any(1)
+            assert chosen.sum() <= 2 and (step.valid[:, ~late] == chosen[:, None]).all()
+    assert len(pairs) > (1 if drawn == "per_step" else 4)

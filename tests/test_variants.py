@@ -221,8 +221,11 @@ def test_centralized_trains_one_model_on_the_union(tmp_path, tiny):
     )
 
 
-def test_embedding_distillation_sends_embeddings_and_needs_one_size(tmp_path, tiny):
-    tiny["algorithm"]["embedding_weight"] = 0.5
+def test_embedding_distillation_sends_embeddings_and_learns_from_its_own_size(tmp_path, tiny):
+    """MHD's default: messages carry the backbone's embedding; a step's target is the mean of
+    its peers' on its public samples. With two embedding sizes in the population, an agent
+    keeps only the embeddings of the peers of its own size, in every engine; off
+    (embedding_weight 0), the messages are that much smaller."""
     result, out = run(tmp_path, tiny)
     assert result.exit_code == 0, result.output
     from mhd_sim.learning.distillation import messages
@@ -240,15 +243,31 @@ def test_embedding_distillation_sends_embeddings_and_needs_one_size(tmp_path, ti
     step = me.begin_step(2.0)
     target, valid = step.embedding
     assert valid.any() and target.shape == (len(step.public), 16)
+
     tiny["agents"]["groups"] = [
-        {"name": "wide", "agents": [1], "model": {"kind": "mlp", "hidden": [32]}}
+        {"name": "wide", "agents": [1, 2], "model": {"kind": "mlp", "hidden": [32]}}
     ]
-    result, _ = run(tmp_path, tiny, "mixed")
-    assert (
-        result.exit_code == 2
-        and "needs one embedding size" in result.output
-        and "16, 32" in result.output
+    sc = validate(tiny)
+    learners, _, _ = build_learners(
+        sc.data, [a.model for a in sc.agents.per_agent(sc.seed)], sc.algorithm, sc.training, sc.seed
     )
+    assert [lr.plan.embedding_peers for lr in learners] == [{0, 3}, {1, 2}, {1, 2}, {0, 3}]
+    me = learners[0]
+    for peer in learners[1:]:  # a wide peer's embeddings are not kept; a narrow one's are
+        me.absorb(peer.make_message(1.0), peer.agent, 1.0)
+    kept = me.cache.emb.abs().sum((1, 2)) > 0  # per slot, in the order the peers came
+    assert kept.tolist() == [False, False, True]
+    for engine in ("per_agent", "auto", "batched"):
+        result, _ = run(tmp_path, {**tiny, "engine": engine, "duration": 8.0}, f"mixed-{engine}")
+        assert result.exit_code == 0, result.output
+    mixed = [pd.read_csv(tmp_path / f"mixed-{e}" / "events.csv") for e in ("per_agent", "auto")]
+    pd.testing.assert_frame_equal(*mixed)
+
+    tiny["algorithm"]["embedding_weight"] = 0.0
+    result, out = run(tmp_path, {**tiny, "duration": 8.0}, "off")
+    sends = pd.read_csv(out / "events.csv").query("event == 'send'")
+    small = messages.encoded_size(32, 2, 4, "float16", confidence=True)
+    assert result.exit_code == 0 and (sends.bytes == small).all()
 
 
 def test_topk_encoding_runs_end_to_end_with_exact_bytes(tmp_path, tiny):
@@ -258,4 +277,5 @@ def test_topk_encoding_runs_end_to_end_with_exact_bytes(tmp_path, tiny):
     from mhd_sim.learning.distillation import messages
 
     sends = pd.read_csv(out / "events.csv").query("event == 'send'")
-    assert (sends.bytes == messages.encoded_size(32, 2, 4, "topk", k=2, confidence=True)).all()
+    size = messages.encoded_size(32, 2, 4, "topk", k=2, embedding=16, confidence=True)
+    assert (sends.bytes == size).all()

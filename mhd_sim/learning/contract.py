@@ -42,7 +42,8 @@ POINTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
              ("auto", "batched", "timing_only")),
     "next_chunk": ("plan", "the public samples a message covers (None: no message)",
                    ("auto", "batched", "timing_only")),
-    "store": ("plan", "where an arriving message goes (None: it is ignored)",
+    "store": ("plan", "where an arriving message's predictions and embeddings go (None: "
+              "it is ignored)",
               ("auto", "batched", "timing_only")),
     "head_weights": ("learner", "ν per head, which makes the wiring",
                      ("auto", "batched", "timing_only")),
@@ -50,6 +51,8 @@ POINTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "loss": ("learner", "the step's whole loss from its logits", ("auto", "timing_only")),
     "distill_loss": ("learner", "the distillation terms from logits and targets",
                      ("auto", "batched", "timing_only")),
+    "embedding_loss": ("learner", "the embedding term from embeddings and the peers' mean",
+                       ("auto", "batched", "timing_only")),
     "choose_teachers": ("learner", "each student head's teacher per public sample",
                         ("auto", "timing_only")),
     "message_values": ("learner", "what a message carries: values and confidences from logits",

@@ -118,8 +118,8 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
         degree = max(1, round(2 * links / max(n, 1)))
         which = 4 * room(degree) / degree  # the table grows ahead of the slots
         per_entry = which if timing_only else which + sent * (classes * algo.value_bytes() + 4)
-        if algo.embeds():  # a time per entry, and (full) the embeddings in float32
-            per_entry += 8 + (0 if timing_only else 4 * emb_width)
+        if not timing_only:  # and the embeddings, in float32 (their times are the messages')
+            per_entry += 4 * emb_width
         # and a time per message received, each a step's message reaching every neighbour
         # (of at most MAX_STEPS steps: a run with more is refused for its steps, not this)
         every = getattr(algo, "share_every", 1) or 1

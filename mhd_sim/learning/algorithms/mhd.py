@@ -11,13 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pydantic
 import torch
-import torch.nn.functional as F
 
 from ..contract import DistillStep
 from ..distillation import messages
 from ..distillation.abstain import Rules, held_back
 from ..distillation.diagnostics import TeacherLog, chosen_arrays
-from ..distillation.loss import add_distillation
+from ..distillation.loss import add_distillation, add_embedding
 from ..distillation.plan import Plan, Wiring
 from ..distillation.teachers import (
     Choice,
@@ -58,8 +57,10 @@ class MHD(Learner):
     sends = True
     Settings = MHDSettings
     Plan = Plan
-    # the distillation terms of a step's loss: the batched engine maps this same function
+    # the distillation terms of a step's loss, and its embedding term: the batched engine maps
+    # these same functions over its stacked agents
     distill_loss = staticmethod(add_distillation)
+    embedding_loss = staticmethod(add_embedding)
 
     @classmethod
     def head_weights(cls, algo: pydantic.BaseModel, heads: int) -> list[float]:
@@ -89,7 +90,8 @@ class MHD(Learner):
         # (a model with head_hidden), else the backbone's (row 0 of the model's embeddings)
         hidden = self.model.head_hidden
         self.emb_rows = [m for m in self.wiring.sources if m >= 1] if hidden else [0]
-        embedding = len(self.emb_rows) * self.model.embedding if embeds else 0
+        # the width of the embeddings its messages carry (0: none)
+        self.emb_width = embedding = len(self.emb_rows) * self.model.embedding if embeds else 0
         # None when the batched engine keeps every agent's predictions in one tensor
         self.cache: PeerCache | None = PeerCache(
             public, len(self.wiring.heads_sent), self.shared.classes, embedding, algo.encoding,
@@ -215,19 +217,21 @@ class MHD(Learner):
         loss = self.distill_loss(
             loss, logits, n, targets, self.wiring.weights, self.algo.temperature
         )
-        if step.embedding is not None and step.embedding[1].any():
+        if step.embedding is not None:
             target, valid = step.embedding
             mine = self.embedded(emb)[n:]
-            loss = loss + self.algo.embedding_weight * F.mse_loss(mine[valid], target[valid])
+            loss = self.embedding_loss(loss, mine, target, valid, self.algo.embedding_weight)
         return loss
 
     def embedded(self, emb: torch.Tensor) -> torch.Tensor:
-        """The embeddings peers learn from, side by side [B, rows · size], of the model's
-        embeddings ``emb`` [E, B, size]: the backbone's, or each distilling auxiliary head's
-        own (so that a mean squared error over them is the mean of the heads' errors)."""
+        """The embeddings peers learn from, side by side [..., B, rows · size], of the model's
+        embeddings ``emb`` [..., E, B, size] (leading dimensions: agents, for the batched
+        engine): the backbone's, or each distilling auxiliary head's own (so that a mean
+        squared error over them is the mean of the heads' errors)."""
         if len(self.emb_rows) == 1:
-            return emb[self.emb_rows[0]]
-        return emb[self.emb_rows].transpose(0, 1).reshape(emb.shape[1], -1)
+            return emb[..., self.emb_rows[0], :, :]
+        rows = emb[..., self.emb_rows, :, :].movedim(-3, -2)  # [..., B, rows, size]
+        return rows.reshape(*rows.shape[:-2], -1)
 
     # --- messages -----------------------------------------------------------------------
 
@@ -274,7 +278,7 @@ class MHD(Learner):
     def write(self, msg: messages.Predictions, place: tuple, produced: float) -> None:
         """Store a peer's predictions where its plan put them (``Plan.store``: the slot, its
         samples and which of their entries are newer than what the slot holds; None: all)."""
-        k, ids, newer = place
+        k, ids, newer, fresh_emb = place
         cache = self.cache
         cache.grow(k + 1)
         ids_t = self._device(ids)
@@ -296,8 +300,8 @@ class MHD(Learner):
                     cache.probs[k, ids_t[fresh_t], j] = probs[fresh_t, int(col[0])]
                     if ranked:
                         cache.conf[k, msg.ids[fresh], j] = conf[fresh, col[0]]
-        if self.plan.embeds and msg.embeddings is not None:
-            fresh = self._device(self.plan.store_embeddings(k, msg.ids, produced))
+        if fresh_emb is not None and msg.embeddings is not None:
+            fresh = self._device(fresh_emb)
             values = msg.embeddings.to(cache.emb.device)
             cache.emb[k, ids_t[fresh]] = values[fresh]
 

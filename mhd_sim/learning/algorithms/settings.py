@@ -101,7 +101,8 @@ class Distillation(Sharing):
     embedding_weight: NonNegative = 0.0
     """Embedding distillation: the weight of the mean squared error between an embedding and
     the mean of the peers' corresponding embeddings on the public batch: each auxiliary
-    head's own (with head_hidden), else the backbone's. Messages carry them."""
+    head's own (with head_hidden), else the backbone's. Messages carry them; peers whose
+    embedding has another size are left out of it. MHD's default is 1 (docs/method.md)."""
     head_hidden: Annotated[int, Field(ge=0, le=1024)] = 0
     """A hidden ReLU layer of this width in every head, whose output is the head's own
     embedding (0: linear heads on the backbone's embedding)."""
@@ -126,8 +127,6 @@ class Distillation(Sharing):
     @property
     def capabilities(self) -> Capabilities:
         caps, rules = self.declared, self.rules()
-        if self.embeds():
-            caps = caps.without("batched", "algorithm.embedding_weight > 0")
         if rules:
             rules_on = " and ".join(rules)
             caps = caps.without("batched", f"algorithm {rules_on} (per_agent only so far)")
@@ -258,6 +257,12 @@ class MHDSettings(Distillation):
     head m knows only the agents m, m-2, ... hops away."""
     last_head_loop: bool = False
     """The last head also learns from the peers' last heads."""
+    embedding_weight: NonNegative = 1.0
+    """Embedding distillation (the poster's "each auxiliary head also distils the embeddings
+    of the others"): the weight of the mean squared error between an embedding and the mean of
+    the peers' corresponding embeddings on the public batch: each auxiliary head's own (with
+    head_hidden), else the backbone's, which every linear head reads. Messages carry them;
+    peers whose embedding has another size are left out of it. 0: off."""
 
     def model_heads(self) -> int:
         return self.heads

@@ -15,6 +15,15 @@ differ only in the order of the floating-point sums (a test holds them to roundi
 >>> float(add_distillation(torch.tensor(1.0), logits, 1, [(1, teacher, w)], [0.0, 1.0], 1.0,
 ...                        weighted=True))
 1.0
+
+The embedding term is written the same way, for both engines:
+
+>>> mine, target = torch.zeros(3, 2), torch.tensor([[1.0, 1.0], [2.0, 0.0], [9.0, 9.0]])
+>>> float(add_embedding(torch.tensor(0.0), mine, target, torch.tensor([True, True, False]), 0.5))
+0.75
+>>> float(add_embedding(torch.tensor(0.0), mine, target, torch.tensor([1.0, 1.0, 0.0]), 0.5,
+...                     weighted=True))
+0.75
 """
 
 from __future__ import annotations
@@ -54,3 +63,23 @@ def add_distillation(
         factor = head_weights[head] * tau**2
         total = total + (factor * kl if factor != 1.0 else kl)
     return total
+
+
+def add_embedding(
+    total: torch.Tensor,
+    mine: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor,
+    weight: float,
+    weighted: bool = False,
+) -> torch.Tensor:
+    """``total`` plus ``weight`` times the mean squared error between the step's embeddings
+    ``mine`` [B, W] on its public samples and the peers' mean ``target`` [B, W], over the
+    samples that have one (``valid``: a bool mask [B], or with ``weighted`` a 0/1 float [B],
+    as the batched engine maps it over stacked agents)."""
+    if weighted:
+        err = ((mine - target) ** 2).mean(-1)
+        return total + weight * (err * valid).sum() / valid.sum().clamp_min(1.0)
+    if not valid.any():
+        return total
+    return total + weight * F.mse_loss(mine[valid], target[valid])

@@ -60,6 +60,7 @@ class Parcel:
     values: Any = None  # its decoded predictions, once made
     probs: torch.Tensor | None = None  # batched: [samples, heads sent, classes], as cached
     conf: torch.Tensor | None = None  # batched: [samples, heads sent], the confidences
+    emb: torch.Tensor | None = None  # batched: [samples, width], the embeddings (if any)
 
     def __len__(self) -> int:
         return self.size

@@ -90,7 +90,7 @@ class Plan:
     ``stamps`` holds each stored message's production time (``stamps[0]`` NaN: none) and
     ``which`` [public, slots] an int32 per entry, half the memory of a time per entry; every
     message of a run carries the same heads, so one time stands for all of a sample's heads.
-    Embeddings keep a time per entry (``embedded`` [slots, public])."""
+    A message's embeddings travel with its predictions, so they share those times."""
 
     def __init__(
         self,
@@ -121,7 +121,10 @@ class Plan:
         # sample-major (a step reads whole rows), columns grown by half as peers first write
         self.which = np.zeros((public, 0), dtype=np.int32)
         self.stamps, self.stamped = np.full(16, np.nan), 1  # the times, and how many are set
-        self.embedded = np.full((0, public if embeds else 0), np.nan)
+        # the peers whose embeddings it learns from (None: all; set where embedding sizes
+        # differ, to those of its own size), and per slot whether its peer is one
+        self.embedding_peers: set[int] | None = None
+        self.embedding_slots = np.zeros(0, dtype=bool)
         self.latest: list[float] = []  # per slot, the latest production time stored so far
         self.slots: dict[int, int] = {}  # peer -> its slot in the caches
         self.have = np.zeros(public, dtype=bool)  # samples with at least one prediction
@@ -171,6 +174,10 @@ class Plan:
         age = now - self.stamps.take(self.which[u, :K]).T  # NaN where the slot has none
         if algo.max_staleness is not None:
             age[age > algo.max_staleness] = np.nan
+        if self.embeds:  # every fresh embedding of its public samples, whatever the teachers
+            ok = age == age
+            step.embed_ok = ok if self.embedding_peers is None else (
+                ok & self.embedding_slots[:K, None])  # fmt: skip
         if algo.teachers is not None and K > algo.teachers:
             age[self._left_out(age)] = np.nan
         valid = age == age
@@ -182,9 +189,6 @@ class Plan:
             count = int(add(counts))
             if count:
                 step.staleness = (float(add(per_slot)) / count, float(biggest(age, None)))
-        if self.embeds:
-            et = self._fresh(self.embedded[:K, u], now)
-            step.embed_ok = et == et  # [K, B]
         step.public, step.valid = u, valid
         step.flops = self.distill_flops
         if self.ranked and ties:  # a draw per candidate row: each source's peers, then its own
@@ -192,12 +196,6 @@ class Plan:
             rows = max(map(len, sources.values())) * K + 1
             step.ties = self.tie_rng.random((len(sources), rows, len(u)))
         return step
-
-    def _fresh(self, born: np.ndarray, now: float) -> np.ndarray:
-        """Production times, with entries too old to use (``max_staleness``) blanked to NaN."""
-        if self.algo.max_staleness is None:
-            return born
-        return np.where(now - born > self.algo.max_staleness, np.nan, born)
 
     def _left_out(self, age: np.ndarray) -> np.ndarray:
         """What this step does not read, the paper's random neighbours: ``teachers`` peers
@@ -230,10 +228,12 @@ class Plan:
 
     def store(
         self, sender: int, ids: np.ndarray, produced: float, heads: np.ndarray
-    ) -> tuple[int, np.ndarray, np.ndarray | None]:
+    ) -> tuple[int, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """A peer's message arrived: keep, per sample, whichever prediction was made later
-        (NaN, empty, is older than anything). Returns the sender's slot, the sample ids and
-        which (sample, head) entries of the message to write (None: all of them)."""
+        (NaN, empty, is older than anything). Returns the sender's slot, the sample ids,
+        which (sample, head) entries of the message to write (None: all of them) and, when
+        messages carry embeddings, which of its samples' embeddings to write (None: none, as
+        from a peer whose embedding has another size: ``embedding_peers``)."""
         sent = self.wiring.heads_sent
         if heads is not sent and heads.tobytes() != sent.tobytes():
             raise ValueError(
@@ -242,7 +242,7 @@ class Plan:
         k, m = self._slot(sender), self._stamp(produced)
         ids = ids.astype(np.int64, copy=False)
         which = self.which[:, k]  # [P]
-        newer = None
+        newer = kept = None  # kept: which samples it writes (None: all)
         if produced >= self.latest[k]:  # newer than all it holds: no check
             which[ids] = m
             self.latest[k] = produced
@@ -251,21 +251,16 @@ class Plan:
             if not (old > produced).any():
                 which[ids] = m
             else:
-                fresh = ~(old > produced)
-                which[ids[fresh]] = m
-                newer = np.repeat(fresh[:, None], self.heads, axis=1)  # [n, heads sent]
+                kept = ~(old > produced)
+                which[ids[kept]] = m
+                newer = np.repeat(kept[:, None], self.heads, axis=1)  # [n, heads sent]
         if self._pool is None or len(self._pool) < len(self.have):  # not every sample yet
             self.have[ids] = True
             self._pool = None  # recomputed when next needed
-        return k, ids, newer
-
-    def store_embeddings(self, slot: int, ids: np.ndarray, produced: float) -> np.ndarray:
-        """A message's embeddings: which of its samples are newer than what the slot holds
-        (those are written, and their time kept)."""
-        at = ids.astype(np.int64)
-        fresh = ~(self.embedded[slot, at] > produced)
-        self.embedded[slot, at[fresh]] = produced
-        return fresh
+        fresh = None  # its embeddings travel with its predictions: the same samples are newer
+        if self.embeds and self.embedding_slots[k]:
+            fresh = np.ones(len(ids), dtype=bool) if kept is None else kept
+        return k, ids, newer, fresh
 
     def _stamp(self, produced: float) -> int:
         """Keep a message's production time; its index in ``stamps``."""
@@ -289,12 +284,12 @@ class Plan:
             self.which = np.concatenate(
                 [self.which, np.zeros((len(self.which), more), dtype=np.int32)], 1
             )
-            self.embedded = np.concatenate(
-                [self.embedded, np.full((more, self.embedded.shape[1]), np.nan)]
-            )
+            self.embedding_slots = np.append(self.embedding_slots, np.zeros(more, dtype=bool))
             self.age_sum = np.append(self.age_sum, np.zeros(more))
             self.age_count = np.append(self.age_count, np.zeros(more, dtype=np.int64))
         self.latest.append(-np.inf)
+        peers = self.embedding_peers
+        self.embedding_slots[k] = peers is None or sender in peers
         return k
 
     def teacher_ages(self) -> dict[int, tuple[float, int]]:

@@ -18,22 +18,22 @@ from ..contract import refusal
 from ..data.datasets import Dataset
 from ..data.partitions import Split, load
 from ..distillation.diagnostics import TeacherLog, main_classes
-from ..models.headed import HeadedModel, build
+from ..models.headed import build
 from ..seam import Population
 from . import threaded
 from .timing_only import TimingOnly
 
 
-def check_population(algo: pydantic.BaseModel, built: list[HeadedModel]) -> None:
-    """Errors a population can only show once its models are built (the scenario's
-    validation has refused weight averaging over mixed models already)."""
-    if algo.embeds():
-        dims = sorted({m.embedding for m in built})
-        if len(dims) > 1:
-            raise ValueError(
-                f"algorithm.embedding_weight > 0 needs one embedding size, but the agents' "
-                f"models have embedding sizes {', '.join(map(str, dims))}"
-            )
+def embedding_peers(algo: pydantic.BaseModel, learners: list[Learner]) -> None:
+    """Where the agents' embeddings differ in size (architectures with other embedding
+    widths), each learns the embedding term only from the peers whose embeddings have its
+    own size: their messages' embeddings are the ones its plan stores."""
+    if not algo.embeds():
+        return
+    width = {lr.agent: lr.emb_width for lr in learners}
+    if len(set(width.values())) > 1:
+        for lr in learners:
+            lr.plan.embedding_peers = {j for j, w in width.items() if w == width[lr.agent]}
 
 
 def engine_refusal(algo: pydantic.BaseModel, engine: str) -> str | None:
@@ -108,7 +108,6 @@ def build_learners(
             )  # fmt: skip
             tick(i + 1)
         shards = parts.private
-    check_population(algo, built)
     tick, learners = _ticks(progress, "learners", len(built)), []
     for i, (model, own) in enumerate(zip(built, shards)):
         x, y = tensor(dataset.x_train[own]), tensor(dataset.y_train[own])
@@ -116,6 +115,7 @@ def build_learners(
             cls(i, model, x, y, dist[i], shared, algo, training, stream(seed, "agent", i))
         )
         tick(i + 1)
+    embedding_peers(algo, learners)
     if algo.capabilities.shares_model:
         for learner in learners[1:]:
             learner.join(learners[0])
@@ -163,7 +163,6 @@ def build_timing_only(
         plan = template.new_plan(max(1, len(parts.private[i])), stream(seed, "agent", i))
         out.append(TimingOnly(i, template, plan))
         tick(i + 1)
-    check_population(algo, [t.model for t in templates.values()])
     return out, parts
 
 

@@ -48,6 +48,11 @@ class Engine(Queues):
             self.cache = torch.zeros(len(learners), 0, P, S, C, dtype=store, device=self.device)
             # each cached prediction's confidence (max_confidence), as the message carried it
             self.conf = torch.zeros(len(learners), 0, P, S, device=self.device)
+            # the peers' embeddings (embedding distillation; width 0: none), as wide as the
+            # widest: an agent keeps only its own size's (Plan.embedding_peers) in its first
+            # columns
+            width = max(lr.emb_width for lr in learners)
+            self.emb = torch.zeros(len(learners), 0, P, width, device=self.device)
         self.groups: dict[int, Group] = {}
         arch: dict[str, list[int]] = {}
         for lr in learners:
@@ -70,10 +75,13 @@ class Engine(Queues):
     def queue(self, op: Op) -> Op:
         """Queue ``op``; an absorb's place in the shared cache, on the engine's device."""
         if op.kind == "absorb":
-            k, ids, newer = op.place
+            k, ids, newer, fresh = op.place
             self.ensure_slots(k + 1)
-            newer_t = None if newer is None else torch.from_numpy(newer).to(self.device)
-            op.place = (k, torch.from_numpy(ids).to(self.device), newer_t)
+
+            def device(a: np.ndarray | None) -> torch.Tensor | None:
+                return None if a is None else torch.from_numpy(a).to(self.device)
+
+            op.place = (k, device(ids), device(newer), device(fresh))
         return super().queue(op)
 
     def ensure_slots(self, k: int) -> None:
@@ -83,7 +91,7 @@ class Engine(Queues):
             def grown(t: torch.Tensor) -> torch.Tensor:
                 return torch.cat([t, t.new_zeros(t.shape[0], grow, *t.shape[2:])], 1)
 
-            self.cache, self.conf = grown(self.cache), grown(self.conf)
+            self.cache, self.conf, self.emb = grown(self.cache), grown(self.conf), grown(self.emb)
 
     # --- running the queues ---------------------------------------------------------------
 

@@ -31,6 +31,7 @@ class EngineState(Protocol):
     device: torch.device
     cache: torch.Tensor  # [agents, slots, public, heads sent, classes]
     conf: torch.Tensor  # [agents, slots, public, heads sent]
+    emb: torch.Tensor  # [agents, slots, public, embedding width]
     groups: dict[int, Group]
     x: torch.Tensor
     y: torch.Tensor

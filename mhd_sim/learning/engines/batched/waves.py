@@ -26,6 +26,7 @@ def absorb(engine: Engine, ops: list[Op]) -> None:
     """All ready absorbs as one scatter; where two write the same entry, the later wins."""
     if not ops:
         return
+    absorb_embeddings(engine, [op for op in ops if op.place[3] is not None])
     A, K, P, S, C = engine.cache.shape
     flat = engine.cache.view(A * K * P, S, C)
     ranked = engine.learners[ops[0].agent].plan.ranked
@@ -47,7 +48,7 @@ def absorb(engine: Engine, ops: list[Op]) -> None:
         return
     rows, cols, vals, confs = [], [], [], []
     for op in ops:
-        slot, ids, newer = op.place
+        slot, ids, newer, _ = op.place
         keep = (
             torch.ones(len(ids), S, dtype=torch.bool, device=engine.device)
             if newer is None
@@ -69,6 +70,37 @@ def absorb(engine: Engine, ops: list[Op]) -> None:
     flat[at[pick], c[pick]] = v[pick]
     if ranked:
         engine.conf.view(A * K * P, S)[at[pick], c[pick]] = torch.cat(confs)[pick]
+
+
+def absorb_embeddings(engine: Engine, ops: list[Op]) -> None:
+    """The embeddings of the absorbs whose plan stored them (the samples it said are newer),
+    as one scatter into the shared cache; the later of two writes to an entry wins."""
+    if not ops:
+        return
+    A, K, P, W = engine.emb.shape
+    rows = torch.cat([(op.agent * K + op.place[0]) * P + op.place[1][op.place[3]] for op in ops])
+    values = torch.cat([F.pad(op.message.emb[op.place[3]], (0, W - op.message.emb.shape[-1]))
+                        for op in ops])  # fmt: skip
+    order = torch.argsort(rows, stable=True)
+    keep = torch.ones_like(order, dtype=torch.bool)
+    keep[:-1] = rows[order][1:] != rows[order][:-1]
+    engine.emb.view(A * K * P, W)[rows[order[keep]]] = values[order[keep]]
+
+
+def wave_embeddings(engine: Engine, ops: list[Op], agents: torch.Tensor, u: torch.Tensor) -> tuple:
+    """Per op, the peers' mean embedding of its public samples [G, B, W] and which samples have
+    one (0/1 [G, B]), from the shared cache and each step's ``embed_ok`` (as MHD.prepare)."""
+    G, B = u.shape
+    A, K, P, W = engine.emb.shape
+    ok = torch.zeros(G, K, B, device=engine.device)
+    for g, op in enumerate(ops):
+        e = op.step.embed_ok
+        ok[g, : len(e)] = torch.from_numpy(e).to(engine.device, ok.dtype)
+    slots = torch.arange(K, device=engine.device)[None, :, None]
+    at = ((agents[:, None, None] * K + slots) * P + u[:, None, :]).reshape(-1)
+    cached = engine.emb.view(A * K * P, W).index_select(0, at).view(G, K, B, W)
+    total = (cached * ok[..., None]).sum(1)
+    return total / ok.sum(1).clamp_min(1)[..., None], (ok.sum(1) > 0).to(ok.dtype)
 
 
 def wave_teachers(
@@ -141,20 +173,27 @@ def grad_fn(engine: Engine, group: Group, public: bool) -> Callable[..., dict]:
     if key not in engine._grad:
         learner = engine.learners[int(group.agents[0])]
         heads = list(learner.wiring.sources) if engine.mhd and public else []
-        if heads:  # the learner's own distillation terms, mapped over the stacked agents
+        embeds = engine.mhd and public and learner.plan.embeds
+        if heads or embeds:  # the learner's own loss terms, mapped over the stacked agents
             tau, head_weights = engine.algo.temperature, learner.wiring.weights
-            distill_loss = type(learner).distill_loss
+            distill_loss, embedding_loss = type(learner).distill_loss, type(learner).embedding_loss
 
         def loss(
-            params: dict, buffers: dict, x: Tensor, y: Tensor, teachers: Tensor, weights: Tensor
-        ) -> Tensor:
-            logits, _ = functional_call(group.base, (params, buffers), (x,))
+            params: dict, buffers: dict, x: Tensor, y: Tensor, teachers: Tensor, weights: Tensor,
+            emb_target: Tensor, emb_valid: Tensor,
+        ) -> Tensor:  # fmt: skip
+            logits, emb = functional_call(group.base, (params, buffers), (x,))
             n = y.shape[0]
             total = F.cross_entropy(logits[0, :n], y)
-            if not heads:
-                return total
-            targets = [(m, teachers[j], weights[j]) for j, m in enumerate(heads)]
-            return distill_loss(total, logits, n, targets, head_weights, tau, weighted=True)
+            if heads:
+                targets = [(m, teachers[j], weights[j]) for j, m in enumerate(heads)]
+                total = distill_loss(total, logits, n, targets, head_weights, tau, weighted=True)
+            if embeds:  # the group's own width of the cache's columns
+                mine = learner.embedded(emb)[n:]
+                target = emb_target[..., : learner.emb_width]
+                total = embedding_loss(total, mine, target, emb_valid,
+                                       engine.algo.embedding_weight, weighted=True)  # fmt: skip
+            return total
 
         engine._grad[key] = vmap(grad(loss))
     return engine._grad[key]
@@ -180,11 +219,18 @@ def train(engine: Engine, ops: list[Op]) -> None:
                 group.base.train(True)
         x = torch.cat([x, engine.shared.public_x[u]], 1)
         chosen = wave_teachers(engine, ops, agents, u, own)
-        teachers = torch.stack([c.target for c in chosen], 1)  # [G, heads, B, C]
-        weights = torch.stack([c.ok.float() for c in chosen], 1)  # [G, heads, B]
+        empty = torch.zeros(len(ops), 0, device=engine.device)
+        teachers = torch.stack([c.target for c in chosen], 1) if chosen else empty  # [G,h,B,C]
+        weights = torch.stack([c.ok.float() for c in chosen], 1) if chosen else empty  # [G,h,B]
+        if engine.learners[ops[0].agent].plan.embeds:
+            emb_target, emb_valid = wave_embeddings(engine, ops, agents, u)
+        else:
+            emb_target = emb_valid = empty
     else:
-        teachers = weights = torch.zeros(len(ops), 0, device=engine.device)
-    grads = grad_fn(engine, group, public)(params, buffers, x, y, teachers, weights)
+        teachers = weights = emb_target = emb_valid = torch.zeros(len(ops), 0, device=engine.device)
+    grads = grad_fn(engine, group, public)(
+        params, buffers, x, y, teachers, weights, emb_target, emb_valid
+    )
     finite = torch.stack([torch.isfinite(g.flatten(1)).all(1) for g in grads.values()]).all(0)
     if not bool(finite.all()):  # as a per-agent step would: the first agent that diverged
         op = ops[int((~finite).nonzero()[0])]
@@ -218,19 +264,20 @@ def predict(engine: Engine, ops: list[Op]) -> None:
     ids = torch.from_numpy(np.stack([op.message.ids for op in ops])).to(engine.device)
     params = {k: v[rows] for k, v in group.params.items()}
     buffers = {k: v[rows] for k, v in group.buffers.items()}
-    logits, _ = _forward_each(group, params, buffers, engine.shared.public_x[ids])
+    logits, emb = _forward_each(group, params, buffers, engine.shared.public_x[ids])
     first, algo = engine.learners[ops[0].agent], engine.algo
     sent = first.wiring.heads_sent
     logits = logits[:, torch.from_numpy(sent).long().to(engine.device)]  # [G, S, n, C]
     probs, confs = first.message_values(logits)  # the learner's, over the stacked agents
     confs = [None] * len(ops) if confs is None else confs
-    for op, p, c in zip(ops, probs, confs):
+    embs = first.embedded(emb) if first.plan.embeds else [None] * len(ops)  # [G, n, W]
+    for op, p, c, e in zip(ops, probs, confs, embs):
         msg = op.message  # encoded for the values a receiver decodes (the header's time is not)
-        payload = messages.encode(
-            op.agent, 0.0, sent, msg.ids, p, algo.encoding, algo.topk, None, c
-        )
+        payload = messages.encode(op.agent, 0.0, sent, msg.ids, p, algo.encoding, algo.topk, e, c)
         assert len(payload) == msg.size, "message size known in advance must match its encoding"
         decoded = messages.decode(payload, half=engine.cache.dtype == torch.float16)
         msg.values, msg.probs = decoded, decoded.probs.to(engine.device, engine.cache.dtype)
         if decoded.confidence is not None:
             msg.conf = torch.from_numpy(decoded.confidence).to(engine.device)
+        if decoded.embeddings is not None:
+            msg.emb = decoded.embeddings.to(engine.device)
