@@ -220,3 +220,25 @@ def test_timing_only_from_the_command_line(tmp_path, tiny):
     assert (out / "plots" / "topology.png").is_file() and not (
         out / "plots" / "accuracy_vs_time.png"
     ).exists()
+
+
+def test_a_collapsed_run_says_so_and_a_healthy_one_does_not(tmp_path, tiny):
+    """The setting the issue found (paper_claims at skew 0.95 with distill_weight 2 on every
+    auxiliary head): the loss stays finite, but the large steps kill the embedding's ReLU units
+    and every head ends predicting one class. `mhd-sim run` says so in one warning line, and
+    summary.json keeps it; the tiny run's healthy models give no such line."""
+    sets = ["data.partition={kind: label_skew, skew: 0.95, classes_per_agent: 2}",
+            "algorithm.distill_weight=2", "duration=40", "eval.every=10"]  # fmt: skip
+    out = tmp_path / "collapsed"
+    args = ["run", "paper_claims", "--out", str(out), *(a for s in sets for a in ("--set", s))]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.output.splitlines() if "agents collapsed" in ln]
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "agents" in lines[0]
+    assert "lower training.lr or algorithm.distill_weight" in " ".join(result.output.split())
+    summary = json.loads((out / "summary.json").read_text())
+    assert any("collapsed" in w for w in summary["warnings"])
+    last = pd.read_csv(out / "metrics.csv").query("time == time.max()")
+    assert (last.groupby("agent").shared_acc.max() < 0.15).sum() >= 4  # chance: ten classes
+    healthy = json.loads((run(tmp_path, tiny) / "summary.json").read_text())
+    assert not any("collapsed" in w for w in healthy["warnings"])

@@ -87,6 +87,9 @@ class Simulation:
         self.offline_since = [0.0] * n
         self.offline_time = np.zeros(n)
         self.steps = [0] * n
+        # per agent: since when every head of its model predicts one class for every test
+        # sample (a collapse: steps too large for the losses' weights), or None
+        self.collapsed_since: list[float | None] = [None] * n
         self.jitter_rng = [stream(seed, "compute", i) for i in range(n)]
         traced = scenario.agents.speed_changes  # a speed trace's agents: FLOP/s over time
         self.speeds = [
@@ -233,6 +236,13 @@ class Simulation:
         now, traffic = self.env.now, self.network.traffic
         self.network.settle()
         self.last_eval = [learner.evaluate() for learner in self.learners]
+        for i, (_, _, per_class) in enumerate(self.last_eval):
+            one_class = bool(((per_class == 1).sum(-1) == 1).all() and (
+                (per_class == 0).sum(-1) == per_class.shape[-1] - 1).all())  # fmt: skip
+            if not one_class or not self.steps[i]:
+                self.collapsed_since[i] = None
+            elif self.collapsed_since[i] is None:
+                self.collapsed_since[i] = now
         self.record.metrics(
             (now, i, h, int(self.steps[i]), float(private[h]), float(shared[h]),
              traffic.bytes_sent[i], traffic.bytes_received[i], traffic.bytes_offered[i])

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..wording import id_ranges
 from .traffic import DROP_REASONS, overload_warnings
 
 
@@ -98,8 +99,26 @@ def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, 
         ],
     }
     out["warnings"] = sim.warnings + overload_warnings(out["agents"], tr.offered)
+    out["warnings"] += collapse_warnings(sim.collapsed_since)
     if sim.timing_only:  # no training, no accuracy: no fields that would only say null
         del out["final"]
         for a in out["agents"]:
             del a["shared_acc"], a["private_acc"]
     return out
+
+
+def collapse_warnings(since: list[float | None]) -> list[str]:
+    """One line when agents' models collapsed: at the end, every head predicts one class for
+    every test sample, and has since ``since`` (a run whose losses are weighted too heavily
+    for its step size kills the ReLU units of its embedding; docs/method.md)."""
+    gone = [i for i, t in enumerate(since) if t is not None]
+    if not gone:
+        return []
+    first = min(since[i] for i in gone)
+    return [
+        f"{len(gone)} of {len(since)} agents collapsed (agents {id_ranges(gone)}): from "
+        f"t≈{first:g} s on, every head of their models predicts one class for every test "
+        "sample; the steps are too large for the losses' weights (lower training.lr or "
+        "algorithm.distill_weight, or set training.clip_grad_norm; docs/method.md, "
+        "\"Settings that make training collapse\")"
+    ]
