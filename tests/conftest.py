@@ -1,8 +1,15 @@
 import copy
 import json
+import os
 
-import pytest
-import torch
+# Two test workers share two cores, and their notebooks and command lines run in processes of
+# their own: an OpenMP thread that spins while it waits for a core another process holds
+# slowed a notebook tenfold once. Waiting threads sleep instead (read when torch loads; every
+# process the tests start inherits it). It changes no result.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 torch.set_num_threads(1)  # tiny models: one thread is fastest, and CI may run other work beside us
 

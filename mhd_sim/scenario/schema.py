@@ -112,7 +112,8 @@ class Scenario(Strict):
     """auto: per-agent execution on every core where the algorithm allows (the results of
     per_agent, bit for bit), else per_agent; per_agent: each step runs when its event fires,
     on one core; batched: steps are deferred and run many agents at once as one computation
-    (the same events; accuracies equal up to floating-point rounding)."""
+    (the same events; other kernels, so accuracies part from per-agent ones as another
+    seed's would: measured in docs/performance.md)."""
     data: DataSpec = DataSpec()
     """Dataset, public fraction and partition."""
     agents: AgentsSpec = AgentsSpec()

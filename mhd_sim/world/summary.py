@@ -120,5 +120,5 @@ def collapse_warnings(since: list[float | None]) -> list[str]:
         f"t≈{first:g} s on, every head of their models predicts one class for every test "
         "sample; the steps are too large for the losses' weights (lower training.lr or "
         "algorithm.distill_weight, or set training.clip_grad_norm; docs/method.md, "
-        "\"Settings that make training collapse\")"
+        '"Settings that make training collapse")'
     ]
