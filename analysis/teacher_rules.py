@@ -3,13 +3,15 @@ one-head distill (docs/method.md, "Teachers that know their limits").
 
     python -m analysis.teacher_rules --out runs/rules        # 100 runs, about three hours
     python -m analysis.teacher_rules --out runs/r --seeds 1 --set duration=50
+    python -m analysis.teacher_rules --out runs/rules --setup "paper_claims, ring" \
+        --setup "paper_claims, complete"                 # the controls, 30 runs, 10-15 minutes
 
 Chosen before measuring, and not tuned afterwards: the bundled ``paper_regime`` (100
 classes, a 1-D CNN each, on a ring) and the setups of ``analysis.failures`` (digits with an
 MLP on a ring of 8; MNIST-1D with half the agents an MLP and half a 1-D CNN on the complete
 graph; the bundled ``paper_claims`` on a ring), seeds 0 and 1, and each rule at its default
 (gate_quantile 0.05, held_back 0.1). Configurations: isolated, one-head distill, MHD as the
-paper has it (its embedding term on, the default), MHD without it (embedding_weight 0),
+paper has it (without its embedding term, the default), MHD with it (embedding_weight 1),
 the hybrid (MHD whose main head also distils), MHD with each rule alone (the max-softmax
 and the energy gate, class-prior confidence, calibration), FedMD, DS-FL and FedAvg (every
 50 steps, reliable transport; not for the mixed population, whose two architectures it
@@ -55,7 +57,7 @@ CONFIGS = {
     "isolated": BASELINES["isolated"],
     "distill": BASELINES["distill"],
     "mhd": BASELINES["mhd"],
-    "no_embedding": ["algorithm.embedding_weight=0"],
+    "embedding": ["algorithm.embedding_weight=1"],
     "hybrid": ["algorithm.name=hybrid"],
     "gate": ["algorithm.gate=in_distribution"],
     "energy": ["algorithm.gate=energy"],
@@ -65,7 +67,7 @@ CONFIGS = {
     "ds_fl": ["algorithm.name=ds_fl"],
     "fedavg": BASELINES["fedavg"],
 }
-MHD_LIKE = ("mhd", "no_embedding", "hybrid", "gate", "energy", "class_prior", "calibrate")
+MHD_LIKE = ("mhd", "embedding", "hybrid", "gate", "energy", "class_prior", "calibrate")
 
 
 def configs(setup: str) -> dict[str, list[str]]:
@@ -184,7 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], help="an override for every run")
+    ap.add_argument(
+        "--setup", action="append", choices=list(SETUPS), help="only these setups (repeatable)"
+    )
     args = ap.parse_args(argv)
+    for name in set(SETUPS) - set(args.setup or SETUPS):
+        del SETUPS[name]  # the tables below read the setups that ran
     if not run_all(points(args.seeds), args.out, args.set, args.jobs):
         return 1
     results = table(args.out, args.seeds)

@@ -43,6 +43,7 @@ VARIANTS = {
     "peers only, one random teacher, max probability": {
         "algorithm": {"include_self": False, "teachers": 1, "confidence": "max_probability"},
     },
+    "the embedding term": {"algorithm": {"embedding_weight": 1.0}},
     "two random teachers per sample, main head distilling too": {
         "algorithm": {"teachers": 2, "teachers_drawn": "per_sample", "distill_weight": [1, 1, 1]},
     },

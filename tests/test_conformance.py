@@ -332,6 +332,7 @@ def test_every_algorithm_conforms(tmp_path, tiny, name):
 
 def toy_scenario(tiny: dict):
     tiny["agents"]["churn"] = {"up_mean": 6.0, "down_mean": 2.0}
+    tiny["algorithm"]["embedding_weight"] = 1.0  # every point runs, the embedding's included
     return validate({**tiny, "engine": "per_agent"})
 
 
@@ -417,7 +418,7 @@ FLOP_CASES = {
     **{name: {} for name in NAMES if name != "decay"},
     "mhd+gate": {"gate": "in_distribution"},
     "mhd+head embeddings": {"embedding_weight": 1.0, "head_hidden": 8},
-    "mhd+no embedding": {"embedding_weight": 0.0},
+    "mhd+embedding": {"embedding_weight": 1.0},
     "hybrid+per-sample teachers": {"teachers": 1, "teachers_drawn": "per_sample"},
 }
 

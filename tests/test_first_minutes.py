@@ -155,7 +155,7 @@ def test_a_yaml_boolean_where_a_word_was_meant_is_explained():
     out = subprocess.run(args, capture_output=True, text=True, timeout=120)
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert out.returncode == 2 and len(errors) == 1, out.stderr
-    why = "got True (YAML reads a bare yes, on or true as True; for the word, quote it: 'yes')"
+    why = "got True (bare yes/no/on/off are YAML booleans: quote it)"
     assert why in errors[0]
 
 

@@ -198,6 +198,27 @@ def test_thin_uplink_sends_no_more_than_it_can_carry_and_says_so(tmp_path):
     assert events == (tmp_path / "again" / "events.csv").read_bytes()
 
 
+def test_a_share_larger_than_the_buffer_is_named_with_the_agents_that_heard_nothing(tmp_path):
+    """The teaching stragglers with MHD's embedding term: 7 messages of 45 kB per share
+    overflow the 208 kB buffer, though the uplink carries three times what is offered; the
+    same three peers are last in line every time and hear nothing. A bigger buffer: no line."""
+    base = ["run", "teaching/stragglers", "--timing-only", "--set", "duration=30", "-q"]
+    emb = ["--set", "algorithm.embedding_weight=1"]
+    result = CliRunner().invoke(app, [*base, *emb, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert "8 of 8 uplinks dropped messages at a full buffer though offered at most" in (
+        " ".join(result.output.split())
+    )
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    deaf = [a["agent"] for a in summary["agents"] if a["bytes_received"] == 0]
+    assert deaf and f"agents received no message in the whole run (agents {deaf[0]}" in (
+        " ".join(summary["warnings"])
+    )
+    big = ["--set", "network.queue.limit=1000000", "--out", str(tmp_path / "b")]
+    result = CliRunner().invoke(app, [*base, *emb, *big])
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
+
+
 def test_backpressure_skips_messages_instead_of_dropping_them(tmp_path):
     raw = {**THIN, "network": {**THIN["network"], "backpressure": 2}}
     summary = simulate(tmp_path, raw)

@@ -222,10 +222,11 @@ def test_centralized_trains_one_model_on_the_union(tmp_path, tiny):
 
 
 def test_embedding_distillation_sends_embeddings_and_learns_from_its_own_size(tmp_path, tiny):
-    """MHD's default: messages carry the backbone's embedding; a step's target is the mean of
-    its peers' on its public samples. With two embedding sizes in the population, an agent
-    keeps only the embeddings of the peers of its own size, in every engine; off
-    (embedding_weight 0), the messages are that much smaller."""
+    """With embedding_weight 1, messages carry the backbone's embedding; a step's target is the
+    mean of its peers' on its public samples. With two embedding sizes in the population, an
+    agent keeps only the embeddings of the peers of its own size, in every engine; off (the
+    default), the messages are that much smaller."""
+    tiny["algorithm"]["embedding_weight"] = 1.0
     result, out = run(tmp_path, tiny)
     assert result.exit_code == 0, result.output
     from mhd_sim.learning.distillation import messages
@@ -263,7 +264,7 @@ def test_embedding_distillation_sends_embeddings_and_learns_from_its_own_size(tm
     mixed = [pd.read_csv(tmp_path / f"mixed-{e}" / "events.csv") for e in ("per_agent", "auto")]
     pd.testing.assert_frame_equal(*mixed)
 
-    tiny["algorithm"]["embedding_weight"] = 0.0
+    del tiny["algorithm"]["embedding_weight"]
     result, out = run(tmp_path, {**tiny, "duration": 8.0}, "off")
     sends = pd.read_csv(out / "events.csv").query("event == 'send'")
     small = messages.encoded_size(32, 2, 4, "float16", confidence=True)
@@ -277,5 +278,5 @@ def test_topk_encoding_runs_end_to_end_with_exact_bytes(tmp_path, tiny):
     from mhd_sim.learning.distillation import messages
 
     sends = pd.read_csv(out / "events.csv").query("event == 'send'")
-    size = messages.encoded_size(32, 2, 4, "topk", k=2, embedding=16, confidence=True)
+    size = messages.encoded_size(32, 2, 4, "topk", k=2, confidence=True)
     assert (sends.bytes == size).all()

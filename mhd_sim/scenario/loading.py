@@ -167,9 +167,7 @@ def _describe(err: dict[str, Any]) -> str:
     if kind not in ("extra_forbidden", "missing"):
         text += f", got {_short(err['input'])}"
         if isinstance(err["input"], bool) and not kind.startswith("bool"):
-            said, word = ("yes, on or true", "yes") if err["input"] else ("no, off or false", "no")
-            text += f" (YAML reads a bare {said} as {err['input']}; "
-            text += f"for the word, quote it: '{word}')"
+            text += " (bare yes/no/on/off are YAML booleans: quote it)"
     return text
 
 

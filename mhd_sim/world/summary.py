@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..wording import id_ranges
-from .traffic import DROP_REASONS, overload_warnings
+from .traffic import DROP_REASONS, burst_warnings, overload_warnings
 
 
 def online_fraction(sim: Any, i: int) -> float:
@@ -99,6 +99,7 @@ def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, 
         ],
     }
     out["warnings"] = sim.warnings + overload_warnings(out["agents"], tr.offered)
+    out["warnings"] += burst_warnings(out["agents"], tr.offered)
     out["warnings"] += collapse_warnings(sim.collapsed_since)
     if sim.timing_only:  # no training, no accuracy: no fields that would only say null
         del out["final"]

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..wording import id_ranges
+
 # why a message was dropped (the ``reason`` of a ``drop`` event)
 DROP_REASONS = (
     "loss",
@@ -111,4 +113,34 @@ def overload_warnings(agents: list[dict[str, Any]], offered: list[int], most: in
         lines.append(line)
     if len(over) > most:
         lines.append(f"... and {len(over) - most} more agents whose uplinks were overloaded")
+    return lines
+
+
+def burst_warnings(agents: list[dict[str, Any]], offered: list[int]) -> list[str]:
+    """Drops that come from bursts, not load: uplinks offered less than they carry whose
+    buffers still dropped messages (a share to every peer at once is larger than the buffer,
+    and the peers last in line lose every time), and agents that heard nobody at all."""
+    lines = []
+    bursty = [
+        a for a in agents
+        if a["uplink"]["offered_load"] <= 1.0
+        and a["uplink"]["drops_by_reason"].get("queue_full", 0) > 0.05 * offered[a["agent"]]
+    ]  # fmt: skip
+    if bursty:
+        share = {a["agent"]: a["uplink"]["drops_by_reason"]["queue_full"] / offered[a["agent"]]
+                 for a in bursty}  # fmt: skip
+        worst = max(share, key=share.get)
+        load = max(a["uplink"]["offered_load"] for a in bursty)
+        lines.append(
+            f"{len(bursty)} of {len(agents)} uplinks dropped messages at a full buffer though "
+            f"offered at most {load:.0%} of what they carry (agent {worst}: {share[worst]:.0%} "
+            "of its messages): a share to every peer at once is larger than the buffer; raise "
+            "network.queue.limit, or set network.fanout or network.backpressure"
+        )
+    deaf = [a["agent"] for a in agents if a["bytes_received"] == 0]
+    if deaf and sum(offered):
+        lines.append(
+            f"{len(deaf)} of {len(agents)} agents received no message in the whole run "
+            f"(agents {id_ranges(deaf)}): they learnt from nobody"
+        )
     return lines

@@ -99,10 +99,12 @@ class Distillation(Sharing):
     topk: Annotated[int, Field(ge=1, le=255)] = 3
     """Probabilities kept per sample and head with encoding topk (at most the classes)."""
     embedding_weight: NonNegative = 0.0
-    """Embedding distillation: the weight of the mean squared error between an embedding and
-    the mean of the peers' corresponding embeddings on the public batch: each auxiliary
-    head's own (with head_hidden), else the backbone's. Messages carry them; peers whose
-    embedding has another size are left out of it. MHD's default is 1 (docs/method.md)."""
+    """Embedding distillation (the poster's "each auxiliary head also distils the embeddings
+    of the others"): the weight of the mean squared error between an embedding and the mean of
+    the peers' corresponding embeddings on the public batch: each auxiliary head's own (with
+    head_hidden), else the backbone's, which every linear head reads. Messages carry them;
+    peers whose embedding has another size are left out of it. 0: off, the default (the
+    embedding makes a message up to 3.7 times larger: docs/method.md)."""
     head_hidden: Annotated[int, Field(ge=0, le=1024)] = 0
     """A hidden ReLU layer of this width in every head, whose output is the head's own
     embedding (0: linear heads on the backbone's embedding)."""
@@ -257,12 +259,6 @@ class MHDSettings(Distillation):
     head m knows only the agents m, m-2, ... hops away."""
     last_head_loop: bool = False
     """The last head also learns from the peers' last heads."""
-    embedding_weight: NonNegative = 1.0
-    """Embedding distillation (the poster's "each auxiliary head also distils the embeddings
-    of the others"): the weight of the mean squared error between an embedding and the mean of
-    the peers' corresponding embeddings on the public batch: each auxiliary head's own (with
-    head_hidden), else the backbone's, which every linear head reads. Messages carry them;
-    peers whose embedding has another size are left out of it. 0: off."""
 
     def model_heads(self) -> int:
         return self.heads
