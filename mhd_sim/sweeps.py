@@ -150,7 +150,7 @@ def _die_with_parent() -> None:  # a killed sweep must not leave runs writing in
         pass
 
 
-def execute(scenario_text: str, out: Path) -> tuple[str, str]:
+def execute(scenario_text: str, out: Path, plots: bool = True) -> tuple[str, str]:
     """Run one resolved scenario into ``out`` in a child process; (status, error line)."""
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
@@ -168,6 +168,7 @@ def execute(scenario_text: str, out: Path) -> tuple[str, str]:
             "--quiet",
             "--threads",
             "1",
+            *(() if plots else ("--no-plots",)),
         ]
         proc = subprocess.run(
             cmd,
@@ -230,11 +231,15 @@ def execute_packed(scenario_text: str) -> tuple[str, str, dict[str, bytes]]:
 # --- backends: yield (point, status, error) as points finish -----------------------------------
 
 
-def local_backend(todo: list[Point], runs: Path, jobs: int) -> Iterator[tuple[Point, str, str]]:
+def local_backend(
+    todo: list[Point], runs: Path, jobs: int, plots: bool = True
+) -> Iterator[tuple[Point, str, str]]:
+    """Each point in a child process, ``jobs`` at a time (``plots``: each run draws its own
+    figures; an analysis that draws its own passes False)."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads wait on child processes
-        futures = {pool.submit(execute, p.scenario, runs / p.name): p for p in todo}
+        futures = {pool.submit(execute, p.scenario, runs / p.name, plots): p for p in todo}
         try:
             for fut in as_completed(futures):
                 yield (futures[fut], *fut.result())

@@ -149,6 +149,8 @@ def test_teacher_rules_table_and_diagnostics(tmp_path, monkeypatch):
 
     setups = {"digits, MLP, ring": (failures.BASE, *failures.SETUPS["digits, MLP, ring"])}
     monkeypatch.setattr(teacher_rules, "SETUPS", setups)
+    kept = ("isolated", "distill", "mhd", "embedding", "hybrid", "gate", "fedmd")
+    monkeypatch.setattr(teacher_rules, "CONFIGS", {c: teacher_rules.CONFIGS[c] for c in kept})
     args = ["--out", str(tmp_path / "runs"), "--seeds", "1", *TINY]
     assert teacher_rules.main(args) == 0
     text = (tmp_path / "runs" / "tables.md").read_text()

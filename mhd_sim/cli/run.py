@@ -48,6 +48,10 @@ def run(
     ] = None,
     timing_only: TimingOnly = False,
     force: ForceOption = False,
+    plots: Annotated[
+        bool,
+        typer.Option(help="Draw plots/ at the end (--no-plots: the files only; `plot` later)."),
+    ] = True,
     watch: Annotated[
         bool,
         typer.Option(
@@ -63,9 +67,9 @@ def run(
     sc = _load(scenario, overrides, seed, force)
     out_dir = out_dir or default_out(sc)
     if not watch:
-        return _run(sc, out_dir, quiet, timing_only, overwrite, threads, force)
+        return _run(sc, out_dir, quiet, timing_only, overwrite, threads, force, plots)
     with beside(out_dir, port) as page:
-        _run(sc, out_dir, quiet, timing_only, overwrite, threads, force)
+        _run(sc, out_dir, quiet, timing_only, overwrite, threads, force, plots)
         keep_serving(page)
 
 
@@ -77,6 +81,7 @@ def _run(
     overwrite: bool,
     threads: int | None,
     force: bool,
+    plots: bool = True,
 ) -> None:
     from ..api import MhdSimError, simulate
 
@@ -94,6 +99,7 @@ def _run(
             warn=warn,
             force=force,
             keep=True,
+            plots=plots,
         )
     except MhdSimError as e:
         for line in e.problems:
