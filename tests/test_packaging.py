@@ -3,6 +3,7 @@ its command works from any directory."""
 
 import http.client
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -19,8 +20,16 @@ def installed(tmp_path_factory):
     """The wheel built from this checkout, installed into a fresh virtual environment whose
     dependencies (torch and the rest) come from the test environment's site-packages."""
     tmp = tmp_path_factory.mktemp("wheel")
-    build = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation"]
-    subprocess.run([*build, "-q", "-w", str(tmp / "dist")], check=True, capture_output=True)
+    # a copy of what a wheel is built from, so that nothing else writing in the checkout (a
+    # stale build/, a concurrent run's caches) can reach the build
+    src = tmp / "src"
+    shutil.copytree(ROOT / "mhd_sim", src / "mhd_sim",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    build = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation"]
+    built = subprocess.run([*build, "-q", "-w", str(tmp / "dist")], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
     wheel = next((tmp / "dist").glob("mhd_sim-*.whl"))
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
