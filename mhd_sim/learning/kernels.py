@@ -13,8 +13,8 @@ also asked for results that do not depend on its number of threads (``STRICT``):
 a run with one torch thread and one with two differ too. A cap already set lower (an older
 machine, emulated or real) is kept; a higher one is lowered. ``MHD_SIM_KERNELS=native``
 leaves torch's own choice (results may then differ between machines and thread counts).
-What ran is reported by :func:`in_use` and kept in ``summary.json`` (``kernels``); measured
-on the demo, the pin costs nothing within the noise (docs/performance.md).
+What ran is reported by :func:`in_use` and kept in ``summary.json`` (``kernels``); what the
+pin costs is measured between nothing and about 1.3x, not yet settled (docs/performance.md).
 """
 
 from __future__ import annotations
