@@ -61,12 +61,7 @@ def absorb(engine: Engine, ops: list[Op]) -> None:
         if ranked:
             confs.append(op.message.conf[r, c])
     at, c, v = torch.cat(rows), torch.cat(cols), torch.cat(vals)
-    key = at * S + c
-    order = torch.argsort(key, stable=True)
-    sk = key[order]
-    last = torch.ones_like(sk, dtype=torch.bool)
-    last[:-1] = sk[1:] != sk[:-1]
-    pick = order[last]
+    pick = last_writes(at * S + c)
     flat[at[pick], c[pick]] = v[pick]
     if ranked:
         engine.conf.view(A * K * P, S)[at[pick], c[pick]] = torch.cat(confs)[pick]
@@ -81,10 +76,18 @@ def absorb_embeddings(engine: Engine, ops: list[Op]) -> None:
     rows = torch.cat([(op.agent * K + op.place[0]) * P + op.place[1][op.place[3]] for op in ops])
     values = torch.cat([F.pad(op.message.emb[op.place[3]], (0, W - op.message.emb.shape[-1]))
                         for op in ops])  # fmt: skip
-    order = torch.argsort(rows, stable=True)
-    keep = torch.ones_like(order, dtype=torch.bool)
-    keep[:-1] = rows[order][1:] != rows[order][:-1]
-    engine.emb.view(A * K * P, W)[rows[order[keep]]] = values[order[keep]]
+    pick = last_writes(rows)
+    engine.emb.view(A * K * P, W)[rows[pick]] = values[pick]
+
+
+def last_writes(key: torch.Tensor) -> torch.Tensor:
+    """The positions of the last write to each key, in the order written: a scatter of only
+    these gives every entry the later of two writes, as per-agent absorbs in turn do."""
+    order = torch.argsort(key, stable=True)
+    sk = key[order]
+    last = torch.ones_like(sk, dtype=torch.bool)
+    last[:-1] = sk[1:] != sk[:-1]
+    return order[last]
 
 
 def wave_embeddings(engine: Engine, ops: list[Op], agents: torch.Tensor, u: torch.Tensor) -> tuple:
