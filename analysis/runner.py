@@ -32,7 +32,7 @@ def run_points(points: Points, out: Path, extra: list[str], jobs: int) -> dict[s
         todo.append(Point((), sc.seed, name, text))
     for name, s in status.items():  # kept from an earlier run, or refused
         print(f"{name}: {s}", flush=True)
-    for k, (point, s, error) in enumerate(local_backend(todo, out, jobs, plots=False), 1):
+    for k, (point, s, error, _, _) in enumerate(local_backend(todo, out, jobs, plots=False), 1):
         status[point.name] = s if s == "done" else f"{s}: {error}"
         print(f"[{k}/{len(todo)}] {point.name}: {status[point.name]}", flush=True)
     return status

@@ -18,6 +18,7 @@ import datetime
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -387,8 +388,9 @@ def sweep(
         points = sw.points(bundled.resolve(scenario), axes, seeds, _overrides(set))
         meta = {"scenario": str(bundled.resolve(scenario)), "grid": axes, "seeds": seeds,
                 "set": _overrides(set)}  # fmt: skip
+        notes = {"on_note": lambda line: print(line, file=sys.stderr)} if backend == "ray" else {}
         sw.sweep(points, Path(out), backend, jobs or os.cpu_count() or 1, address, meta,
-                 on_point or (lambda p, status, error: None))  # fmt: skip
+                 on_point or (lambda p, status, error: None), **notes)  # fmt: skip
     except ScenarioError as e:
         raise MhdSimError(e.problems) from None
     return pd.read_csv(Path(out) / sw.INDEX)

@@ -37,6 +37,7 @@ from .scenario.loading import short_keys
 
 DONE, FAILED, KEPT = "done", "failed", "kept"  # kept: finished by an earlier invocation
 INDEX = "sweep.csv"
+LOCAL = "local"  # the node column of a point the local backend ran
 
 
 MAX_POINTS = 10_000  # grid points × seeds in one sweep
@@ -233,7 +234,7 @@ def execute_packed(scenario_text: str) -> tuple[str, str, dict[str, bytes]]:
 
 def local_backend(
     todo: list[Point], runs: Path, jobs: int, plots: bool = True
-) -> Iterator[tuple[Point, str, str]]:
+) -> Iterator[tuple[Point, str, str, str, int]]:
     """Each point in a child process, ``jobs`` at a time (``plots``: each run draws its own
     figures; an analysis that draws its own passes False)."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -242,49 +243,61 @@ def local_backend(
         futures = {pool.submit(execute, p.scenario, runs / p.name, plots): p for p in todo}
         try:
             for fut in as_completed(futures):
-                yield (futures[fut], *fut.result())
+                yield (futures[fut], *fut.result(), LOCAL, 0)
         finally:
             for fut in futures:
                 fut.cancel()
 
 
 def ray_backend(
-    todo: list[Point], runs: Path, jobs: int, address: str | None
-) -> Iterator[tuple[Point, str, str]]:
+    todo: list[Point], runs: Path, jobs: int, address: str | None, **callbacks: Callable
+) -> Iterator[tuple[Point, str, str, str, int]]:
+    """Points as Ray tasks (``cluster.py``): each runs in a temporary directory on its node and
+    its files come back here; yields (point, status, error, node, retries)."""
+    from .cluster import ray_backend as on_ray
+
+    for p, status, error, files, node, retries in on_ray(
+        todo, jobs, address, execute_packed, **callbacks
+    ):
+        _unpack(files, runs / p.name)
+        yield p, status, error, node, retries
+
+
+def read_meta(out: Path) -> dict[str, Any]:
+    """The scenario, grid, seeds and overrides of the sweep in ``out`` (for ``--resume``)."""
     try:
-        import ray
-    except ImportError:
-        raise ScenarioError(["--backend ray needs Ray: pip install 'mhd-sim[ray]'"]) from None
-    started = not ray.is_initialized()
-    if started:
-        kwargs = {"address": address} if address else {"num_cpus": jobs}
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
-    task = ray.remote(num_cpus=1, max_retries=0)(execute_packed)
-    pending = {task.remote(p.scenario): p for p in todo}
-    try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            p = pending.pop(ready[0])
-            try:
-                status, error, files = ray.get(ready[0])
-            except Exception as e:  # a worker lost, a task that could not start
-                status, error, files = FAILED, f"ray: {type(e).__name__}: {e}".splitlines()[0], {}
-            _unpack(files, runs / p.name)
-            yield p, status, error
-    finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        if started:
-            ray.shutdown()
+        meta = json.loads((out / "sweep.json").read_text())
+        return {k: meta[k] for k in ("scenario", "grid", "seeds", "set")}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ScenarioError(
+            [f"--resume: {out} holds no sweep (its sweep.json is missing or unreadable)"]
+        ) from None
 
 
 # --- the index ---------------------------------------------------------------------------------
 
 
-def write_index(out: Path, pts: list[Point], status: dict[Point, tuple[str, str]]) -> Path:
-    rows = []
+def earlier(out: Path) -> dict[str, tuple[str, int]]:
+    """Per point of an earlier invocation's index: the node that ran it and its retries."""
+    try:
+        with open(out / INDEX, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return {}
+    return {r["point"]: (r.get("node", ""), int(r.get("retries") or 0)) for r in rows}
+
+
+def write_index(
+    out: Path,
+    pts: list[Point],
+    status: dict[Point, tuple[str, str]],
+    where: dict[Point, tuple[str, int]] | None = None,
+) -> Path:
+    """``sweep.csv``: a row per point, its status, where it ran and its final figures."""
+    rows, where = [], where or {}
     for p in pts:
         st, error = status.get(p, ("pending", ""))
+        node, retries = where.get(p, ("", 0))
         rows.append(
             {
                 "point": p.name,
@@ -292,6 +305,8 @@ def write_index(out: Path, pts: list[Point], status: dict[Point, tuple[str, str]
                 "seed": p.seed,
                 "status": DONE if st == KEPT else st,
                 "error": error,
+                "node": node,
+                "retries": retries,
                 **(final_figures(out / "runs" / p.name) if st in (DONE, KEPT) else {}),
             }
         )
@@ -336,30 +351,34 @@ def sweep(
     address: str | None = None,
     meta: dict[str, Any] | None = None,
     on_point: Callable[[Point, str, str], None] = lambda p, s, e: None,
+    **cluster: Callable,
 ) -> dict[Point, tuple[str, str]]:
     """Run the points not finished yet; keep ``sweep.csv`` current as points finish.
 
     Returns each point's (status, error); a failing point never stops the others.
+    ``cluster``: the Ray backend's ``on_cluster`` and ``on_note`` callbacks (``cluster.py``).
     """
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps(meta or {}, indent=2))
     status = {p: (KEPT, "") for p in pts if finished(runs / p.name)}
+    before = earlier(out)
+    where = {p: before.get(p.name, ("", 0)) for p in status}
     for p in status:
         on_point(p, KEPT, "")
     todo = [p for p in pts if p not in status]
     with Lock(out):
-        write_index(out, pts, status)
+        write_index(out, pts, status, where)
         results = (
-            ray_backend(todo, runs, jobs, address)
+            ray_backend(todo, runs, jobs, address, **cluster)
             if backend == "ray"
             else local_backend(todo, runs, jobs)
         )
         try:
-            for p, st, error in results:
-                status[p] = (st, error)
+            for p, st, error, node, retries in results:
+                status[p], where[p] = (st, error), (node, retries)
                 on_point(p, st, error)
-                write_index(out, pts, status)
+                write_index(out, pts, status, where)
         finally:
-            write_index(out, pts, status)
+            write_index(out, pts, status, where)
     return status

@@ -16,8 +16,11 @@ from .common import SetOption, _fail, _problems, _scenario_path, app, err, out
 @app.command()
 def sweep(
     scenario: Annotated[
-        str, typer.Argument(help="Scenario file, or the name of a bundled scenario.")
-    ],
+        str | None,
+        typer.Argument(
+            help="Scenario file, or the name of a bundled scenario (not with --resume)."
+        ),
+    ] = None,
     grid: Annotated[
         list[str] | None,
         typer.Option(
@@ -48,6 +51,14 @@ def sweep(
             "default: start a local Ray instance."
         ),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Finish the sweep in --out: its scenario, grid, seeds and --set are read from "
+            "its sweep.json; only unfinished points run.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run a grid of settings × seeds, one run directory per point; run again to resume."""
@@ -61,24 +72,46 @@ def sweep(
     from rich.table import Table
 
     from .. import sweeps as sw
+    from ..cluster import ClusterView
     from ..scenario import ScenarioError
+
+    def note(line: str) -> None:
+        err.print(line, highlight=False, soft_wrap=True)
 
     if backend not in ("local", "ray"):
         raise _fail(f"--backend {backend}: choose local or ray", 2)
     if address and backend != "ray":
         raise _fail("--address is for --backend ray", 2)
+    if resume:
+        if scenario or grid or overrides:
+            raise _fail("--resume reads the scenario, grid and --set from OUT/sweep.json; "
+                        "give only --out (and the backend's options)", 2)  # fmt: skip
+        try:
+            meta = sw.read_meta(out_dir)
+        except ScenarioError as e:
+            raise _fail("; ".join(e.problems), 2) from None
+    elif scenario is None:
+        raise _fail("give a scenario (or --resume and the sweep's --out)", 2)
+    else:
+        try:
+            axes = sw.parse_grid(grid or [])
+        except ScenarioError as e:
+            raise _problems(e) from None
+        meta = {"scenario": str(_scenario_path(scenario)), "grid": axes, "seeds": seeds,
+                "set": overrides or []}  # fmt: skip
     try:
-        axes = sw.parse_grid(grid or [])
-        points = sw.points(_scenario_path(scenario), axes, seeds, overrides or [])
+        points = sw.points(meta["scenario"], meta["grid"], meta["seeds"], meta["set"])
     except ScenarioError as e:
         raise _problems(e) from None
-    meta = {
-        "scenario": str(_scenario_path(scenario)),
-        "grid": axes,
-        "seeds": seeds,
-        "set": overrides or [],
-    }
+    if backend == "ray":  # a head that does not answer: one line, before anything else
+        from ..cluster import answering
+
+        try:
+            answering(address)
+        except ScenarioError as e:
+            raise _fail("; ".join(e.problems), 2) from None
     counts = {sw.DONE: 0, sw.KEPT: 0, sw.FAILED: 0}
+    cluster = ClusterView()
     start = time.perf_counter()
     outstanding = set(points)
     durations = sorted({p.duration for p in points})
@@ -108,6 +141,8 @@ def sweep(
             if now:  # how far each running point got, in simulated seconds
                 shown = ", ".join(f"{t:.0f}/{d:g} s" for _, t, d in now[:3])
                 parts.append(f"{len(now)} running: {shown}{' …' if len(now) > 3 else ''}")
+            if backend == "ray":  # its points run elsewhere: how many, where, retried
+                parts.append(cluster.line())
             bar.update(task, completed=done + sum(t / d for _, t, d in now), finished=done,
                        info="; ".join(parts))  # fmt: skip
 
@@ -124,11 +159,16 @@ def sweep(
             while not stop.wait(1.0):
                 show()
 
+        def on_cluster(view: ClusterView) -> None:
+            nonlocal cluster
+            cluster = view
+
         follower = threading.Thread(target=follow, name="sweep-progress", daemon=True)
-        if not quiet and backend == "local":
+        if not quiet:
             follower.start()
         try:
-            status = sw.sweep(points, out_dir, backend, jobs, address, meta, on_point)
+            more = {"on_cluster": on_cluster, "on_note": note} if backend == "ray" else {}
+            status = sw.sweep(points, out_dir, backend, jobs, address, meta, on_point, **more)
         except ScenarioError as e:
             raise _fail("; ".join(e.problems), 2) from None
         except KeyboardInterrupt:
@@ -155,6 +195,8 @@ def sweep(
         highlight=False,
         soft_wrap=True,
     )
+    if backend == "ray":
+        out.print(f"on the cluster: {cluster.summary()}", highlight=False, soft_wrap=True)
     if counts[sw.DONE] + counts[sw.KEPT]:
         from ..compare.summarize import summarize
 

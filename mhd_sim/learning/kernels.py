@@ -14,7 +14,7 @@ a run with one torch thread and one with two differ too. A cap already set lower
 machine, emulated or real) is kept; a higher one is lowered. ``MHD_SIM_KERNELS=native``
 leaves torch's own choice (results may then differ between machines and thread counts).
 What ran is reported by :func:`in_use` and kept in ``summary.json`` (``kernels``); what the
-pin costs is measured between nothing and about 1.3x, not yet settled (docs/performance.md).
+pin costs: about 5% of the demo's time, measured on a quiet machine (docs/performance.md).
 """
 
 from __future__ import annotations
