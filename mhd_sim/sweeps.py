@@ -282,9 +282,9 @@ def earlier(out: Path) -> dict[str, tuple[str, int]]:
     try:
         with open(out / INDEX, newline="") as f:
             rows = list(csv.DictReader(f))
-    except OSError:
+        return {r["point"]: (r.get("node") or "", int(r.get("retries") or 0)) for r in rows}
+    except (OSError, csv.Error, KeyError, ValueError):  # none, or not one this code wrote
         return {}
-    return {r["point"]: (r.get("node", ""), int(r.get("retries") or 0)) for r in rows}
 
 
 def write_index(
