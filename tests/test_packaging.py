@@ -2,6 +2,8 @@
 its command works from any directory."""
 
 import http.client
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -15,22 +17,34 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def build_wheel(src: Path, dist: Path, **env: str) -> Path:
+    """A wheel built from a copy of what a wheel is built from, so that nothing else writing
+    in the checkout (a stale build/, a concurrent run's caches) can reach the build."""
+    built_here = ("__pycache__", "*.so", "_plan_kernel.c")
+    shutil.copytree(ROOT / "mhd_sim", src / "mhd_sim", ignore=shutil.ignore_patterns(*built_here))
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    build = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation"]
+    built = subprocess.run([*build, "-v", "-w", str(dist)], capture_output=True, text=True,
+                           env={**os.environ, **env})  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    return next(dist.glob("mhd_sim-*.whl"))
+
+
+@pytest.mark.slow  # builds a wheel
+def test_without_a_compiler_the_wheel_builds_with_the_python_path(tmp_path):
+    wheel = build_wheel(tmp_path / "src", tmp_path / "dist", CC="/bin/false")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "mhd_sim/learning/distillation/plan_kernel.py" in names
+    assert not [n for n in names if n.endswith(".so")]  # the Python path: same numbers
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """The wheel built from this checkout, installed into a fresh virtual environment whose
     dependencies (torch and the rest) come from the test environment's site-packages."""
     tmp = tmp_path_factory.mktemp("wheel")
-    # a copy of what a wheel is built from, so that nothing else writing in the checkout (a
-    # stale build/, a concurrent run's caches) can reach the build
-    src = tmp / "src"
-    shutil.copytree(ROOT / "mhd_sim", src / "mhd_sim",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, src / name)
-    build = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation"]
-    built = subprocess.run([*build, "-q", "-w", str(tmp / "dist")], capture_output=True, text=True)
-    assert built.returncode == 0, built.stderr[-2000:]
-    wheel = next((tmp / "dist").glob("mhd_sim-*.whl"))
+    wheel = build_wheel(tmp / "src", tmp / "dist")
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -58,6 +72,9 @@ def test_wheel_holds_mhd_sim_alone_with_its_scenarios(installed):
     assert "mhd_sim/scenarios/scenario.schema.json" in names
     assert "mhd_sim/scenarios/traces/bandwidth.csv" in names  # the traces scenario's files
     assert "mhd_sim/record/live/page.html" in names  # the live page ships with the package
+    if shutil.which("cc"):  # the compiled hot path, built with the wheel
+        assert any(n.startswith("mhd_sim/learning/distillation/_plan_kernel.") and n.endswith(".so")
+                   for n in names), names  # fmt: skip
 
 
 @pytest.mark.slow  # builds a wheel into a fresh environment
@@ -79,7 +96,8 @@ def test_installed_command_finds_bundled_scenarios_from_elsewhere(installed):
     run = [cli, "run", "straggler", "--timing-only", "--set", "duration=20", "--out", "r", "-q"]
     done = subprocess.run(run, cwd=elsewhere, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert (elsewhere / "r" / "summary.json").is_file()
+    hot = json.loads((elsewhere / "r" / "summary.json").read_text())["hot_path"]
+    assert hot == ("compiled" if shutil.which("cc") else "python")
     assert (elsewhere / "r" / "events.csv").is_file()
     # the traces scenario reads its files beside it, inside the installed package
     run = [cli, "run", "traces", "--timing-only", "--set", "duration=20", "--out", "t", "-q"]

@@ -140,9 +140,10 @@ def _print_traffic(s: dict) -> None:
     drops = ", ".join(f"{k} {v:,}" for k, v in m["dropped_by_reason"].items() if v) or "none"
     extra = "".join(f", {m[k]:,} {k}" for k in ("retransmitted", "skipped") if m.get(k))
     engine = f" ({s['engine']})" if s.get("engine") else ""  # runs before it was recorded: none
+    hot = f"; hot path: {s['hot_path']}" if s.get("hot_path") else ""
     out.print(
         f"simulated {s['sim_time']:.0f} s in {s['wall_time_s']:.1f} s wall{engine}; "
-        f"{s['events']:,} events, {s['steps']:,} steps",
+        f"{s['events']:,} events, {s['steps']:,} steps{hot}",
         highlight=False,
     )
     out.print(

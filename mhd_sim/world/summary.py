@@ -49,6 +49,7 @@ def summary(sim: Any, wall_time: float, interrupted: bool = False) -> dict[str, 
         "timing_only": sim.timing_only,
         "engine": sim.population.engine,
         "kernels": sim.population.kernels,
+        "hot_path": sim.population.hot_path,  # compiled or python: the same numbers
         "events": sim.record.events,
         "steps": sum(sim.steps),
         "messages": {

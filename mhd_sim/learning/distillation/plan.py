@@ -20,6 +20,7 @@ import numpy as np
 import pydantic
 
 from ..contract import DistillStep
+from .plan_kernel import compiled_ages, integers
 
 add, biggest = np.add.reduce, np.maximum.reduce
 
@@ -135,6 +136,8 @@ class Plan:
         self.cursor = 0
         self.age_sum = np.zeros(0)  # per slot: ages of its predictions used as a teacher
         self.age_count = np.zeros(0, dtype=np.int64)
+        self._fast_ages = compiled_ages()  # None: the Python path (plan_kernel.py)
+        self._per_slot, self._column = np.empty(0), np.empty(training.public_batch_size)
         # FLOPs, counted once here for every way of running the plan
         batch, pub = training.batch_size, training.public_batch_size
         self.plain_flops = flops("train", batch)
@@ -157,18 +160,51 @@ class Plan:
         enough and how old they are, its FLOPs, and (``ties``) the draws that decide between
         equally confident teachers."""
         pool = self.pool
+        bounds, b = self._bounds, self.batch_size
         if not self.learns or (pool is None and not self.wiring.own_candidates):
-            batch = self.rng.integers(self.private, size=self.batch_size)
+            batch = integers(self.rng, bounds[:b])  # = rng.integers(private, size=b)
             return DistillStep(self.plain_flops, now, batch=batch)
         if pool is None:
             pool = self.order
         # both batches in one call: the same numbers as two calls, one call's overhead
-        bounds, b = self._bounds, self.batch_size
         bounds[b:] = len(pool)
-        drawn = self.rng.integers(0, bounds)
+        drawn = integers(self.rng, bounds)
         step = DistillStep(self.plain_flops, now, batch=drawn[:b])
         u = pool[drawn[b:]]
         K, algo = len(self.slots), self.algo
+        fast = self._fast_ages
+        reads_all = algo.teachers is None or K <= algo.teachers  # no random neighbours drawn
+        if fast is not None and K and reads_all and not self.embeds:
+            valid = self._compiled_ages(fast, now, u, K, step)
+        else:
+            valid = self._ages(now, u, K, step)
+        step.public, step.valid = u, valid
+        step.flops = self.distill_flops
+        if self.ranked and ties:  # a draw per candidate row: each source's peers, then its own
+            sources = self.wiring.sources
+            rows = max(map(len, sources.values())) * K + 1
+            step.ties = self.tie_rng.random((len(sources), rows, len(u)))
+        return step
+
+    def _compiled_ages(
+        self, fast: Callable, now: float, u: np.ndarray, K: int, step: DistillStep
+    ) -> np.ndarray:
+        """What :meth:`_ages` computes, in C (plan_kernel.py): the same numbers."""
+        if len(self._per_slot) < K:
+            self._per_slot = np.empty(self.which.shape[1])
+        valid = np.empty((len(u), K), dtype=np.uint8)
+        limit = self.algo.max_staleness
+        total, count, top = fast(now, self.which, self.stamps, u, K,
+                                 np.inf if limit is None else limit, self.age_sum,
+                                 self.age_count, valid, self._per_slot, self._column)  # fmt: skip
+        if self.wiring.used.size and count:  # mean and max age over every prediction read
+            step.staleness = (total / count, top)
+        return valid.view(bool).T
+
+    def _ages(self, now: float, u: np.ndarray, K: int, step: DistillStep) -> np.ndarray:
+        """Which cached predictions of samples ``u`` the step reads [K, B], their ages kept
+        per slot and (``step.staleness``) their mean and max; ``step.embed_ok`` too."""
+        algo = self.algo
         # [K, B]: every message carries the same heads, so one age stands for all of them
         # [K, B] in the layout of a [B, K] table read by rows: sums add up in the same order
         age = now - self.stamps.take(self.which[u, :K]).T  # NaN where the slot has none
@@ -189,13 +225,7 @@ class Plan:
             count = int(add(counts))
             if count:
                 step.staleness = (float(add(per_slot)) / count, float(biggest(age, None)))
-        step.public, step.valid = u, valid
-        step.flops = self.distill_flops
-        if self.ranked and ties:  # a draw per candidate row: each source's peers, then its own
-            sources = self.wiring.sources
-            rows = max(map(len, sources.values())) * K + 1
-            step.ties = self.tie_rng.random((len(sources), rows, len(u)))
-        return step
+        return valid
 
     def _left_out(self, age: np.ndarray) -> np.ndarray:
         """What this step does not read, the paper's random neighbours: ``teachers`` peers

@@ -17,6 +17,7 @@ from ..algorithms.learner import Learner, Shared
 from ..contract import refusal
 from ..data.datasets import Dataset
 from ..data.partitions import Split, load
+from ..distillation import plan_kernel
 from ..distillation.diagnostics import TeacherLog, main_classes
 from ..models.headed import build
 from ..seam import Population
@@ -178,6 +179,7 @@ def population(
     goes."""
     pop = _population(scenario, timing_only, progress, workers)
     pop.kernels = kernels.in_use()
+    pop.hot_path = plan_kernel.PATH
     pop.warnings += [w for w in [kernels.warning()] if w]
     return pop
 

@@ -1,0 +1,117 @@
+"""The plan's compiled draws (learning/distillation/_plan_kernel.pyx) against numpy's
+Generator.integers: the same numbers, the same stream after them, the same files for a run;
+MHD_SIM_PURE_PYTHON=1 forces the Python path, and a run says which one ran."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+import mhd_sim as ms
+from mhd_sim.learning.distillation import plan_kernel
+from mhd_sim.scenario import bundled
+
+COMPILED = plan_kernel._compiled is not None
+needs_compiled = pytest.mark.skipif(not COMPILED, reason="the compiled hot path is not built")
+
+
+def test_the_extension_is_built_where_a_compiler_is():
+    """``make install`` builds it on these machines: a silent fallback would hide a broken
+    build (where no compiler exists, the Python path is the design)."""
+    if os.environ.get("MHD_SIM_PURE_PYTHON") or not shutil.which("cc"):
+        pytest.skip("no C compiler here: the Python path is the one")
+    assert plan_kernel.PATH == "compiled"
+
+
+@needs_compiled
+@pytest.mark.parametrize("top", [2, 10, 1000, 2**31, 2**40])
+def test_compiled_draws_are_numpys_numbers_and_leave_the_stream_as_numpy_does(top):
+    cases = np.random.default_rng(top)
+    for seed in range(300):
+        high = cases.integers(1, top, size=int(cases.integers(1, 40))).astype(np.int64)
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        assert np.array_equal(plan_kernel.integers(a, high), b.integers(0, high))
+        assert np.array_equal(
+            plan_kernel.integers(a, np.full(5, high[0])), b.integers(high[0], size=5)
+        )
+        assert a.random() == b.random()  # the stream where numpy leaves it
+    with pytest.raises(ValueError, match="high <= 0"):
+        plan_kernel.integers(np.random.default_rng(0), np.array([3, 0]))
+
+
+@needs_compiled
+def test_compiled_ages_are_numpys_to_the_last_bit():
+    """The ages kernel against Plan._ages' numpy lines, on random tables: one slot (numpy
+    sums pairwise) and many (in order), batches past numpy's 8- and 128-element blocks,
+    missing predictions and a staleness limit."""
+    from mhd_sim.learning.distillation import _plan_kernel as c
+
+    add, biggest = np.add.reduce, np.maximum.reduce
+    cases = np.random.default_rng(1)
+    for _ in range(400):
+        K, B, P = int(cases.integers(1, 12)), int(cases.integers(1, 300)), 50
+        stamps = np.concatenate([[np.nan], cases.random(30) * 100])
+        which = cases.integers(0, 31, size=(P, K + 3)).astype(np.int32)
+        u = cases.integers(0, P, size=B)
+        now, limit = 120.0, float(cases.choice([np.inf, 60.0]))
+        age = now - stamps.take(which[u, :K]).T
+        age[age > limit] = np.nan
+        valid = age == age
+        age = np.where(valid, age, 0.0)
+        per_slot, counts = add(age, 1), add(valid, 1)
+        sums, seen = cases.random(K + 3), cases.integers(0, 9, K + 3)
+        want_sums, want_seen = sums.copy(), seen.copy()
+        want_sums[:K] += per_slot
+        want_seen[:K] += counts
+        got_valid = np.empty((B, K), dtype=np.uint8)
+        total, count, top = c.ages(now, which, stamps, u, K, limit, sums, seen, got_valid,
+                                   np.empty(K + 3), np.empty(B))  # fmt: skip
+        assert np.array_equal(got_valid.view(bool).T, valid)
+        assert sums.tobytes() == want_sums.tobytes() and np.array_equal(seen, want_seen)
+        assert count == int(add(counts)) and top == float(biggest(age, None))
+        assert total == float(add(per_slot))
+
+
+def run_files(path):
+    return {n: (path / n).read_bytes() for n in ("events.csv", "metrics.csv", "teachers.csv")
+            if (path / n).exists()}  # fmt: skip
+
+
+@needs_compiled
+def test_a_run_gives_the_same_files_on_both_paths_and_says_which_ran(tmp_path, tiny):
+    f = tmp_path / "tiny.yaml"
+    f.write_text(yaml.safe_dump(tiny))
+    out = {}
+    for path in ("compiled", "python"):
+        env = {**os.environ, **({"MHD_SIM_PURE_PYTHON": "1"} if path == "python" else {})}
+        cmd = [sys.executable, "-m", "mhd_sim", "run", str(f), "--out", str(tmp_path / path),
+               "--no-plots"]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-1500:]
+        assert f"hot path: {path}" in done.stdout
+        summary = json.loads((tmp_path / path / "summary.json").read_text())
+        assert summary["hot_path"] == path
+        out[path] = run_files(tmp_path / path)
+    assert out["compiled"] == out["python"] and out["compiled"]["events.csv"]
+
+
+@pytest.mark.slow  # every bundled scenario, learning and timing-only, on both paths
+@needs_compiled
+@pytest.mark.parametrize("name", bundled.names())
+def test_every_bundled_scenario_gives_the_same_files_on_both_paths(name, tmp_path, monkeypatch):
+    files = {}
+    for path in ("compiled", "python"):
+        if path == "python":
+            monkeypatch.setattr(plan_kernel, "_compiled", None)
+        for timing_only in (False, True):
+            out = tmp_path / f"{path}-{timing_only}"
+            sc = ms.load(name, set={"duration": 8})
+            ms.simulate(sc, out, progress=False, timing_only=timing_only, plots=False)
+            files[path, timing_only] = run_files(out)
+    for timing_only in (False, True):
+        assert files["compiled", timing_only] == files["python", timing_only], timing_only
