@@ -110,7 +110,7 @@ def test_every_bundled_scenario_gives_the_same_files_on_both_paths(name, tmp_pat
             monkeypatch.setattr(plan_kernel, "_compiled", None)
         for timing_only in (False, True):
             out = tmp_path / f"{path}-{timing_only}"
-            sc = ms.load(name, set={"duration": 8})
+            sc = ms.load(name, set={"duration": 4})
             ms.simulate(sc, out, progress=False, timing_only=timing_only, plots=False)
             files[path, timing_only] = run_files(out)
     for timing_only in (False, True):
