@@ -155,7 +155,7 @@ class Cluster:
                 if only is None or name.startswith(only):
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
-            except (OSError, ProcessLookupError):
+            except OSError:  # gone already
                 pass
         return killed
 

@@ -109,17 +109,17 @@ class ClusterView:
     def line(self) -> str:
         """``2 running on 10.0.0.1 (1), 10.0.0.2 (1); 1 retried``"""
         where = ", ".join(f"{ip} ({n})" for ip, n in self.nodes.items()) or "no node yet"
-        extra = [f"{self.retried} retried"] if self.retried else []
-        extra += [f"refused {', '.join(self.refused)}"] if self.refused else []
-        return "; ".join([f"{self.running} running on {where}", *extra])
+        return "; ".join([f"{self.running} running on {where}", *self._after(self.retried)])
 
     def summary(self) -> str:
-        """``10.0.0.1 ran 3 points, 10.0.0.2 ran 2; 1 retried``"""
+        """``10.0.0.1 ran 3, 10.0.0.2 ran 2; 1 retried``"""
         ran = ", ".join(f"{ip} ran {n}" for ip, n in sorted(self.ran.items())) or "no point ran"
-        return "; ".join(
-            [ran, f"{self.retried} retried"]
-            + ([f"refused {', '.join(self.refused)}"] if self.refused else [])
-        )
+        return "; ".join([ran, *self._after(True)])
+
+    def _after(self, retried: bool) -> list[str]:
+        """The retries (when ``retried``) and the refused nodes (when any)."""
+        out = [f"{self.retried} retried"] if retried else []
+        return out + ([f"refused {', '.join(self.refused)}"] if self.refused else [])
 
 
 def lost(address: str, finished: int, why: str) -> ScenarioError:
