@@ -2,8 +2,9 @@
 spirit of scikit-learn's ``check_estimator``) under every engine: per agent, ``auto`` on two
 and three threads (every file byte-identical to per agent), batched where it declares it
 (weights and accuracies within its tolerance) and timing-only (every event equal), or a
-one-line refusal before anything runs; the world sees only the seam's protocol; and the
-memory estimate covers what its learners allocate.
+one-line refusal before anything runs; the plan's Python path gives the compiled path's
+files per agent (plan_kernel.py); the world sees only the seam's protocol; and the memory
+estimate covers what its learners allocate.
 
 Each toy variant overrides one point of the engine-learner contract (``contract.POINTS``),
 one overrides a call the seam composes, and one (``decay``) has settings of its own,
@@ -27,6 +28,7 @@ from mhd_sim.learning.algorithms import ALGORITHMS
 from mhd_sim.learning.algorithms.mhd import MHD
 from mhd_sim.learning.algorithms.settings import Distillation
 from mhd_sim.learning.contract import COMPOSED, POINTS, DistillStep
+from mhd_sim.learning.distillation import plan_kernel
 from mhd_sim.learning.distillation.loss import add_distillation, add_embedding
 from mhd_sim.learning.distillation.plan import Plan
 from mhd_sim.learning.seam import AgentLearner, Capabilities
@@ -222,6 +224,17 @@ def same_files(a, b) -> None:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
 
 
+def python_path_agrees(sc, tmp_path, monkeypatch) -> None:
+    """Per agent, the plan's Python path (``MHD_SIM_PURE_PYTHON=1``, plan_kernel.py) writes
+    the compiled path's files bit for bit (``tmp_path / "per_agent"``)."""
+    if plan_kernel.compiled() is None:
+        return  # only the Python path is built here: the run above was it
+    with monkeypatch.context() as m:
+        m.setattr(plan_kernel, "_compiled", None)
+        run(sc, tmp_path / "python")
+    same_files(tmp_path / "per_agent", tmp_path / "python")
+
+
 def engines_agree(sc, tmp_path, name: str, learner_cls: type, reference: type) -> None:
     """``sc`` under every engine against per-agent execution: ``auto`` on 2 and 3 threads
     byte-identical; batched and timing-only as their contract says, or refused in one line."""
@@ -286,10 +299,11 @@ def plan_bytes(learner) -> int:
 
 @pytest.mark.usefixtures("decay_registered")
 @pytest.mark.parametrize("name", NAMES)
-def test_every_algorithm_conforms(tmp_path, tiny, name):
+def test_every_algorithm_conforms(tmp_path, tiny, name, monkeypatch):
     sc = scenario(tiny, name)
     caps = sc.algorithm.capabilities
-    full, events = run(sc, tmp_path / "full")
+    full, events = run(sc, tmp_path / "per_agent")
+    python_path_agrees(sc, tmp_path, monkeypatch)
     assert all(isinstance(lr, AgentLearner) for lr in full.learners)
     assert (events.event == "step").sum() > 20
     assert ((events.event == "send").sum() > 0) == (caps.messages != "nothing")
@@ -311,7 +325,7 @@ def test_every_algorithm_conforms(tmp_path, tiny, name):
 
     # auto: the per-agent files bit for bit, on its threads where it can run them
     auto, _ = run(sc.model_copy(update={"engine": "auto"}), tmp_path / "auto", workers=2)
-    same_files(tmp_path / "full", tmp_path / "auto")
+    same_files(tmp_path / "per_agent", tmp_path / "auto")
     threads = caps.distills or (caps.messages == "nothing" and not caps.shares_model)
     assert auto.population.engine == ("per-agent on 2 threads" if threads else "per_agent")
     assert all(isinstance(lr, AgentLearner) for lr in auto.learners)
@@ -345,6 +359,7 @@ def test_every_toy_variant_runs_alike_under_every_engine(tmp_path, tiny, toy, mo
     plain, _ = run(sc, tmp_path / "mhd")
     monkeypatch.setitem(ALGORITHMS._entries, "mhd", cls)
     engines_agree(sc, tmp_path, "mhd", cls, MHD)
+    python_path_agrees(sc, tmp_path, monkeypatch)
     changed = [f for f in FILES if (tmp_path / "mhd" / f).read_bytes()
                != (tmp_path / "per_agent" / f).read_bytes()]  # fmt: skip
     assert changed, f"{toy} changed nothing: its override never ran"

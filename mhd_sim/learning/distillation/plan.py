@@ -20,7 +20,8 @@ import numpy as np
 import pydantic
 
 from ..contract import DistillStep
-from .plan_kernel import compiled_ages, integers
+from . import plan_kernel
+from .plan_kernel import integers
 
 add, biggest = np.add.reduce, np.maximum.reduce
 
@@ -136,7 +137,7 @@ class Plan:
         self.cursor = 0
         self.age_sum = np.zeros(0)  # per slot: ages of its predictions used as a teacher
         self.age_count = np.zeros(0, dtype=np.int64)
-        self._fast_ages = compiled_ages()  # None: the Python path (plan_kernel.py)
+        self._fast = plan_kernel.compiled()  # None: the Python path (plan_kernel.py)
         self._per_slot, self._column = np.empty(0), np.empty(training.public_batch_size)
         # FLOPs, counted once here for every way of running the plan
         batch, pub = training.batch_size, training.public_batch_size
@@ -168,38 +169,40 @@ class Plan:
             pool = self.order
         # both batches in one call: the same numbers as two calls, one call's overhead
         bounds[b:] = len(pool)
-        drawn = integers(self.rng, bounds)
-        step = DistillStep(self.plain_flops, now, batch=drawn[:b])
-        u = pool[drawn[b:]]
         K, algo = len(self.slots), self.algo
-        fast = self._fast_ages
+        step = DistillStep(self.distill_flops, now)
         reads_all = algo.teachers is None or K <= algo.teachers  # no random neighbours drawn
-        if fast is not None and K and reads_all and not self.embeds:
-            valid = self._compiled_ages(fast, now, u, K, step)
+        if self._fast is not None and K and reads_all and not self.embeds:
+            drawn, u, valid = self._compiled_step(now, pool, K, step)
         else:
+            drawn = integers(self.rng, bounds)
+            u = pool[drawn[b:]]
             valid = self._ages(now, u, K, step)
-        step.public, step.valid = u, valid
-        step.flops = self.distill_flops
+        step.batch, step.public, step.valid = drawn[:b], u, valid
         if self.ranked and ties:  # a draw per candidate row: each source's peers, then its own
             sources = self.wiring.sources
             rows = max(map(len, sources.values())) * K + 1
             step.ties = self.tie_rng.random((len(sources), rows, len(u)))
         return step
 
-    def _compiled_ages(
-        self, fast: Callable, now: float, u: np.ndarray, K: int, step: DistillStep
-    ) -> np.ndarray:
-        """What :meth:`_ages` computes, in C (plan_kernel.py): the same numbers."""
+    def _compiled_step(
+        self, now: float, pool: np.ndarray, K: int, step: DistillStep
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The draws, the public samples and :meth:`_ages` in C (plan_kernel.py): the same
+        numbers."""
         if len(self._per_slot) < K:
             self._per_slot = np.empty(self.which.shape[1])
+        drawn = np.empty(len(self._bounds), dtype=np.int64)
+        u = np.empty(self.public_batch_size, dtype=np.int64)
         valid = np.empty((len(u), K), dtype=np.uint8)
         limit = self.algo.max_staleness
-        total, count, top = fast(now, self.which, self.stamps, u, K,
-                                 np.inf if limit is None else limit, self.age_sum,
-                                 self.age_count, valid, self._per_slot, self._column)  # fmt: skip
+        total, count, top = self._fast.step(
+            self.rng, self._bounds, pool, drawn, u, now, self.which, self.stamps, K,
+            np.inf if limit is None else limit, self.age_sum, self.age_count, valid,
+            self._per_slot, self._column)  # fmt: skip
         if self.wiring.used.size and count:  # mean and max age over every prediction read
             step.staleness = (total / count, top)
-        return valid.view(bool).T
+        return drawn, u, valid.view(bool).T
 
     def _ages(self, now: float, u: np.ndarray, K: int, step: DistillStep) -> np.ndarray:
         """Which cached predictions of samples ``u`` the step reads [K, B], their ages kept
@@ -271,11 +274,25 @@ class Plan:
             )
         k, m = self._slot(sender), self._stamp(produced)
         ids = ids.astype(np.int64, copy=False)
-        which = self.which[:, k]  # [P]
-        newer = kept = None  # kept: which samples it writes (None: all)
-        if produced >= self.latest[k]:  # newer than all it holds: no check
-            which[ids] = m
+        newest = produced >= self.latest[k]  # newer than all it holds: no check
+        if newest:
             self.latest[k] = produced
+        write = self._write if self._fast is None else self._compiled_write
+        kept = write(k, ids, m, produced, newest)
+        newer = None if kept is None else np.repeat(kept[:, None], self.heads, axis=1)  # [n, heads]
+        fresh = None  # its embeddings travel with its predictions: the same samples are newer
+        if self.embeds and self.embedding_slots[k]:
+            fresh = np.ones(len(ids), dtype=bool) if kept is None else kept
+        return k, ids, newer, fresh
+
+    def _write(
+        self, k: int, ids: np.ndarray, m: int, produced: float, newest: bool
+    ) -> np.ndarray | None:
+        """Slot ``k`` of samples ``ids`` takes message ``m``, except where it holds a later
+        prediction; which samples took it (None: all). Marks them as having predictions."""
+        which, kept = self.which[:, k], None  # [P]
+        if newest:
+            which[ids] = m
         else:
             old = self.stamps.take(which.take(ids))
             if not (old > produced).any():
@@ -283,14 +300,21 @@ class Plan:
             else:
                 kept = ~(old > produced)
                 which[ids[kept]] = m
-                newer = np.repeat(kept[:, None], self.heads, axis=1)  # [n, heads sent]
         if self._pool is None or len(self._pool) < len(self.have):  # not every sample yet
             self.have[ids] = True
             self._pool = None  # recomputed when next needed
-        fresh = None  # its embeddings travel with its predictions: the same samples are newer
-        if self.embeds and self.embedding_slots[k]:
-            fresh = np.ones(len(ids), dtype=bool) if kept is None else kept
-        return k, ids, newer, fresh
+        return kept
+
+    def _compiled_write(
+        self, k: int, ids: np.ndarray, m: int, produced: float, newest: bool
+    ) -> np.ndarray | None:
+        """:meth:`_write` in C (plan_kernel.py): the same writes."""
+        kept = np.empty(len(ids), dtype=np.uint8)
+        taken, gained = self._fast.store(self.which, k, ids, m, produced, self.stamps,
+                                         self.have, not newest, kept)  # fmt: skip
+        if gained:
+            self._pool = None  # recomputed when next needed
+        return None if taken == len(ids) else kept.view(bool)
 
     def _stamp(self, produced: float) -> int:
         """Keep a message's production time; its index in ``stamps``."""

@@ -1,7 +1,8 @@
-"""A step's plan, compiled where the package was built with its extension (``_plan_kernel.pyx``:
-numpy's own C function for the draws, numpy's summation order for the ages), numpy
-otherwise. The same numbers and the same stream either way (tests/test_plan_kernel.py checks
-that both paths give the same files); ``MHD_SIM_PURE_PYTHON=1`` forces the Python path.
+"""A plan's hot path, compiled where the package was built with its extension
+(``_plan_kernel.pyx``: numpy's own C function for the draws, numpy's summation order for the
+ages, a message's writes into the cache), numpy otherwise. The same numbers and the same
+stream either way (tests/test_plan_kernel.py checks that both paths give the same files);
+``MHD_SIM_PURE_PYTHON=1`` forces the Python path.
 
     >>> rng = np.random.default_rng(0)
     >>> integers(rng, np.array([10, 10, 3])).tolist() == np.random.default_rng(0).integers(
@@ -12,7 +13,7 @@ that both paths give the same files); ``MHD_SIM_PURE_PYTHON=1`` forces the Pytho
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from types import ModuleType
 
 import numpy as np
 
@@ -23,7 +24,10 @@ try:
 except ImportError:
     _compiled = None
 
-PATH = "python" if _compiled is None else "compiled"  # which one runs (summary.json: hot_path)
+
+def path() -> str:
+    """Which one runs: ``compiled`` or ``python`` (summary.json's ``hot_path``)."""
+    return "python" if _compiled is None else "compiled"
 
 
 def integers(rng: np.random.Generator, high: np.ndarray) -> np.ndarray:
@@ -35,6 +39,7 @@ def integers(rng: np.random.Generator, high: np.ndarray) -> np.ndarray:
     return out
 
 
-def compiled_ages() -> Callable | None:
-    """The compiled ages kernel (None: the Python path runs, Plan._ages)."""
-    return None if _compiled is None else _compiled.ages
+def compiled() -> ModuleType | None:
+    """The compiled kernels, ``step`` and ``store`` (None: the Python path runs, Plan's own
+    numpy lines)."""
+    return _compiled

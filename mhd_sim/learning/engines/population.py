@@ -179,7 +179,7 @@ def population(
     goes."""
     pop = _population(scenario, timing_only, progress, workers)
     pop.kernels = kernels.in_use()
-    pop.hot_path = plan_kernel.PATH
+    pop.hot_path = plan_kernel.path()
     pop.warnings += [w for w in [kernels.warning()] if w]
     return pop
 
