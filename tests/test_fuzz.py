@@ -79,21 +79,25 @@ class Hang(Exception):
     pass
 
 
-def validate_case(base, sets, limit=20):
-    """``mhd-sim validate`` in this process, under an alarm: (exit code, output)."""
+def invoke(args, what, limit):
+    """``mhd-sim ARGS`` in this process, under an alarm: its result (exit code, output)."""
 
     def alarm(*_):
-        raise Hang(f"validate {base} {sets} took over {limit} s")
+        raise Hang(f"{what} took over {limit} s")
 
     old = signal.signal(signal.SIGALRM, alarm)
     signal.alarm(limit)
     try:
-        args = ["validate", base, "--no-labels", *(a for s in sets for a in ("--set", s))]
-        result = CliRunner().invoke(app, args)
+        return CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
-    return result
+
+
+def validate_case(base, sets, limit=20):
+    """``mhd-sim validate`` in this process, under an alarm: (exit code, output)."""
+    args = ["validate", base, "--no-labels", *(a for s in sets for a in ("--set", s))]
+    return invoke(args, f"validate {base} {sets}", limit)
 
 
 def check_validate(base, sets):
@@ -108,22 +112,39 @@ def check_validate(base, sets):
     return result.exit_code
 
 
+def run_args(base, sets, tmp_path) -> list[str]:
+    """A timing-only run of a case, capped at 2 simulated seconds."""
+    return ["run", base, "--timing-only", "-q", "--out", str(tmp_path / "run"),
+            *(a for s in sets for a in ("--set", s)), "--set", "duration=2"]  # fmt: skip
+
+
+def check_errors(base, sets, code, stderr) -> None:
+    """Exit 0, 1 or 2, no traceback, and a failure says why in lines of its own."""
+    assert code in (0, 1, 2), (base, sets, stderr)
+    assert "Traceback" not in stderr, (base, sets, stderr)
+    if code:
+        errors = [ln for ln in stderr.splitlines() if ln.startswith("error:")]
+        assert errors and all(len(ln) <= 200 for ln in errors), stderr
+
+
 def check_run(base, sets, tmp_path):
-    """A timing-only run of a case that validated, capped at 2 simulated seconds, in its own
-    process with a time limit: exit 0, 1 or 2 and no traceback."""
-    args = [sys.executable, "-m", "mhd_sim", "run", base, "--timing-only", "-q",
-            "--out", str(tmp_path / "run"), *(a for s in sets for a in ("--set", s)),
-            "--set", "duration=2"]  # fmt: skip
+    """A case that validated, run in its own process with a time limit."""
+    args = [sys.executable, "-m", "mhd_sim", *run_args(base, sets, tmp_path)]
     try:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=120,
                               env={**os.environ, "COLUMNS": "200"})  # fmt: skip
     except subprocess.TimeoutExpired:
         pytest.fail(f"hung: {base} {sets}")
-    assert proc.returncode in (0, 1, 2), (base, sets, proc.stderr)
-    assert "Traceback" not in proc.stderr, (base, sets, proc.stderr)
-    if proc.returncode:
-        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-        assert errors and all(len(ln) <= 200 for ln in errors), proc.stderr
+    check_errors(base, sets, proc.returncode, proc.stderr)
+
+
+def check_run_here(base, sets, tmp_path):
+    """As :func:`check_run`, in this process (no interpreter and torch to start: a few
+    seconds less a case), under an alarm."""
+    result = invoke(run_args(base, sets, tmp_path), f"run {base} {sets}", 120)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        base, sets, repr(result.exception))  # fmt: skip
+    check_errors(base, sets, result.exit_code, result.stderr)
 
 
 @pytest.mark.parametrize("base, sets", cases(60, seed=1))
@@ -143,4 +164,4 @@ def test_fuzzed_scenarios_run_timing_only_or_give_one_line(tmp_path):
 @pytest.mark.parametrize("k, case", list(enumerate(cases(400, seed=3))))
 def test_many_more_fuzzed_scenarios(k, case, tmp_path):
     if check_validate(*case) == 0 and k % 4 == 0:
-        check_run(*case, tmp_path)
+        check_run_here(*case, tmp_path)
