@@ -125,6 +125,8 @@ def estimate(sc: Any, timing_only: bool = False) -> Estimate:
         every = getattr(algo, "share_every", 1) or 1
         stamps = 8 * 2 * min(out.steps, MAX_STEPS) / every * degree
         out.memory["caches of peers' predictions"] = 2 * links * public * per_entry + stamps
+        # each plan's walk through the public set (int64) and which samples it has (bool)
+        out.memory["plans' public walks"] = n * public * 9
     out.memory["per-agent bookkeeping"] = n * PER_AGENT["timing_only" if timing_only else "full"]
     out.memory["links"] = 600.0 * links  # the graph's dictionaries
     # label mixes, histograms and per-class accuracies: a few [agents, classes] float64 tables
