@@ -1,6 +1,7 @@
-"""The plan's compiled draws (learning/distillation/_plan_kernel.pyx) against numpy's
-Generator.integers: the same numbers, the same stream after them, the same files for a run;
-MHD_SIM_PURE_PYTHON=1 forces the Python path, and a run says which one ran."""
+"""The plan's compiled hot path (learning/distillation/_plan_kernel.pyx) against the Python
+one: numpy's draws and stream, a whole step's samples and ages, a message's writes, and the
+same files for bundled and fuzzed runs; MHD_SIM_PURE_PYTHON=1 forces the Python path, and a
+run says which one ran."""
 
 import json
 import os

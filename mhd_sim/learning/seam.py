@@ -154,5 +154,5 @@ class Population:
     # the CPU kernels torch runs (learning/kernels.py): what makes the numbers the same on
     # every machine (empty: not recorded)
     kernels: dict[str, Any] = field(default_factory=dict)
-    hot_path: str = ""  # the plan's draws: compiled or python (distillation/plan_kernel.py)
+    hot_path: str = ""  # the plans' hot path: compiled or python (distillation/plan_kernel.py)
     warnings: list[str] = field(default_factory=list)  # lines for the user, before the run

@@ -138,6 +138,7 @@ class Plan:
         self.age_sum = np.zeros(0)  # per slot: ages of its predictions used as a teacher
         self.age_count = np.zeros(0, dtype=np.int64)
         self._fast = plan_kernel.compiled()  # None: the Python path (plan_kernel.py)
+        # the compiled step's scratch: each slot's sum, and one slot's ages (summed pairwise)
         self._per_slot, self._column = np.empty(0), np.empty(training.public_batch_size)
         # FLOPs, counted once here for every way of running the plan
         batch, pub = training.batch_size, training.public_batch_size
